@@ -1,0 +1,279 @@
+"""Noise (β) schedules and the `NoiseSchedule` object that owns every derived buffer.
+
+Index convention (used everywhere in Diffusion Lab): t ∈ {0, …, T−1}.
+``alphas_cumprod[t] = ∏_{s≤t} (1 − β_s)``, so t = 0 is already one noising step and
+ᾱ at t = −1 is 1 (the clean data). This is the convention of diffusers; the DDPM paper
+numbers steps 1..T, so paper step k is our t = k − 1.
+
+Code name ↔ paper symbol (Ho et al. 2020, "DDPM"; Nichol & Dhariwal 2021, "iDDPM"):
+
+==============================  ======================================================
+``betas[t]``                    β_t, the variance added at step t            (eq. 2)
+``alphas[t]``                   α_t = 1 − β_t
+``alphas_cumprod[t]``           ᾱ_t = ∏_{s≤t} α_s                             (eq. 4)
+``alphas_cumprod_prev[t]``      ᾱ_{t−1}, with ᾱ_{−1} = 1
+``sqrt_alphas_cumprod``         √ᾱ_t, the signal scale of x_t
+``sqrt_one_minus_alphas_cumprod``  √(1 − ᾱ_t), the noise scale of x_t
+``posterior_variance[t]``       β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t         (eq. 7)
+``posterior_log_variance_clipped``  log β̃_t with β̃_0 (= 0) replaced by β̃_1
+``posterior_mean_coef1/2``      the x0 and x_t weights of μ̃_t(x_t, x0)       (eq. 7)
+``snr[t]``, ``log_snr[t]``      ᾱ_t / (1 − ᾱ_t) and its natural log
+==============================  ======================================================
+
+Everything is computed once in float64 and cast to float32 once; nothing else in the code
+base recomputes these quantities.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Literal, get_args
+
+import torch
+
+ScheduleKind = Literal["linear", "cosine", "quadratic", "sigmoid", "polynomial", "custom"]
+SCHEDULE_KINDS: tuple[str, ...] = get_args(ScheduleKind)
+# Kinds shown in the UI as overlays (custom needs a user array).
+BUILTIN_KINDS: tuple[str, ...] = ("linear", "cosine", "quadratic", "sigmoid", "polynomial")
+
+MAX_T = 100_000
+TERMINAL_SIGNAL_WARN = 0.01  # warn when √ᾱ_{T−1} is above this: x_{T−1} still carries signal
+COSINE_MAX_BETA = 0.999  # iDDPM clips β to avoid a singular step at the end
+
+
+def _check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool = True,
+                 hi_open: bool = True) -> None:
+    ok_lo = value > lo if lo_open else value >= lo
+    ok_hi = value < hi if hi_open else value <= hi
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and ok_lo and ok_hi):
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}; got {value!r}")
+
+
+def make_betas(
+    kind: str,
+    T: int,
+    *,
+    beta_start: float = 1e-4,
+    beta_end: float = 0.02,
+    scale_to_T: bool = False,
+    cosine_s: float = 0.008,
+    power: float = 2.0,
+    custom_betas: tuple[float, ...] | list[float] | torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The β_t for t = 0..T−1, as a float64 tensor of shape ``[T]``.
+
+    Definitions (u = t / (T − 1) runs from 0 at t = 0 to 1 at t = T − 1):
+
+    - ``linear``: β_t goes in equal steps from β_start to β_end (``torch.linspace``).
+      DDPM used 1e-4..0.02 with T = 1000.
+    - ``cosine`` (Nichol & Dhariwal 2021, eq. 17): choose ᾱ directly,
+      f(u) = cos²((u + s)/(1 + s) · π/2), ᾱ_t = f((t+1)/T) / f(0), so
+      β_t = min(1 − f((t+1)/T) / f(t/T), 0.999). β_start/β_end are not used.
+    - ``quadratic``: √β_t goes in equal steps from √β_start to √β_end, i.e.
+      β_t = (√β_start + u·(√β_end − √β_start))². It ends at β_end (it does add noise).
+    - ``sigmoid``: β_t = β_start + (β_end − β_start) · sigmoid(linspace(−6, 6, T)).
+    - ``polynomial``: β_t = β_start + (β_end − β_start) · u^power. power = 1 is linear;
+      power > 1 keeps β small for early t, so fine detail survives longer.
+    - ``custom``: the given array (length T, every value in (0, 1)).
+
+    ``scale_to_T`` multiplies β_start and β_end by 1000 / T (improved-diffusion), so a short
+    chain adds about as much total noise as DDPM's T = 1000 chain.
+
+    Raises:
+        ValueError: naming the parameter and its allowed range.
+    """
+    if kind not in SCHEDULE_KINDS:
+        raise ValueError(f"schedule kind must be one of {', '.join(SCHEDULE_KINDS)}; got {kind!r}")
+    if not isinstance(T, int) or isinstance(T, bool) or not 1 <= T <= MAX_T:
+        raise ValueError(f"T must be an integer in [1, {MAX_T}]; got {T!r}")
+    if kind == "custom":
+        if custom_betas is None:
+            raise ValueError("custom_betas must be given for the custom schedule")
+        betas = torch.as_tensor(custom_betas, dtype=torch.float64).flatten()
+        if betas.numel() != T:
+            raise ValueError(f"custom_betas must have T = {T} values; got {betas.numel()}")
+        if not torch.isfinite(betas).all() or (betas <= 0).any() or (betas >= 1).any():
+            raise ValueError("custom_betas must all be finite and in (0, 1)")
+        return betas
+
+    if kind == "cosine":
+        _check_range("cosine_s", cosine_s, 0.0, 1.0, lo_open=False)
+        steps = torch.arange(T + 1, dtype=torch.float64) / T
+        f = torch.cos((steps + cosine_s) / (1 + cosine_s) * math.pi / 2) ** 2
+        return torch.clamp(1 - f[1:] / f[:-1], max=COSINE_MAX_BETA)
+
+    _check_range("beta_start", beta_start, 0.0, 1.0)
+    _check_range("beta_end", beta_end, 0.0, 1.0)
+    if beta_end < beta_start:
+        raise ValueError(f"beta_end must be ≥ beta_start ({beta_start}); got {beta_end}")
+    if scale_to_T:
+        scale = 1000.0 / T
+        beta_start, beta_end = beta_start * scale, beta_end * scale
+        if beta_end >= 1:
+            raise ValueError(
+                f"with the 1000/T scaling, beta_end becomes {beta_end:.3g} ≥ 1; "
+                f"use T ≥ {math.floor(1000 * beta_end / scale) + 1} or turn the scaling off"
+            )
+    u = torch.linspace(0, 1, T, dtype=torch.float64)
+    if kind == "linear":
+        return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+    if kind == "quadratic":
+        return (math.sqrt(beta_start) + u * (math.sqrt(beta_end) - math.sqrt(beta_start))) ** 2
+    if kind == "sigmoid":
+        s = torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64))
+        return beta_start + (beta_end - beta_start) * s
+    # polynomial
+    _check_range("power", power, 0.0, 10.0, hi_open=False)
+    return beta_start + (beta_end - beta_start) * u**power
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Everything that defines a schedule; one UI control maps onto one field.
+
+    See :func:`make_betas` for the exact definition of each kind.
+    """
+
+    kind: ScheduleKind = "linear"
+    T: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    scale_to_T: bool = False
+    cosine_s: float = 0.008
+    power: float = 2.0
+    custom_betas: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.custom_betas is not None and not isinstance(self.custom_betas, tuple):
+            object.__setattr__(self, "custom_betas", tuple(float(b) for b in self.custom_betas))
+        make_betas(**self._kwargs())  # validates every field
+
+    def _kwargs(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def betas(self) -> torch.Tensor:
+        """β_t for t = 0..T−1, float64 ``[T]``."""
+        return make_betas(**self._kwargs())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["custom_betas"] is not None:
+            d["custom_betas"] = list(d["custom_betas"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ScheduleConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown schedule config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ScheduleHealth:
+    """How close the chain's last step is to pure noise N(0, I)."""
+
+    alpha_bar_last: float  # ᾱ_{T−1}
+    signal_last: float  # √ᾱ_{T−1}: weight of x0 left in x_{T−1}
+    snr_last: float  # ᾱ_{T−1} / (1 − ᾱ_{T−1})
+    warning: str | None  # set when √ᾱ_{T−1} > TERMINAL_SIGNAL_WARN
+
+
+class NoiseSchedule:
+    """A β schedule and every quantity derived from it, for t = 0..T−1.
+
+    Built once from a :class:`ScheduleConfig`: computed in float64, stored as float32 CPU
+    tensors of shape ``[T]`` (the float64 originals stay available as ``.float64``).
+    Instances are immutable: attributes cannot be reassigned and no method changes them.
+    ``schedule.to(device)`` returns a copy on another device.
+    """
+
+    __slots__ = (
+        "config", "T", "float64", "betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev",
+        "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", "sqrt_recip_alphas",
+        "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod", "posterior_variance",
+        "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+        "snr", "log_snr", "_frozen",
+    )
+
+    def __init__(self, config: ScheduleConfig | None = None, **kwargs) -> None:
+        if config is None:
+            config = ScheduleConfig(**kwargs)
+        elif kwargs:
+            raise TypeError("pass either a ScheduleConfig or keyword fields, not both")
+        b = config.betas()  # float64 [T]
+        a = 1.0 - b
+        ac = torch.cumprod(a, dim=0)  # ᾱ_t, eq. (4)
+        ac_prev = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]])  # ᾱ_{t−1}, ᾱ_{−1}=1
+        one_minus = 1.0 - ac
+        post_var = b * (1.0 - ac_prev) / one_minus  # β̃_t, DDPM eq. (7); β̃_0 = 0
+        # log β̃ clipped: β̃_0 = 0, so reuse β̃_1 there (improved-diffusion).
+        first = post_var[1] if len(b) > 1 else b[0]
+        post_log_var = torch.log(torch.cat([first.reshape(1), post_var[1:]]))
+        values64 = {
+            "betas": b,
+            "alphas": a,
+            "alphas_cumprod": ac,
+            "alphas_cumprod_prev": ac_prev,
+            "sqrt_alphas_cumprod": ac.sqrt(),
+            "sqrt_one_minus_alphas_cumprod": one_minus.sqrt(),
+            "sqrt_recip_alphas": a.rsqrt(),
+            "sqrt_recip_alphas_cumprod": ac.rsqrt(),
+            "sqrt_recipm1_alphas_cumprod": (1.0 / ac - 1.0).sqrt(),
+            "posterior_variance": post_var,
+            "posterior_log_variance_clipped": post_log_var,
+            "posterior_mean_coef1": b * ac_prev.sqrt() / one_minus,  # eq. (7), x0 weight
+            "posterior_mean_coef2": (1.0 - ac_prev) * a.sqrt() / one_minus,  # eq. (7), x_t
+            "snr": ac / one_minus,
+            "log_snr": torch.log(ac) - torch.log(one_minus),
+        }
+        self._set("config", config)
+        self._set("T", len(b))
+        self._set("float64", values64)
+        for name, value in values64.items():
+            self._set(name, value.to(torch.float32))
+        self._set("_frozen", True)
+
+    def _set(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError("NoiseSchedule is immutable; build a new one from a ScheduleConfig")
+
+    def __repr__(self) -> str:
+        return f"NoiseSchedule({self.config.kind!r}, T={self.T})"
+
+    def to(self, device: torch.device | str) -> NoiseSchedule:
+        """A copy whose float32 buffers live on ``device``."""
+        new = object.__new__(NoiseSchedule)
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if isinstance(value, torch.Tensor):
+                value = value.to(device)
+            object.__setattr__(new, name, value)
+        return new
+
+    def alpha_bar(self, t: int) -> float:
+        """ᾱ_t as a Python float (float64 precision), with ᾱ_{−1} = 1."""
+        if not isinstance(t, int) or not -1 <= t < self.T:
+            raise ValueError(f"t must be an integer in [-1, {self.T - 1}]; got {t!r}")
+        return 1.0 if t == -1 else float(self.float64["alphas_cumprod"][t])
+
+    def health(self) -> ScheduleHealth:
+        """Terminal statistics: does x_{T−1} come out near N(0, I)?"""
+        ab = float(self.float64["alphas_cumprod"][-1])
+        signal = math.sqrt(ab)
+        snr = ab / (1.0 - ab)
+        warning = None
+        if signal > TERMINAL_SIGNAL_WARN:
+            warning = (
+                f"The chain does not end near pure noise: √ᾱ_(T−1) = {signal:.3f} "
+                f"(> {TERMINAL_SIGNAL_WARN}), so x_(T−1) still keeps {100 * signal:.1f}% of x0 "
+                "and sampling from N(0, I) starts off the training distribution. "
+                "Increase T or β_end, or use the 1000/T scaling or the cosine schedule."
+            )
+        return ScheduleHealth(alpha_bar_last=ab, signal_last=signal, snr_last=snr, warning=warning)
