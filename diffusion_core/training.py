@@ -1,0 +1,249 @@
+"""Training: the ε-prediction objective (DDPM Algorithm 1, eq. 14) for any model and data shape.
+
+Index convention: t ∈ {0, …, T−1}, drawn uniformly per example.
+
+One loop serves the 2D MLP and the image U-Net. :class:`Trainer` keeps the optimizer and
+optional EMA between calls, so a UI can train, stop, look, and train more. Its
+:meth:`Trainer.run` is a generator that yields a :class:`TrainProgress` every
+``report_every`` steps; the caller stops it by closing the generator or through
+``should_stop``. A NaN/inf loss raises :class:`TrainingDiverged` *before* the bad update, so
+the model keeps its last good weights.
+
+Code name ↔ paper symbol: ``x0`` x_0, ``noise`` ε, ``x_t`` √ᾱ_t x0 + √(1−ᾱ_t) ε (eq. 4),
+``pred_eps`` ε_θ(x_t, t); loss ‖ε − ε_θ‖² ("L_simple", eq. 14).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .forward import q_sample
+from .schedules import NoiseSchedule
+
+LossKind = Literal["l2", "l1", "huber"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the offending update was not applied."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (AdamW). One UI control maps onto one field."""
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    loss: LossKind = "l2"
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off
+    ema_decay: float = 0.0  # 0 = off; e.g. 0.995 keeps an exponential moving average
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    seed: int = 0
+    report_every: int = 50
+    timestep_bins: int = 10
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        need(isinstance(self.steps, int) and 1 <= self.steps <= 10_000_000,
+             f"steps must be an integer in [1, 10000000]; got {self.steps!r}")
+        need(isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65_536,
+             f"batch_size must be an integer in [1, 65536]; got {self.batch_size!r}")
+        need(isinstance(self.lr, (int, float)) and 0 < self.lr <= 1 and math.isfinite(self.lr),
+             f"lr must be in (0, 1]; got {self.lr!r}")
+        need(0 <= self.weight_decay <= 1,
+             f"weight_decay must be in [0, 1]; got {self.weight_decay}")
+        need(self.loss in ("l2", "l1", "huber"), f"loss must be l2, l1 or huber; got {self.loss!r}")
+        need(0 <= self.grad_clip <= 1e6, f"grad_clip must be in [0, 1e6]; got {self.grad_clip}")
+        need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1); got {self.ema_decay}")
+        need(self.lr_schedule in ("constant", "cosine"),
+             f"lr_schedule must be constant or cosine; got {self.lr_schedule!r}")
+        need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
+             f"warmup_steps must be an integer ≥ 0; got {self.warmup_steps!r}")
+        need(isinstance(self.report_every, int) and self.report_every >= 1,
+             f"report_every must be an integer ≥ 1; got {self.report_every!r}")
+        need(isinstance(self.timestep_bins, int) and 1 <= self.timestep_bins <= 1000,
+             f"timestep_bins must be in [1, 1000]; got {self.timestep_bins!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """A report from the training loop.
+
+    ``loss`` is the mean loss over the steps since the last report; ``losses`` the per-step
+    values of those steps. ``timestep_loss[i]`` is the mean per-example loss for t in
+    ``[timestep_edges[i], timestep_edges[i+1])`` over the whole run so far (NaN if unseen).
+    """
+
+    step: int  # steps done in total (this run and earlier ones)
+    run_step: int  # steps done in this call of run()
+    run_steps: int  # steps this call of run() will do
+    loss: float
+    losses: tuple[float, ...]
+    timestep_edges: tuple[int, ...]
+    timestep_loss: tuple[float, ...]
+    lr: float
+    elapsed_s: float
+    done: bool
+
+
+def _per_example_loss(kind: LossKind, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Loss per example ``[B]``: the mean over every non-batch dimension."""
+    if kind == "l2":
+        err = F.mse_loss(pred, target, reduction="none")
+    elif kind == "l1":
+        err = F.l1_loss(pred, target, reduction="none")
+    else:
+        err = F.huber_loss(pred, target, reduction="none", delta=1.0)
+    return err.flatten(1).mean(1)
+
+
+class Trainer:
+    """Trains an ε-predictor on ``data`` with ``schedule``; keeps state between runs.
+
+    Args:
+        model: ``model(x_t, t) -> pred_eps``; trained in place (on its own device).
+        schedule: the noise schedule (the model never sees it).
+        data: ``[N, ...]`` float tensor of training examples (2D points or images in [−1, 1]).
+        config: optimisation settings.
+    """
+
+    def __init__(self, model: nn.Module, schedule: NoiseSchedule, data: torch.Tensor,
+                 config: TrainConfig | None = None) -> None:
+        config = config or TrainConfig()
+        if not isinstance(data, torch.Tensor) or data.ndim < 2 or len(data) < 1:
+            raise ValueError("data must be a float tensor of shape [N, ...] with N ≥ 1")
+        if not torch.isfinite(data).all():
+            raise ValueError("data contains NaN or inf")
+        device = next(model.parameters()).device
+        self.model = model
+        self.schedule = schedule.to(device)
+        self.data = data.to(device=device, dtype=torch.float32)
+        self.config = config
+        self.step = 0
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.ema = None
+        if config.ema_decay > 0:
+            self.ema = copy.deepcopy(model).eval().requires_grad_(False)
+        self.generator = torch.Generator(device=device).manual_seed(config.seed)
+        bins = min(config.timestep_bins, schedule.T)
+        self.edges = tuple(round(i * schedule.T / bins) for i in range(bins + 1))
+        self._bin_of_t = torch.bucketize(torch.arange(schedule.T), torch.tensor(self.edges[1:]),
+                                         right=True).to(device)
+        self._bin_sum = torch.zeros(bins, dtype=torch.float64)
+        self._bin_count = torch.zeros(bins, dtype=torch.float64)
+
+    def sampling_model(self) -> nn.Module:
+        """The model to sample from: the EMA copy when EMA is on, else the trained model."""
+        return self.ema if self.ema is not None else self.model
+
+    def _lr_at(self, step: int, total: int) -> float:
+        c = self.config
+        lr = c.lr
+        if c.warmup_steps and step < c.warmup_steps:
+            return lr * (step + 1) / c.warmup_steps
+        if c.lr_schedule == "cosine":
+            p = min(1.0, (step - c.warmup_steps) / max(1, total - c.warmup_steps))
+            lr = c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+        return lr
+
+    def train_step(self, lr: float) -> float:
+        """One optimisation step (DDPM Algorithm 1); returns the batch loss."""
+        c, g = self.config, self.generator
+        idx = torch.randint(0, len(self.data), (c.batch_size,), generator=g,
+                            device=self.data.device)
+        x0 = self.data[idx]
+        t = torch.randint(0, self.schedule.T, (c.batch_size,), generator=g, device=x0.device)
+        noise = torch.randn(x0.shape, generator=g, device=x0.device)
+        x_t = q_sample(self.schedule, x0, t, noise)  # eq. (4)
+        self.model.train()
+        per_example = _per_example_loss(c.loss, self.model(x_t, t), noise)  # eq. (14)
+        loss = per_example.mean()
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss.item()} at step {self.step + 1}; the model keeps its "
+                "last good weights. Lower the learning rate or turn on gradient clipping."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.step()
+        if self.ema is not None:
+            with torch.no_grad():
+                decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))  # EMA warm-up
+                for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
+                    pe.lerp_(p.detach(), 1 - decay)
+                for be, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+                    be.copy_(b)
+        with torch.no_grad():
+            bins = self._bin_of_t[t].cpu()
+            self._bin_sum.index_add_(0, bins, per_example.detach().double().cpu())
+            self._bin_count.index_add_(0, bins, torch.ones_like(bins, dtype=torch.float64))
+        self.step += 1
+        return loss.item()
+
+    def timestep_loss(self) -> tuple[float, ...]:
+        mean = self._bin_sum / self._bin_count
+        return tuple(float(v) for v in mean)
+
+    def run(self, steps: int | None = None, *,
+            should_stop: Callable[[], bool] | None = None) -> Iterator[TrainProgress]:
+        """Train ``steps`` more steps (default: ``config.steps``), yielding progress reports.
+
+        Stops early, after a final report, when ``should_stop()`` turns true; closing the
+        generator stops it at once. Either way the model keeps the weights trained so far.
+        """
+        steps = self.config.steps if steps is None else steps
+        if not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an integer ≥ 1; got {steps!r}")
+        start = time.perf_counter()
+        window: list[float] = []
+        for i in range(steps):
+            lr = self._lr_at(i, steps)
+            window.append(self.train_step(lr))
+            stop = should_stop is not None and should_stop()
+            last = i + 1 == steps or stop
+            if last or (i + 1) % self.config.report_every == 0:
+                yield TrainProgress(
+                    step=self.step, run_step=i + 1, run_steps=steps,
+                    loss=sum(window) / len(window), losses=tuple(window),
+                    timestep_edges=self.edges, timestep_loss=self.timestep_loss(), lr=lr,
+                    elapsed_s=time.perf_counter() - start, done=last,
+                )
+                window = []
+            if stop:
+                return
+
+
+def train(model: nn.Module, schedule: NoiseSchedule, data: torch.Tensor,
+          config: TrainConfig | None = None, *,
+          should_stop: Callable[[], bool] | None = None) -> Iterator[TrainProgress]:
+    """Convenience: ``Trainer(model, schedule, data, config).run(should_stop=...)``."""
+    yield from Trainer(model, schedule, data, config).run(should_stop=should_stop)
