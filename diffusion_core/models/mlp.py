@@ -1,0 +1,151 @@
+"""A small noise predictor for 2D toy data: ``MLP2D(x_t [B, 2], t [B]) -> pred_eps [B, 2]``.
+
+Index convention: t ∈ {0, …, T−1}, int64 ``[B]``; ``num_timesteps`` is T. The network knows
+nothing else of the noise schedule.
+
+Architecture: ``concat[x_t, emb(t)] → depth × (Linear(hidden), act) → Linear(2)``. On CPU
+benchmarks (make_moons, T = 50 and 100, 1 s of training on 2 cores) this plain stack was as good
+as residual variants or injecting the embedding into every layer, and it is the fastest per step,
+so it stays plain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from .embeddings import (
+    OneHotLinearEmbedding,
+    ScalarEmbedding,
+    SinusoidalEmbedding,
+    check_choice_field,
+    check_int_field,
+    check_timesteps,
+    checked_config_kwargs,
+)
+
+__all__ = ["MLP2D", "MLPConfig"]
+
+Activation = Literal["silu", "relu", "gelu", "leaky_relu"]
+TimeEmbedding = Literal["sinusoidal", "onehot_linear", "scalar"]
+
+ACTIVATIONS: tuple[str, ...] = ("silu", "relu", "gelu", "leaky_relu")
+TIME_EMBEDDINGS: tuple[str, ...] = ("sinusoidal", "onehot_linear", "scalar")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLPConfig:
+    """Configuration of :class:`MLP2D` (frozen; every field maps onto one UI control).
+
+    Attributes:
+        kind: always ``"mlp2d"``; lets a JSON dict say which model it describes.
+        hidden: width of each hidden layer, 1..4096.
+        depth: number of hidden layers, 1..16.
+        activation: nonlinearity after each hidden layer.
+        time_embedding: how t enters the network —
+            ``"sinusoidal"`` (Transformer/DDPM encoding, ``embed_dim`` features),
+            ``"onehot_linear"`` (``Linear(one_hot(t, T), 1)``: one learned scalar per t) or
+            ``"scalar"`` (``t / T`` as one feature).
+        embed_dim: width of the sinusoidal embedding (even, 4..1024; unused by the others).
+        num_timesteps: T; t must lie in 0..T−1 (1..100000).
+    """
+
+    kind: Literal["mlp2d"] = "mlp2d"
+    hidden: int = 128
+    depth: int = 3
+    activation: Activation = "silu"
+    time_embedding: TimeEmbedding = "sinusoidal"
+    embed_dim: int = 32
+    num_timesteps: int = 1000
+
+    def __post_init__(self) -> None:
+        check_choice_field("kind", self.kind, ("mlp2d",))
+        check_int_field("hidden", self.hidden, 1, 4096)
+        check_int_field("depth", self.depth, 1, 16)
+        check_choice_field("activation", self.activation, ACTIVATIONS)
+        check_choice_field("time_embedding", self.time_embedding, TIME_EMBEDDINGS)
+        check_int_field("embed_dim", self.embed_dim, 4, 1024)
+        if self.embed_dim % 2:
+            raise ValueError(f"embed_dim must be even, got {self.embed_dim}")
+        check_int_field("num_timesteps", self.num_timesteps, 1, 100_000)
+
+    @property
+    def time_features(self) -> int:
+        """Number of features the time embedding adds to the 2 input coordinates."""
+        return self.embed_dim if self.time_embedding == "sinusoidal" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (``kind`` included)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MLPConfig:
+        """Inverse of :meth:`to_dict`; unknown keys or a wrong ``kind`` raise ``ValueError``."""
+        kwargs = checked_config_kwargs(cls.__name__, "mlp2d", (f.name for f in fields(cls)), d)
+        return cls(**kwargs)
+
+
+def make_activation(name: str) -> nn.Module:
+    """``"silu" | "relu" | "gelu" | "leaky_relu"`` → a fresh activation module."""
+    if name == "silu":
+        return nn.SiLU()
+    if name == "relu":
+        return nn.ReLU()
+    if name == "gelu":
+        return nn.GELU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU(0.01)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+
+
+class MLP2D(nn.Module):
+    """Noise predictor for 2D points: ``model(x_t, t) -> pred_eps``.
+
+    Shapes: ``x_t: [B, 2]`` float, ``t: [B]`` int64 with t ∈ {0, …, T−1}
+    (``T = config.num_timesteps``) → ``pred_eps: [B, 2]``.
+    """
+
+    def __init__(self, config: MLPConfig | None = None) -> None:
+        super().__init__()
+        config = MLPConfig() if config is None else config
+        if not isinstance(config, MLPConfig):
+            raise TypeError(f"config must be an MLPConfig, got {type(config).__name__}")
+        self.config = config
+
+        self.time_embed: nn.Module
+        if config.time_embedding == "sinusoidal":
+            self.time_embed = SinusoidalEmbedding(config.embed_dim)
+        elif config.time_embedding == "onehot_linear":
+            self.time_embed = OneHotLinearEmbedding(config.num_timesteps)
+        else:
+            self.time_embed = ScalarEmbedding(config.num_timesteps)
+
+        layers: list[nn.Module] = []
+        width = 2 + config.time_features
+        for _ in range(config.depth):
+            layers += [nn.Linear(width, config.hidden), make_activation(config.activation)]
+            width = config.hidden
+        layers.append(nn.Linear(width, 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predict the noise in ``x_t``.
+
+        Args:
+            x_t: ``[B, 2]`` float noisy points.
+            t: ``[B]`` int64 timesteps, t ∈ {0, …, T−1}.
+
+        Returns:
+            ``pred_eps``: ``[B, 2]``, same dtype as the parameters.
+        """
+        if not isinstance(x_t, torch.Tensor) or x_t.ndim != 2 or x_t.shape[1] != 2:
+            shape = list(x_t.shape) if isinstance(x_t, torch.Tensor) else type(x_t).__name__
+            raise ValueError(f"x_t must have shape [B, 2], got {shape}")
+        if not x_t.dtype.is_floating_point:
+            raise ValueError(f"x_t must be a float tensor, got dtype {x_t.dtype}")
+        check_timesteps(t, x_t.shape[0], self.config.num_timesteps)
+        emb = self.time_embed(t).to(x_t.dtype)
+        return self.net(torch.cat((x_t, emb), dim=-1))
