@@ -161,7 +161,7 @@ class Trainer:
         """The model to sample from: the EMA copy when EMA is on, else the trained model."""
         return self.ema if self.ema is not None else self.model
 
-    def _lr_at(self, step: int, total: int) -> float:
+    def lr_at(self, step: int, total: int) -> float:
         c = self.config
         lr = c.lr
         if c.warmup_steps and step < c.warmup_steps:
@@ -226,7 +226,7 @@ class Trainer:
         start = time.perf_counter()
         window: list[float] = []
         for i in range(steps):
-            lr = self._lr_at(i, steps)
+            lr = self.lr_at(i, steps)
             window.append(self.train_step(lr))
             stop = should_stop is not None and should_stop()
             last = i + 1 == steps or stop
