@@ -1,0 +1,152 @@
+"""Shared look and helpers for every tab: theme, plot styling, schedule inputs, error messages.
+
+Pages import this module and ``diffusion_core``; they never import each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import wraps
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from diffusion_core.schedules import BUILTIN_KINDS, ScheduleConfig
+
+# One colour per schedule kind, used on every tab (colour-blind-safe Okabe–Ito palette).
+SCHEDULE_COLORS = {
+    "linear": "#0072B2",
+    "cosine": "#D55E00",
+    "quadratic": "#009E73",
+    "sigmoid": "#CC79A7",
+    "polynomial": "#E69F00",
+    "custom": "#56B4E9",
+}
+DATA_COLOR = "#0072B2"
+SAMPLE_COLOR = "#D55E00"
+NOISE_COLOR = "#7f7f7f"
+
+SCHEDULE_LABELS = {
+    "linear": "linear — β in equal steps from β_start to β_end",
+    "cosine": "cosine — ᾱ_t = f(t+1)/f(0), f(u) = cos²((u/T + s)/(1 + s)·π/2)",
+    "quadratic": "quadratic — √β in equal steps from √β_start to √β_end",
+    "sigmoid": "sigmoid — β_start + (β_end − β_start)·sigmoid(linspace(−6, 6, T))",
+    "polynomial": "polynomial — β_start + (β_end − β_start)·(t/(T−1))^p",
+}
+
+T_MIN, T_MAX = 2, 4000
+MAX_POINTS = 20_000  # 2D points a user may ask for (plots and memory stay sane)
+
+# Sizes chosen to read well on a laptop and on a projector.
+FONT = dict(family="Inter, ui-sans-serif, system-ui, -apple-system, Segoe UI, sans-serif",
+            size=14)
+
+
+def theme() -> gr.themes.Base:
+    """The app's theme: system fonts only (no web-font requests), indigo accents."""
+    return gr.themes.Soft(
+        primary_hue="indigo",
+        secondary_hue="pink",
+        neutral_hue="slate",
+        font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+
+
+CSS = """
+.gradio-container {max-width: 1400px !important;}
+.dl-health {font-size: 0.95rem;}
+.dl-warn {color: #b45309; font-weight: 600;}
+footer {display: none !important;}
+"""
+
+
+def style_figure(fig: go.Figure, *, title: str | None = None, height: int = 360,
+                 x_title: str | None = None, y_title: str | None = None) -> go.Figure:
+    """Apply the app's plot style (white background, readable fonts, labelled axes)."""
+    fig.update_layout(
+        template="plotly_white",
+        font=FONT,
+        height=height,
+        margin=dict(l=60, r=20, t=50 if title else 20, b=50),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        hovermode="x unified",
+    )
+    if title:
+        fig.update_layout(title=dict(text=title, x=0.01, font=dict(size=16)))
+    if x_title:
+        fig.update_xaxes(title_text=x_title)
+    if y_title:
+        fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+def number(name: str, value, lo: float, hi: float, *, integer: bool = False) -> float | int:
+    """Validate one numeric UI input; raises ``gr.Error`` in plain words when it is bad."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{name} must be a number (got {value!r}).") from None
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise gr.Error(f"{name} must be between {lo:g} and {hi:g} (got {value!r}).")
+    if integer:
+        if v != int(v):
+            raise gr.Error(f"{name} must be a whole number (got {value!r}).")
+        return int(v)
+    return v
+
+
+def schedule_config(kind: str, T, beta_start, beta_end, scale_to_T: bool = False,
+                    cosine_s=0.008, power=2.0) -> ScheduleConfig:
+    """Build a :class:`ScheduleConfig` from UI values, turning bad input into ``gr.Error``."""
+    if kind not in BUILTIN_KINDS:
+        raise gr.Error(f"Unknown schedule {kind!r}; choose one of {', '.join(BUILTIN_KINDS)}.")
+    T = number("T (number of steps)", T, T_MIN, T_MAX, integer=True)
+    beta_start = number("β_start", beta_start, 1e-8, 0.999)
+    beta_end = number("β_end", beta_end, 1e-8, 0.999)
+    cosine_s = number("cosine offset s", cosine_s, 0.0, 0.5)
+    power = number("polynomial power p", power, 0.1, 10.0)
+    if kind != "cosine" and beta_end <= beta_start:
+        raise gr.Error(f"β_end ({beta_end:g}) must be larger than β_start ({beta_start:g}).")
+    try:
+        return ScheduleConfig(kind=kind, T=T, beta_start=beta_start, beta_end=beta_end,
+                              scale_to_T=bool(scale_to_T), cosine_s=cosine_s, power=power)
+    except ValueError as e:
+        raise gr.Error(str(e)) from None
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Turn a core ``ValueError`` into a ``gr.Error`` with its message (no stack trace).
+
+    Works for plain functions and generators. ``gr.Error`` passes through unchanged.
+    """
+    import inspect
+
+    if inspect.isgeneratorfunction(fn):
+        @wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except ValueError as e:
+                raise gr.Error(str(e)) from None
+        return gen_wrapper
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ValueError as e:
+            raise gr.Error(str(e)) from None
+    return wrapper
+
+
+INDEX_CONVENTION_MD = (
+    "Steps are numbered **t = 0 … T−1** (as in diffusers): "
+    "$\\bar\\alpha_t = \\prod_{s \\le t}(1-\\beta_s)$, so t = 0 is already one noising step "
+    "and $\\bar\\alpha_{-1} = 1$ is the clean image. (The DDPM paper counts 1 … T.)"
+)

@@ -1,0 +1,390 @@
+"""Tab 1 · Noise schedules: overlay β schedules, see ᾱ, signal/noise scales and log-SNR.
+
+The "primary" schedule chosen here is written into the app-wide ``shared_schedule`` state
+(``ScheduleConfig.to_dict()``), which the other tabs use as their default.
+
+Handlers are plain module-level functions (tests call them directly):
+
+* :func:`update_schedules` — controls → (figure, health table, shared schedule dict)
+* :func:`export_csv` — controls → path of a CSV file with every plotted quantity
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from plotly.utils import PlotlyJSONEncoder
+
+from diffusion_core.schedules import (
+    BUILTIN_KINDS,
+    TERMINAL_SIGNAL_WARN,
+    NoiseSchedule,
+    ScheduleConfig,
+)
+from pages import common
+
+LATEX = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "$", "right": "$", "display": False},
+]
+X_AXIS_CHOICES = ("t", "t / T")
+DEFAULT_OVERLAYS = ("linear", "cosine")
+FIG_HEIGHT = 430
+# The parts of a template's layout that 2D line/bar plots use (skip polar, 3D, geo, colorbars).
+_TEMPLATE_KEYS = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel",
+                  "paper_bgcolor", "plot_bgcolor", "xaxis", "yaxis", "title", "annotationdefaults")
+
+# (buffer name, subplot row, subplot col, line dash, hover label)
+_PANELS = (
+    ("betas", 1, 1, None, "β"),
+    ("alphas_cumprod", 1, 2, None, "ᾱ"),
+    ("sqrt_alphas_cumprod", 2, 1, None, "√ᾱ (signal)"),
+    ("sqrt_one_minus_alphas_cumprod", 2, 1, "dash", "√(1−ᾱ) (noise)"),
+    ("log_snr", 2, 2, None, "log-SNR"),
+)
+_SUBPLOT_TITLES = (
+    "β<sub>t</sub> (log scale)",
+    "ᾱ<sub>t</sub> = ∏<sub>s≤t</sub>(1 − β<sub>s</sub>)",
+    "signal √ᾱ<sub>t</sub> (solid) · noise √(1−ᾱ<sub>t</sub>) (dashed)",
+    "log-SNR = ln(ᾱ<sub>t</sub> / (1 − ᾱ<sub>t</sub>))",
+)
+# CSV column suffix ↔ NoiseSchedule buffer
+_CSV_COLUMNS = (
+    ("beta", "betas"),
+    ("alpha_bar", "alphas_cumprod"),
+    ("sqrt_alpha_bar", "sqrt_alphas_cumprod"),
+    ("sqrt_one_minus_alpha_bar", "sqrt_one_minus_alphas_cumprod"),
+    ("log_snr", "log_snr"),
+)
+
+EXPLANATION_MD = r"""
+**What the curves are.** A schedule fixes the noise variance $\beta_t$ added at each step
+$t = 0 \dots T-1$ (the plots use this index, as the code does). Everything else follows from it:
+
+$$\bar\alpha_t = \prod_{s=0}^{t} (1-\beta_s) \quad\text{(DDPM eq. 4)}, \qquad
+x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon, \qquad
+\mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}.$$
+
+$\sqrt{\bar\alpha_t}$ is how much of the image is left (signal scale), $\sqrt{1-\bar\alpha_t}$ how
+much noise there is (noise scale); log-SNR is the natural log of their squared ratio.
+
+**The schedules, exactly as the code defines them** (with $u = t/(T-1)$, running from 0 to 1):
+
+- **linear**: $\beta_t = \beta_\text{start} + (\beta_\text{end}-\beta_\text{start})\,u$
+  (DDPM: $10^{-4} \dots 0.02$, $T = 1000$).
+- **cosine** (Nichol & Dhariwal 2021, eq. 17): with
+  $f(\tau) = \cos^2\!\big(\tfrac{\tau + s}{1 + s}\cdot\tfrac{\pi}{2}\big)$,
+  $\beta_t = \min\!\big(1 - f(\tfrac{t+1}{T}) / f(\tfrac{t}{T}),\ 0.999\big)$, so
+  $\bar\alpha_t = f(\tfrac{t+1}{T})/f(0)$ until the clip. $\beta_\text{start}$, $\beta_\text{end}$
+  and the 1000/T scaling are not used.
+- **quadratic**: $\sqrt{\beta_t}$ goes in equal steps,
+  $\beta_t = \big(\sqrt{\beta_\text{start}} + u\,(\sqrt{\beta_\text{end}}-\sqrt{\beta_\text{start}})
+  \big)^2$.
+- **sigmoid**: $\beta_t = \beta_\text{start} + (\beta_\text{end}-\beta_\text{start})\,
+  \sigma(-6 + 12u)$, with $\sigma(z) = 1/(1+e^{-z})$.
+- **polynomial**: $\beta_t = \beta_\text{start} + (\beta_\text{end}-\beta_\text{start})\,u^p$
+  ($p = 1$ is linear; $p > 1$ keeps $\beta$ small for longer, so detail survives longer).
+
+**1000/T scaling** multiplies $\beta_\text{start}$ and $\beta_\text{end}$ by $1000/T$
+(improved-diffusion), so a short chain adds about as much noise as DDPM's $T = 1000$ chain. If
+that pushes $\beta_\text{end}$ to 1 or more, that schedule is skipped with a warning.
+
+**Health check.** Sampling starts from pure noise $\mathcal N(0, I)$, so the last step should
+leave (almost) no signal: we warn when $\sqrt{\bar\alpha_{T-1}} > @WARN@$.
+""".replace("@WARN@", f"{TERMINAL_SIGNAL_WARN:g}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure
+# ---------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _layout_json(x_title: str) -> str:
+    """The styled 2×2 layout as JSON, built once per x-axis title.
+
+    ``make_subplots`` and validating the full ``plotly_white`` template cost ~15–20 ms per
+    figure, so we build the layout once (with :func:`common.style_figure`) and keep only the
+    parts of the template that 2D cartesian plots use. Cached as a string, so each call gets a
+    fresh copy.
+    """
+    fig = make_subplots(rows=2, cols=2, subplot_titles=_SUBPLOT_TITLES,
+                        horizontal_spacing=0.08, vertical_spacing=0.13)
+    common.style_figure(fig, height=FIG_HEIGHT)
+    fig.update_layout(margin=dict(l=55, r=15, t=45, b=45),
+                      legend=dict(y=1.07, font=dict(size=15)))
+    fig.update_xaxes(title_text=x_title, title_standoff=2, row=2)
+    fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
+    fig.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
+    fig.update_yaxes(range=[-0.02, 1.02], row=2, col=1)
+    for ann in fig.layout.annotations:  # subplot titles
+        ann.font = dict(size=14)
+    layout = fig.layout.to_plotly_json()
+    tpl = layout["template"]["layout"]
+    layout["template"] = {"layout": {k: v for k, v in tpl.items() if k in _TEMPLATE_KEYS}}
+    return json.dumps(layout, cls=PlotlyJSONEncoder)
+
+
+def _axis_suffix(row: int, col: int) -> str:
+    n = (row - 1) * 2 + col
+    return "" if n == 1 else str(n)
+
+
+def schedules_figure(schedules: dict[str, NoiseSchedule], x_axis: str = "t") -> go.Figure:
+    """2×2 plotly figure: β_t, ᾱ_t, √ᾱ_t & √(1−ᾱ_t), log-SNR for each schedule.
+
+    Args:
+        schedules: kind → schedule (all with the same T); colours from ``SCHEDULE_COLORS``.
+        x_axis: ``"t"`` (0..T−1) or ``"t / T"``.
+    """
+    x_title = "t (step, 0 … T−1)" if x_axis == "t" else "t / T"
+    traces = []
+    for kind, sched in schedules.items():
+        # float32 (the schedule's own float32 buffers) halves the JSON sent on every change.
+        x = np.arange(sched.T, dtype=np.float32)
+        if x_axis != "t":
+            x = x / np.float32(sched.T)
+        color = common.SCHEDULE_COLORS.get(kind, "#333333")
+        for i, (name, row, col, dash, label) in enumerate(_PANELS):
+            suffix = _axis_suffix(row, col)
+            traces.append(dict(
+                type="scatter", mode="lines", x=x, y=getattr(sched, name).numpy(),
+                name=kind, legendgroup=kind, showlegend=i == 0,
+                line=dict(color=color, width=2.5, dash=dash),
+                xaxis="x" + suffix, yaxis="y" + suffix,
+                hovertemplate=f"{label} = %{{y:.4g}}",
+            ))
+    fig = go.Figure(data=traces, layout=json.loads(_layout_json(x_title)))
+    if not schedules:
+        fig.add_annotation(text="Tick at least one schedule to plot it.", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=18))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_kinds(kinds) -> list[str]:
+    kinds = list(kinds or [])
+    bad = [k for k in kinds if k not in BUILTIN_KINDS]
+    if bad:
+        raise gr.Error(f"Unknown schedule(s) {bad}; choose from {', '.join(BUILTIN_KINDS)}.")
+    return [k for k in BUILTIN_KINDS if k in kinds]  # fixed order → stable colours/legend
+
+
+def _build(kinds: list[str], primary: str, T, beta_start, beta_end, scale_to_T, cosine_s, power
+           ) -> tuple[dict[str, NoiseSchedule], ScheduleConfig | None, list[str]]:
+    """Validate the controls and build each schedule.
+
+    Bad numbers raise ``gr.Error`` (via :func:`common.schedule_config`). A schedule the core
+    refuses (the 1000/T scaling pushing β_end ≥ 1) is skipped with a note, not an error.
+
+    Returns:
+        (kind → NoiseSchedule for the overlays that could be built, primary config or None,
+        notes for the skipped ones).
+    """
+    if primary not in BUILTIN_KINDS:
+        raise gr.Error(f"Primary schedule must be one of {', '.join(BUILTIN_KINDS)}.")
+    # Validate every number once, without the scaling (which may legitimately fail per kind).
+    # Cosine ignores β_start/β_end, so only insist on β_end > β_start when a β-kind is in use.
+    needs_betas = any(k != "cosine" for k in [*kinds, primary])
+    base = common.schedule_config("linear" if needs_betas else "cosine", T, beta_start,
+                                  beta_end, False, cosine_s, power)
+    fields = base.to_dict()
+    fields["scale_to_T"] = bool(scale_to_T)
+    failures: dict[str, list[str]] = {}  # message → kinds (the scaling fails alike for all)
+    configs: dict[str, ScheduleConfig | None] = {}
+    for kind in dict.fromkeys([*kinds, primary]):
+        try:
+            configs[kind] = ScheduleConfig.from_dict({**fields, "kind": kind})
+        except ValueError as e:
+            configs[kind] = None
+            failures.setdefault(str(e), []).append(kind)
+    notes = [f"{', '.join(ks)} skipped: {msg}" for msg, ks in failures.items()]
+    schedules = {k: NoiseSchedule(configs[k]) for k in kinds if configs[k] is not None}
+    return schedules, configs[primary], notes
+
+
+def health_html(schedules: dict[str, NoiseSchedule], primary: str,
+                notes: list[str] = ()) -> str:
+    """A compact HTML table of terminal statistics, a ⚠ line per chain that does not end near
+    pure noise (the core's ``health().warning`` in a details box), and the skip notes."""
+    if not schedules and not notes:
+        return "<p><em>No schedule selected.</em></p>"
+    td = "padding:2px 10px;border-bottom:1px solid #e2e8f0;white-space:nowrap;"
+    num = td + "text-align:right;font-variant-numeric:tabular-nums;"
+    parts = []
+    if schedules:
+        head = "".join(
+            f"<th style='{td}text-align:{al}'>{h}</th>" for h, al in (
+                ("schedule", "left"), ("ᾱ<sub>T−1</sub>", "right"),
+                ("√ᾱ<sub>T−1</sub>", "right"), ("SNR<sub>T−1</sub>", "right"),
+                ("ends in pure noise?", "left")))
+        rows, warns = [], []
+        for kind, sched in schedules.items():
+            h = sched.health()
+            color = common.SCHEDULE_COLORS.get(kind, "#333")
+            star = " ★" if kind == primary else ""
+            ok = "yes" if h.warning is None else "<span class='dl-warn'>⚠ no</span>"
+            rows.append(
+                f"<tr><td style='{td}'><b style='color:{color}'>{kind}</b>{star}</td>"
+                f"<td style='{num}'>{h.alpha_bar_last:.3g}</td>"
+                f"<td style='{num}'>{h.signal_last:.3g}</td>"
+                f"<td style='{num}'>{h.snr_last:.3g}</td><td style='{td}'>{ok}</td></tr>")
+            if h.warning:
+                warns.append(
+                    f"<details><summary class='dl-warn'>⚠ {kind}: x<sub>T−1</sub> still keeps "
+                    f"{100 * h.signal_last:.1f}% of x<sub>0</sub> (√ᾱ<sub>T−1</sub> = "
+                    f"{h.signal_last:.3f} &gt; {TERMINAL_SIGNAL_WARN:g})</summary>"
+                    f"{h.warning}</details>")
+        parts.append(f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(rows)}"
+                     "</table>")
+        parts += warns
+    parts += [f"<div class='dl-warn'>⚠ {n}</div>" for n in notes]
+    if primary in schedules:
+        parts.append("<div style='opacity:0.8'>★ primary schedule (the other tabs' default)"
+                     "</div>")
+    return "\n".join(parts)
+
+
+def update_schedules(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s, power,
+                     x_axis="t"):
+    """Controls → (figure, health HTML, shared schedule dict).
+
+    The shared dict is the primary schedule's ``ScheduleConfig.to_dict()``; when that schedule
+    cannot be built (scaling pushes β_end ≥ 1) a warning is shown and the shared state is left
+    unchanged (``gr.skip()``).
+    """
+    if x_axis not in X_AXIS_CHOICES:
+        raise gr.Error(f"x axis must be one of {X_AXIS_CHOICES}.")
+    kinds = _check_kinds(kinds)
+    schedules, primary_cfg, notes = _build(kinds, primary, T, beta_start, beta_end, scale_to_T,
+                                           cosine_s, power)
+    for n in notes:
+        gr.Warning(n)
+    fig = schedules_figure(schedules, x_axis)
+    shared = primary_cfg.to_dict() if primary_cfg is not None else gr.skip()
+    return fig, health_html(schedules, primary, notes), shared
+
+
+def _temp_dir() -> Path:
+    root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="schedules-", dir=root))
+
+
+def export_csv(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s, power) -> str:
+    """Write the plotted schedules to a CSV file and return its path.
+
+    Columns: ``t`` (0..T−1), then for each schedule ``<kind>_beta``, ``<kind>_alpha_bar``,
+    ``<kind>_sqrt_alpha_bar``, ``<kind>_sqrt_one_minus_alpha_bar``, ``<kind>_log_snr``
+    (float64 values, 10 significant digits).
+    """
+    kinds = _check_kinds(kinds)
+    if not kinds:
+        raise gr.Error("Tick at least one schedule to export.")
+    schedules, _, notes = _build(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s,
+                                 power)
+    for n in notes:
+        gr.Warning(n)
+    if not schedules:
+        raise gr.Error("None of the ticked schedules can be built with these settings.")
+    T = next(iter(schedules.values())).T
+    header = ["t"]
+    cols = [np.arange(T, dtype=np.float64)]
+    for kind, sched in schedules.items():
+        for suffix, name in _CSV_COLUMNS:
+            header.append(f"{kind}_{suffix}")
+            cols.append(sched.float64[name].numpy())
+    path = _temp_dir() / f"diffusion_schedules_T{T}.csv"
+    np.savetxt(path, np.column_stack(cols), delimiter=",", header=",".join(header), comments="",
+               fmt=["%d"] + ["%.10g"] * (len(cols) - 1))
+    return str(path)
+
+
+def export_csv_shown(*args):
+    """:func:`export_csv` for the button: also reveals the (initially hidden) file box."""
+    return gr.update(value=export_csv(*args), visible=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# UI
+# ---------------------------------------------------------------------------------------------
+
+
+def _initial_config(shared_schedule: gr.State) -> ScheduleConfig:
+    try:
+        cfg = ScheduleConfig.from_dict(dict(shared_schedule.value))
+    except (TypeError, ValueError):
+        cfg = ScheduleConfig(kind="cosine")
+    if cfg.kind not in BUILTIN_KINDS:
+        cfg = ScheduleConfig(kind="cosine")
+    return cfg
+
+
+def render(shared_schedule: gr.State) -> None:
+    """Build the tab inside the caller's ``gr.Tab``; writes the primary schedule to
+    ``shared_schedule``."""
+    cfg = _initial_config(shared_schedule)
+    overlays = list(dict.fromkeys([*DEFAULT_OVERLAYS, cfg.kind]))
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=290):
+            kinds = gr.CheckboxGroup(list(BUILTIN_KINDS), value=overlays,
+                                     label="Schedules to overlay")
+            primary = gr.Dropdown(list(BUILTIN_KINDS), value=cfg.kind,
+                                  label="Primary (the other tabs' default)")
+            T = gr.Slider(min(10, cfg.T), common.T_MAX, value=cfg.T, step=1, label="T (steps)")
+            with gr.Row():
+                beta_start = gr.Number(cfg.beta_start, label="β_start", step=1e-4,
+                                       min_width=100)
+                beta_end = gr.Number(cfg.beta_end, label="β_end", step=1e-3, min_width=100)
+            scale = gr.Checkbox(cfg.scale_to_T, label="Scale β_start, β_end by 1000/T")
+            with gr.Accordion("cosine s, polynomial p", open=False), gr.Row():
+                cosine_s = gr.Number(cfg.cosine_s, label="cosine offset s", step=0.001,
+                                     min_width=100)
+                power = gr.Slider(0.5, 5.0, value=cfg.power, step=0.1,
+                                  label="polynomial power p", min_width=100)
+        with gr.Column(scale=3):
+            fig0, health0, _ = update_schedules(overlays, cfg.kind, cfg.T, cfg.beta_start,
+                                                cfg.beta_end, cfg.scale_to_T, cfg.cosine_s,
+                                                cfg.power, "t")
+            plot = gr.Plot(fig0, label="Schedules (hover for values)", show_label=False)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=3, min_width=360):
+                    health = gr.HTML(health0, elem_classes=["dl-health"])
+                with gr.Column(scale=1, min_width=180):
+                    x_axis = gr.Radio(list(X_AXIS_CHOICES), value="t", label="x axis")
+                    csv_btn = gr.Button("Export CSV", size="sm")
+                    csv_file = gr.File(label="CSV", interactive=False, visible=False)
+            with gr.Accordion("What am I looking at? (definitions and equations)", open=False):
+                gr.Markdown(EXPLANATION_MD + "\n\n" + common.INDEX_CONVENTION_MD,
+                            latex_delimiters=LATEX)
+
+    inputs = [kinds, primary, T, beta_start, beta_end, scale, cosine_s, power]
+    # Numbers update on Enter / leaving the box (not per keystroke: "0." would be invalid).
+    gr.on(
+        triggers=[kinds.change, primary.change, T.change, scale.change, power.change,
+                  x_axis.change, beta_start.submit, beta_start.blur, beta_end.submit,
+                  beta_end.blur, cosine_s.submit, cosine_s.blur],
+        fn=update_schedules,
+        inputs=[*inputs, x_axis],
+        outputs=[plot, health, shared_schedule],
+        api_name="schedules_plot",
+        concurrency_limit=8,
+        concurrency_id="schedules_plot",
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
+    csv_btn.click(export_csv_shown, inputs=inputs, outputs=csv_file, api_name="schedules_csv",
+                  concurrency_limit=4, concurrency_id="schedules_csv")
+
