@@ -32,7 +32,7 @@ from diffusion_core.models import MLPConfig, build_model
 from diffusion_core.presets import TOY
 from diffusion_core.samplers import sample_final
 from diffusion_core.schedules import NoiseSchedule, ScheduleConfig
-from diffusion_core.training import Trainer, TrainConfig
+from diffusion_core.training import TrainConfig, Trainer
 
 DATASET = "moons"
 

@@ -3,14 +3,23 @@
 Index convention: t ∈ {0, …, T−1}, int64 ``[B]``; ``num_timesteps`` is T. The network knows
 nothing else of the noise schedule.
 
-Architecture: ``concat[x_t, emb(t)] → depth × (Linear(hidden), act) → Linear(2)``. On CPU
-benchmarks (make_moons, T = 50 and 100, 1 s of training on 2 cores) this plain stack was as good
-as residual variants or injecting the embedding into every layer, and it is the fastest per step,
-so it stays plain.
+Architecture: ``concat[x_t, fourier(x_t), emb(t)] → depth × (Linear(hidden), act) → Linear(2)``.
+On CPU benchmarks (make_moons, T = 50 and 100, 1 s of training on 2 cores) this plain stack was as
+good as residual variants or injecting the embedding into every layer, and it is the fastest per
+step, so it stays plain.
+
+``fourier(x_t)`` (off unless ``input_frequencies > 0``) adds ``[sin(ω_k x_d), cos(ω_k x_d)]`` for
+each coordinate d and ``input_frequencies`` angular frequencies ω_k spaced geometrically from 1 to
+``input_max_frequency`` (fixed, not learned; the idea of tiny-diffusion's input embeddings and of
+Tancik et al. 2020, "Fourier features"). A plain MLP on raw coordinates learns the smooth part of
+ε fast but the sharp part — points ~0.05 from a thin data set at low noise — very slowly
+(spectral bias); with the features, moons' nearest-neighbour ratio fell from ≈ 6 to ≈ 1.3 at the
+same step count (``bench/toy2d_time_to_quality.py``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
@@ -50,6 +59,10 @@ class MLPConfig:
             ``"onehot_linear"`` (``Linear(one_hot(t, T), 1)``: one learned scalar per t) or
             ``"scalar"`` (``t / T`` as one feature).
         embed_dim: width of the sinusoidal embedding (even, 4..1024; unused by the others).
+        input_frequencies: Fourier features of x_t: number of angular frequencies per coordinate
+            (0..256; 0 = the network sees the raw coordinates only).
+        input_max_frequency: the largest of those frequencies (radians per unit of model
+            coordinates, > 1 and ≤ 10000); they run geometrically from 1 up to it.
         num_timesteps: T; t must lie in 0..T−1 (1..100000).
     """
 
@@ -60,6 +73,8 @@ class MLPConfig:
     time_embedding: TimeEmbedding = "sinusoidal"
     embed_dim: int = 32
     num_timesteps: int = 1000
+    input_frequencies: int = 0
+    input_max_frequency: float = 32.0
 
     def __post_init__(self) -> None:
         check_choice_field("kind", self.kind, ("mlp2d",))
@@ -71,6 +86,15 @@ class MLPConfig:
         if self.embed_dim % 2:
             raise ValueError(f"embed_dim must be even, got {self.embed_dim}")
         check_int_field("num_timesteps", self.num_timesteps, 1, 100_000)
+        check_int_field("input_frequencies", self.input_frequencies, 0, 256)
+        f = self.input_max_frequency
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 1.0 < f <= 10_000.0:
+            raise ValueError(f"input_max_frequency must be a number in (1, 10000], got {f!r}")
+
+    @property
+    def input_features(self) -> int:
+        """Number of features x_t contributes: its 2 coordinates plus their Fourier features."""
+        return 2 + 4 * self.input_frequencies
 
     @property
     def time_features(self) -> int:
@@ -123,8 +147,12 @@ class MLP2D(nn.Module):
         else:
             self.time_embed = ScalarEmbedding(config.num_timesteps)
 
+        k = config.input_frequencies
+        freqs = torch.exp(torch.linspace(0.0, math.log(config.input_max_frequency), k))
+        self.register_buffer("input_freqs", freqs if k else torch.zeros(0), persistent=False)
+
         layers: list[nn.Module] = []
-        width = 2 + config.time_features
+        width = config.input_features + config.time_features
         for _ in range(config.depth):
             layers += [nn.Linear(width, config.hidden), make_activation(config.activation)]
             width = config.hidden
@@ -148,4 +176,7 @@ class MLP2D(nn.Module):
             raise ValueError(f"x_t must be a float tensor, got dtype {x_t.dtype}")
         check_timesteps(t, x_t.shape[0], self.config.num_timesteps)
         emb = self.time_embed(t).to(x_t.dtype)
-        return self.net(torch.cat((x_t, emb), dim=-1))
+        if self.config.input_frequencies == 0:
+            return self.net(torch.cat((x_t, emb), dim=-1))
+        angles = (x_t[:, :, None] * self.input_freqs.to(x_t.dtype)).flatten(1)  # [B, 2k]
+        return self.net(torch.cat((x_t, angles.sin(), angles.cos(), emb), dim=-1))
