@@ -12,3 +12,31 @@ os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="diffusion-lab-
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
+
+
+import socket  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The whole app, launched once on a free localhost port; yields its URL."""
+    import app
+
+    app.configure_threads()
+    demo = app.build_demo()
+    port = _free_port()
+    kwargs = {k: v for k, v in app.launch_kwargs().items()
+              if k not in ("server_name", "server_port")}
+    demo.queue(default_concurrency_limit=2).launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+        **kwargs)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()

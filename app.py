@@ -1,0 +1,62 @@
+"""Diffusion Lab: build the Gradio app from pages/ and launch it (nothing runs at import)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+import torch  # noqa: E402
+
+from diffusion_core.schedules import ScheduleConfig  # noqa: E402
+from pages import common, forward_tab, sampler_tab, schedules_tab, toy2d_tab  # noqa: E402
+
+TITLE = "Diffusion Lab"
+INTRO = (
+    "## Diffusion Lab · how denoising diffusion (DDPM, Ho et al. 2020) works\n"
+    + common.INDEX_CONVENTION_MD
+)
+
+
+def configure_threads() -> int:
+    """Torch threads per job: half the cores, so two concurrent jobs don't fight over them.
+
+    ``DIFFUSION_LAB_THREADS`` overrides it.
+    """
+    n = int(os.environ.get("DIFFUSION_LAB_THREADS", max(1, (os.cpu_count() or 2) // 2)))
+    torch.set_num_threads(n)
+    return n
+
+
+def build_demo() -> gr.Blocks:
+    """Build the whole app. The schedule chosen on the first tab is shared via ``gr.State``."""
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+        shared_schedule = gr.State(ScheduleConfig(kind="cosine", T=1000).to_dict())
+        with gr.Tabs():
+            with gr.Tab("1 · Noise schedules", id="schedules"):
+                schedules_tab.render(shared_schedule)
+            with gr.Tab("2 · Forward noising", id="forward"):
+                forward_tab.render(shared_schedule)
+            with gr.Tab("3 · 2D toy trainer", id="toy2d"):
+                toy2d_tab.render(shared_schedule)
+            with gr.Tab("4 · Image sampler", id="sampler"):
+                sampler_tab.render(shared_schedule)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    return dict(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        theme=common.theme(),
+        css=common.CSS,
+        footer_links=[],
+    )
+
+
+if __name__ == "__main__":
+    configure_threads()
+    build_demo().queue(default_concurrency_limit=2).launch(**launch_kwargs())
