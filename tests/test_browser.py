@@ -80,6 +80,7 @@ def test_toy_tab_trains_and_stops(page):
     page.wait_for_timeout(2500)
     page.get_by_role("button", name="■ Stop").first.click()
     page.get_by_text("Stopped", exact=False).first.wait_for(timeout=20_000)
+    page.wait_for_timeout(1000)  # let the outputs' pending fade finish before the picture
     _shot(page, "3_toy_trained")
 
 
