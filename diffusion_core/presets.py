@@ -93,7 +93,10 @@ GRADIENTS = Preset(
                      use_linear_attention=False),
     train=TrainConfig(steps=3000, batch_size=64, lr=2e-3, lr_schedule="cosine",
                       warmup_steps=100, ema_decay=0.995, report_every=100, seed=0),
-    sampler=_IMAGE_SAMPLER,
+    # Leading spacing: trailing starts at t = 999 (ᾱ ≈ 2e-9), where the clipped x̂0 is a ±1
+    # guess that deterministic DDIM carries into over-saturated colours (21 % of pixels at ±1
+    # vs 5 % with leading; SW1 to real gradients 0.21 vs 0.09, 128 samples, see model card).
+    sampler=replace(_IMAGE_SAMPLER, spacing="leading"),
 )
 IMAGE_PRESETS: dict[str, Preset] = {"digits": DIGITS, "gradients": GRADIENTS}
 
