@@ -8,7 +8,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import csv  # noqa: E402
-import socket  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -218,25 +217,19 @@ def test_render_builds_with_initial_plot_and_events():
 
 
 def test_whole_app_builds():
-    try:
-        import app
-    except ImportError as e:  # another tab's module may not exist yet
-        pytest.skip(f"app.py not importable yet: {e}")
+    import app
+
     demo = app.build_demo()
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"schedules_plot", "schedules_csv"} <= names
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_through_gradio_client():
     from gradio_client import Client
 
     demo, _ = _build_tab()
+    from conftest import _free_port
+
     port = _free_port()
     demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                         quiet=True)
