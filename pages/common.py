@@ -5,12 +5,14 @@ Pages import this module and ``diffusion_core``; they never import each other.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from functools import wraps
 
 import gradio as gr
 import plotly.graph_objects as go
+from plotly.utils import PlotlyJSONEncoder
 
 from diffusion_core.schedules import BUILTIN_KINDS, ScheduleConfig
 
@@ -80,6 +82,23 @@ def style_figure(fig: go.Figure, *, title: str | None = None, height: int = 360,
     if y_title:
         fig.update_yaxes(title_text=y_title)
     return fig
+
+
+# The parts of a template's layout that 2D line/bar plots use (skip polar, 3D, geo, colorbars).
+_TEMPLATE_KEYS = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel",
+                  "paper_bgcolor", "plot_bgcolor", "xaxis", "yaxis", "title", "annotationdefaults")
+
+
+def compact_layout_json(fig: go.Figure) -> str:
+    """``fig``'s layout as JSON, keeping only the template parts 2D cartesian plots use.
+
+    Validating the full ``plotly_white`` template costs ~10–20 ms per figure; tabs build a
+    styled layout once, cache this string and start every figure from a fresh copy of it.
+    """
+    layout = fig.layout.to_plotly_json()
+    tpl = layout["template"]["layout"]
+    layout["template"] = {"layout": {k: v for k, v in tpl.items() if k in _TEMPLATE_KEYS}}
+    return json.dumps(layout, cls=PlotlyJSONEncoder)
 
 
 def number(name: str, value, lo: float, hi: float, *, integer: bool = False) -> float | int:

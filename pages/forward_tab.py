@@ -28,7 +28,6 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import torch
-from plotly.utils import PlotlyJSONEncoder
 
 from diffusion_core import data, forward
 from diffusion_core.images import make_grid
@@ -59,8 +58,6 @@ MAX_SEED = 2**31 - 1
 HIST_RANGE = 4.0
 HIST_BINS = 80
 IMG_HEIGHT = 215
-_TEMPLATE_KEYS = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel",
-                  "paper_bgcolor", "plot_bgcolor", "xaxis", "yaxis", "title", "annotationdefaults")
 
 EXPLANATION_MD = r"""
 **Closed form (DDPM eq. 4).** Any step can be reached in one go:
@@ -139,10 +136,7 @@ def _hist_layout_json() -> str:
     fig.update_layout(margin=dict(l=55, r=10, t=30, b=45), bargap=0.05,
                       legend=dict(y=1.0, font=dict(size=13)), hovermode="x")
     fig.update_xaxes(range=[-HIST_RANGE, HIST_RANGE])
-    layout = fig.layout.to_plotly_json()
-    tpl = layout["template"]["layout"]
-    layout["template"] = {"layout": {k: v for k, v in tpl.items() if k in _TEMPLATE_KEYS}}
-    return json.dumps(layout, cls=PlotlyJSONEncoder)
+    return common.compact_layout_json(fig)
 
 
 def _gauss_curve() -> tuple[np.ndarray, np.ndarray]:

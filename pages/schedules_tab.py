@@ -21,7 +21,6 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from plotly.utils import PlotlyJSONEncoder
 
 from diffusion_core.schedules import (
     BUILTIN_KINDS,
@@ -38,9 +37,6 @@ LATEX = [
 X_AXIS_CHOICES = ("t", "t / T")
 DEFAULT_OVERLAYS = ("linear", "cosine")
 FIG_HEIGHT = 430
-# The parts of a template's layout that 2D line/bar plots use (skip polar, 3D, geo, colorbars).
-_TEMPLATE_KEYS = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel",
-                  "paper_bgcolor", "plot_bgcolor", "xaxis", "yaxis", "title", "annotationdefaults")
 
 # (buffer name, subplot row, subplot col, line dash, hover label)
 _PANELS = (
@@ -127,10 +123,7 @@ def _layout_json(x_title: str) -> str:
     fig.update_yaxes(range=[-0.02, 1.02], row=2, col=1)
     for ann in fig.layout.annotations:  # subplot titles
         ann.font = dict(size=14)
-    layout = fig.layout.to_plotly_json()
-    tpl = layout["template"]["layout"]
-    layout["template"] = {"layout": {k: v for k, v in tpl.items() if k in _TEMPLATE_KEYS}}
-    return json.dumps(layout, cls=PlotlyJSONEncoder)
+    return common.compact_layout_json(fig)
 
 
 def _axis_suffix(row: int, col: int) -> str:

@@ -343,16 +343,12 @@ def test_whole_app_builds():
 
 
 def test_through_gradio_client():
+    from conftest import serving
     from gradio_client import Client
 
     demo, _ = _build_tab()
-    from conftest import _free_port
-
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                        quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False)
+    with serving(demo) as url:
+        client = Client(url, download_files=False, verbose=False)
         sig, noise, xt, plot, md = client.predict(600, api_name="/forward_frame")  # t_state hidden
         assert str(xt["path"]).endswith(".png") and plot["type"] == "plotly"
         assert "t = 600" in md
@@ -360,5 +356,3 @@ def test_through_gradio_client():
             client.predict(2.5, api_name="/forward_frame")
         note = client.predict("digit", None, 0, api_name="/forward_image")  # state is hidden
         assert "64×64, greyscale" in note
-    finally:
-        demo.close()

@@ -225,16 +225,12 @@ def test_whole_app_builds():
 
 
 def test_through_gradio_client():
+    from conftest import serving
     from gradio_client import Client
 
     demo, _ = _build_tab()
-    from conftest import _free_port
-
-    port = _free_port()
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                        quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False)
+    with serving(demo) as url:
+        client = Client(url, download_files=False, verbose=False)
         plot, html = client.predict(["linear", "cosine"], "linear", 50, 1e-4, 0.02, False, 0.008,
                                     2.0, "t", api_name="/schedules_plot")
         assert plot["type"] == "plotly" and "⚠" in html
@@ -245,8 +241,6 @@ def test_through_gradio_client():
         with pytest.raises(Exception, match="must be larger than β_start"):
             client.predict(["linear"], "linear", 100, 1e-4, 1e-5, False, 0.008, 2.0, "t",
                            api_name="/schedules_plot")
-    finally:
-        demo.close()
 
 
 def test_explanation_states_the_code_definitions():
