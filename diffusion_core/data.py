@@ -58,6 +58,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .configs import TOY_DATASETS, TOY_SPECS, ToySpec
+
 __all__ = [
     "GRADIENT_DIRECTIONS",
     "IMAGE_DATASETS",
@@ -124,51 +126,6 @@ def _check_choice(name: str, value: object, allowed: tuple) -> None:
 # ---------------------------------------------------------------------------------------------
 # 2D toy sets
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ToySpec:
-    """One 2D toy set: its fixed affine map to model coordinates and its default noise.
-
-    ``model = (original − offset) · scale``; ``default_noise`` is a Gaussian std in model
-    coordinates.
-    """
-
-    name: str
-    description: str
-    offset: tuple[float, float]
-    scale: float
-    default_noise: float
-
-
-# Swiss roll support (t ∈ [1.5π, 4.5π], columns x = t·cos t, z = t·sin t), from a dense grid of t:
-# x ∈ [−9.4773, 12.6059], z ∈ [−11.0407, 14.1372]; z is the larger extent (25.1779).
-_SWISS_X = (-9.4773, 12.6059)
-_SWISS_Z = (-11.0407, 14.1372)
-
-TOY_SPECS: dict[str, ToySpec] = {
-    s.name: s
-    for s in (
-        ToySpec("moons", "two interleaving half circles (scikit-learn make_moons)",
-                (0.5, 0.25), 2.0 / 3.0, 0.05),
-        ToySpec("circles", "two concentric circles, radii 1 and 0.5 (make_circles)",
-                (0.0, 0.0), 1.0, 0.03),
-        ToySpec("swiss_roll", "swiss roll seen from the side (make_swiss_roll, columns x, z)",
-                ((_SWISS_X[0] + _SWISS_X[1]) / 2, (_SWISS_Z[0] + _SWISS_Z[1]) / 2),
-                2.0 / (_SWISS_Z[1] - _SWISS_Z[0]), 0.03),
-        ToySpec("spirals", "two intertwined Archimedean spirals, 1.5 turns each",
-                (0.0, 0.0), 1.0 / (3.0 * math.pi), 0.02),
-        ToySpec("s_curve", "S-shaped curve (make_s_curve, columns x, z)",
-                (0.0, 0.0), 0.5, 0.03),
-        ToySpec("gaussians8", "mixture of 8 equal Gaussians on a ring (noise = component std)",
-                (0.0, 0.0), 0.5, 0.08),
-        ToySpec("checkerboard", "uniform on the 8 dark cells of a 4×4 checkerboard",
-                (0.0, 0.0), 0.25, 0.0),
-    )
-}
-
-TOY_DATASETS: tuple[str, ...] = tuple(TOY_SPECS)
-"""Names accepted by :func:`make_2d`."""
 
 
 def _toy_spec(name: str) -> ToySpec:

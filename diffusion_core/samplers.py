@@ -24,16 +24,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
+from .configs import SPACINGS, SamplerName, Spacing, Variance  # noqa: F401 - re-exported
 from .schedules import NoiseSchedule
-
-Spacing = Literal["leading", "trailing", "linspace"]
-SPACINGS: tuple[str, ...] = ("leading", "trailing", "linspace")
-Variance = Literal["beta_tilde", "beta"]
-SamplerName = Literal["ddpm", "ddim"]
 
 
 def timesteps(T: int, num_steps: int, spacing: Spacing = "leading") -> list[int]:

@@ -27,29 +27,20 @@ base recomputes these quantities.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Literal, get_args
+from dataclasses import dataclass
 
 import torch
 
-ScheduleKind = Literal["linear", "cosine", "quadratic", "sigmoid", "polynomial", "custom"]
-SCHEDULE_KINDS: tuple[str, ...] = get_args(ScheduleKind)
-# Kinds shown in the UI as overlays (custom needs a user array).
-BUILTIN_KINDS: tuple[str, ...] = ("linear", "cosine", "quadratic", "sigmoid", "polynomial")
-
-MAX_T = 100_000
-TERMINAL_SIGNAL_WARN = 0.01  # warn when √ᾱ_{T−1} is above this: x_{T−1} still carries signal
-COSINE_MAX_BETA = 0.999  # iDDPM clips β to avoid a singular step at the end
-
-
-def _check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool = True,
-                 hi_open: bool = True) -> None:
-    ok_lo = value > lo if lo_open else value >= lo
-    ok_hi = value < hi if hi_open else value <= hi
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and ok_lo and ok_hi):
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        raise ValueError(f"{name} must be in {left}{lo}, {hi}{right}; got {value!r}")
+from .configs import (  # noqa: F401 - re-exported: the configs are torch-free data
+    BUILTIN_KINDS,
+    COSINE_MAX_BETA,
+    MAX_T,
+    SCHEDULE_KINDS,
+    TERMINAL_SIGNAL_WARN,
+    ScheduleConfig,
+    ScheduleKind,
+    check_schedule_args,
+)
 
 
 def make_betas(
@@ -85,38 +76,19 @@ def make_betas(
     Raises:
         ValueError: naming the parameter and its allowed range.
     """
-    if kind not in SCHEDULE_KINDS:
-        raise ValueError(f"schedule kind must be one of {', '.join(SCHEDULE_KINDS)}; got {kind!r}")
-    if not isinstance(T, int) or isinstance(T, bool) or not 1 <= T <= MAX_T:
-        raise ValueError(f"T must be an integer in [1, {MAX_T}]; got {T!r}")
+    check_schedule_args(kind, T, beta_start=beta_start, beta_end=beta_end, scale_to_T=scale_to_T,
+                        cosine_s=cosine_s, power=power, custom_betas=custom_betas)
     if kind == "custom":
-        if custom_betas is None:
-            raise ValueError("custom_betas must be given for the custom schedule")
-        betas = torch.as_tensor(custom_betas, dtype=torch.float64).flatten()
-        if betas.numel() != T:
-            raise ValueError(f"custom_betas must have T = {T} values; got {betas.numel()}")
-        if not torch.isfinite(betas).all() or (betas <= 0).any() or (betas >= 1).any():
-            raise ValueError("custom_betas must all be finite and in (0, 1)")
-        return betas
+        return torch.as_tensor(custom_betas, dtype=torch.float64).flatten()
 
     if kind == "cosine":
-        _check_range("cosine_s", cosine_s, 0.0, 1.0, lo_open=False)
         steps = torch.arange(T + 1, dtype=torch.float64) / T
         f = torch.cos((steps + cosine_s) / (1 + cosine_s) * math.pi / 2) ** 2
         return torch.clamp(1 - f[1:] / f[:-1], max=COSINE_MAX_BETA)
 
-    _check_range("beta_start", beta_start, 0.0, 1.0)
-    _check_range("beta_end", beta_end, 0.0, 1.0)
-    if beta_end < beta_start:
-        raise ValueError(f"beta_end must be ≥ beta_start ({beta_start}); got {beta_end}")
     if scale_to_T:
         scale = 1000.0 / T
         beta_start, beta_end = beta_start * scale, beta_end * scale
-        if beta_end >= 1:
-            raise ValueError(
-                f"with the 1000/T scaling, beta_end becomes {beta_end:.3g} ≥ 1; "
-                f"use T ≥ {math.floor(1000 * beta_end / scale) + 1} or turn the scaling off"
-            )
     u = torch.linspace(0, 1, T, dtype=torch.float64)
     if kind == "linear":
         return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
@@ -126,51 +98,7 @@ def make_betas(
         s = torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64))
         return beta_start + (beta_end - beta_start) * s
     # polynomial
-    _check_range("power", power, 0.0, 10.0, hi_open=False)
     return beta_start + (beta_end - beta_start) * u**power
-
-
-@dataclass(frozen=True)
-class ScheduleConfig:
-    """Everything that defines a schedule; one UI control maps onto one field.
-
-    See :func:`make_betas` for the exact definition of each kind.
-    """
-
-    kind: ScheduleKind = "linear"
-    T: int = 1000
-    beta_start: float = 1e-4
-    beta_end: float = 0.02
-    scale_to_T: bool = False
-    cosine_s: float = 0.008
-    power: float = 2.0
-    custom_betas: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.custom_betas is not None and not isinstance(self.custom_betas, tuple):
-            object.__setattr__(self, "custom_betas", tuple(float(b) for b in self.custom_betas))
-        make_betas(**self._kwargs())  # validates every field
-
-    def _kwargs(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def betas(self) -> torch.Tensor:
-        """β_t for t = 0..T−1, float64 ``[T]``."""
-        return make_betas(**self._kwargs())
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        if d["custom_betas"] is not None:
-            d["custom_betas"] = list(d["custom_betas"])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ScheduleConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown schedule config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass(frozen=True)
