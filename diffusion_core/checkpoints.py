@@ -5,6 +5,9 @@ A checkpoint directory holds exactly those two files (plus an optional ``MODEL_C
 summary. Loading validates the JSON, rebuilds the model from its config and checks every
 tensor name and shape. Nothing is ever unpickled: ``.pt``/``.pth``/``.ckpt``/``.bin`` files
 are refused with a clear message.
+
+:func:`read_config` needs no torch (the app lists checkpoints before torch is imported);
+torch and safetensors are imported by the functions that touch weights.
 """
 
 from __future__ import annotations
@@ -13,15 +16,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
+from .configs import ScheduleConfig, config_from_dict
 
-from .models import build_model, config_from_dict
-from .schedules import NoiseSchedule, ScheduleConfig
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .schedules import NoiseSchedule
 
 FORMAT = "diffusion-lab-checkpoint"
 VERSION = 1
@@ -54,6 +56,9 @@ def save_checkpoint(directory: str | Path, model: nn.Module, model_config: Any,
     ``dataset`` describes the data (at least ``{"name": ...}``); ``training`` is a JSON-able
     summary (config, steps, wall time, final loss, …).
     """
+    import torch
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if "name" not in dataset:
@@ -115,6 +120,13 @@ def read_config(directory: str | Path) -> dict:
 
 def load_checkpoint(directory: str | Path) -> Checkpoint:
     """Load a checkpoint directory onto the CPU; raises ValueError on anything malformed."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .models import build_model
+    from .schedules import NoiseSchedule
+
     directory = Path(directory)
     config = read_config(directory)
     directory = directory if directory.is_dir() else directory.parent

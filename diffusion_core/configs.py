@@ -274,6 +274,162 @@ class UNetConfig:
 
 
 # ---------------------------------------------------------------------------------------------
+# 2D MLP (diffusion_core.models.mlp)
+# ---------------------------------------------------------------------------------------------
+
+Activation = Literal["silu", "relu", "gelu", "leaky_relu"]
+TimeEmbedding = Literal["sinusoidal", "onehot_linear", "scalar"]
+
+ACTIVATIONS: tuple[str, ...] = ("silu", "relu", "gelu", "leaky_relu")
+TIME_EMBEDDINGS: tuple[str, ...] = ("sinusoidal", "onehot_linear", "scalar")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MLPConfig:
+    """Configuration of :class:`MLP2D` (frozen; every field maps onto one UI control).
+
+    Attributes:
+        kind: always ``"mlp2d"``; lets a JSON dict say which model it describes.
+        hidden: width of each hidden layer, 1..4096.
+        depth: number of hidden layers, 1..16.
+        activation: nonlinearity after each hidden layer.
+        time_embedding: how t enters the network —
+            ``"sinusoidal"`` (Transformer/DDPM encoding, ``embed_dim`` features),
+            ``"onehot_linear"`` (``Linear(one_hot(t, T), 1)``: one learned scalar per t) or
+            ``"scalar"`` (``t / T`` as one feature).
+        embed_dim: width of the sinusoidal embedding (even, 4..1024; unused by the others).
+        input_frequencies: Fourier features of x_t: number of angular frequencies per coordinate
+            (0..256; 0 = the network sees the raw coordinates only).
+        input_max_frequency: the largest of those frequencies (radians per unit of model
+            coordinates, > 1 and ≤ 10000); they run geometrically from 1 up to it.
+        num_timesteps: T; t must lie in 0..T−1 (1..100000).
+    """
+
+    kind: Literal["mlp2d"] = "mlp2d"
+    hidden: int = 128
+    depth: int = 3
+    activation: Activation = "silu"
+    time_embedding: TimeEmbedding = "sinusoidal"
+    embed_dim: int = 32
+    num_timesteps: int = 1000
+    input_frequencies: int = 0
+    input_max_frequency: float = 32.0
+
+    def __post_init__(self) -> None:
+        check_choice_field("kind", self.kind, ("mlp2d",))
+        check_int_field("hidden", self.hidden, 1, 4096)
+        check_int_field("depth", self.depth, 1, 16)
+        check_choice_field("activation", self.activation, ACTIVATIONS)
+        check_choice_field("time_embedding", self.time_embedding, TIME_EMBEDDINGS)
+        check_int_field("embed_dim", self.embed_dim, 4, 1024)
+        if self.embed_dim % 2:
+            raise ValueError(f"embed_dim must be even, got {self.embed_dim}")
+        check_int_field("num_timesteps", self.num_timesteps, 1, 100_000)
+        check_int_field("input_frequencies", self.input_frequencies, 0, 256)
+        f = self.input_max_frequency
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 1.0 < f <= 10_000.0:
+            raise ValueError(f"input_max_frequency must be a number in (1, 10000], got {f!r}")
+
+    @property
+    def input_features(self) -> int:
+        """Number of features x_t contributes: its 2 coordinates plus their Fourier features."""
+        return 2 + 4 * self.input_frequencies
+
+    @property
+    def time_features(self) -> int:
+        """Number of features the time embedding adds to the 2 input coordinates."""
+        return self.embed_dim if self.time_embedding == "sinusoidal" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (``kind`` included)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MLPConfig:
+        """Inverse of :meth:`to_dict`; unknown keys or a wrong ``kind`` raise ``ValueError``."""
+        kwargs = checked_config_kwargs(cls.__name__, "mlp2d", (f.name for f in fields(cls)), d)
+        return cls(**kwargs)
+
+
+ModelConfig = MLPConfig | UNetConfig
+
+_CONFIG_KINDS: dict[str, type[MLPConfig] | type[UNetConfig]] = {
+    "mlp2d": MLPConfig,
+    "unet": UNetConfig,
+}
+
+
+def config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
+    """Rebuild a config from ``config.to_dict()`` output, choosing the class by ``d["kind"]``."""
+    if not isinstance(d, Mapping) or "kind" not in d:
+        raise ValueError(f"config dict needs a 'kind' key, one of {sorted(_CONFIG_KINDS)}")
+    kind = d["kind"]
+    if kind not in _CONFIG_KINDS:
+        raise ValueError(f"kind must be one of {sorted(_CONFIG_KINDS)}, got {kind!r}")
+    return _CONFIG_KINDS[kind].from_dict(dict(d))
+
+
+# ---------------------------------------------------------------------------------------------
+# Training (diffusion_core.training)
+# ---------------------------------------------------------------------------------------------
+
+LossKind = Literal["l2", "l1", "huber"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (AdamW). One UI control maps onto one field."""
+
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    loss: LossKind = "l2"
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off
+    ema_decay: float = 0.0  # 0 = off; e.g. 0.995 keeps an exponential moving average
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    seed: int = 0
+    report_every: int = 50
+    timestep_bins: int = 10
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        need(isinstance(self.steps, int) and 1 <= self.steps <= 10_000_000,
+             f"steps must be an integer in [1, 10000000]; got {self.steps!r}")
+        need(isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65_536,
+             f"batch_size must be an integer in [1, 65536]; got {self.batch_size!r}")
+        need(isinstance(self.lr, (int, float)) and 0 < self.lr <= 1 and math.isfinite(self.lr),
+             f"lr must be in (0, 1]; got {self.lr!r}")
+        need(0 <= self.weight_decay <= 1,
+             f"weight_decay must be in [0, 1]; got {self.weight_decay}")
+        need(self.loss in ("l2", "l1", "huber"), f"loss must be l2, l1 or huber; got {self.loss!r}")
+        need(0 <= self.grad_clip <= 1e6, f"grad_clip must be in [0, 1e6]; got {self.grad_clip}")
+        need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1); got {self.ema_decay}")
+        need(self.lr_schedule in ("constant", "cosine"),
+             f"lr_schedule must be constant or cosine; got {self.lr_schedule!r}")
+        need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
+             f"warmup_steps must be an integer ≥ 0; got {self.warmup_steps!r}")
+        need(isinstance(self.report_every, int) and self.report_every >= 1,
+             f"report_every must be an integer ≥ 1; got {self.report_every!r}")
+        need(isinstance(self.timestep_bins, int) and 1 <= self.timestep_bins <= 1000,
+             f"timestep_bins must be in [1, 1000]; got {self.timestep_bins!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------------------------------
 # Sampler option names (see diffusion_core.samplers)
 # ---------------------------------------------------------------------------------------------
 

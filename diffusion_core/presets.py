@@ -2,6 +2,7 @@
 
 Index convention: t ∈ {0, …, T−1}. Each preset is a frozen :class:`Preset` of the frozen
 configs of the schedule, the model and the optimiser, plus the default sampler settings.
+Torch-free, like :mod:`diffusion_core.configs` (the app reads these while building its UI).
 The 2D defaults were chosen by ``bench/toy2d_time_to_quality.py`` (see its results file).
 """
 
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .models import MLPConfig, UNetConfig
-from .schedules import ScheduleConfig
-from .training import TrainConfig
+from .configs import MLPConfig, ScheduleConfig, TrainConfig, UNetConfig
 
 
 @dataclass(frozen=True)

@@ -19,74 +19,19 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .configs import LossKind, TrainConfig  # noqa: F401 - re-exported
 from .forward import q_sample
 from .schedules import NoiseSchedule
-
-LossKind = Literal["l2", "l1", "huber"]
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the offending update was not applied."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (AdamW). One UI control maps onto one field."""
-
-    steps: int = 2000
-    batch_size: int = 256
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    loss: LossKind = "l2"
-    grad_clip: float = 1.0  # max global gradient norm; 0 = off
-    ema_decay: float = 0.0  # 0 = off; e.g. 0.995 keeps an exponential moving average
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: int = 0
-    seed: int = 0
-    report_every: int = 50
-    timestep_bins: int = 10
-
-    def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ValueError(msg)
-
-        need(isinstance(self.steps, int) and 1 <= self.steps <= 10_000_000,
-             f"steps must be an integer in [1, 10000000]; got {self.steps!r}")
-        need(isinstance(self.batch_size, int) and 1 <= self.batch_size <= 65_536,
-             f"batch_size must be an integer in [1, 65536]; got {self.batch_size!r}")
-        need(isinstance(self.lr, (int, float)) and 0 < self.lr <= 1 and math.isfinite(self.lr),
-             f"lr must be in (0, 1]; got {self.lr!r}")
-        need(0 <= self.weight_decay <= 1,
-             f"weight_decay must be in [0, 1]; got {self.weight_decay}")
-        need(self.loss in ("l2", "l1", "huber"), f"loss must be l2, l1 or huber; got {self.loss!r}")
-        need(0 <= self.grad_clip <= 1e6, f"grad_clip must be in [0, 1e6]; got {self.grad_clip}")
-        need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1); got {self.ema_decay}")
-        need(self.lr_schedule in ("constant", "cosine"),
-             f"lr_schedule must be constant or cosine; got {self.lr_schedule!r}")
-        need(isinstance(self.warmup_steps, int) and self.warmup_steps >= 0,
-             f"warmup_steps must be an integer ≥ 0; got {self.warmup_steps!r}")
-        need(isinstance(self.report_every, int) and self.report_every >= 1,
-             f"report_every must be an integer ≥ 1; got {self.report_every!r}")
-        need(isinstance(self.timestep_bins, int) and 1 <= self.timestep_bins <= 1000,
-             f"timestep_bins must be in [1, 1000]; got {self.timestep_bins!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown train config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass(frozen=True)

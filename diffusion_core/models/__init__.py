@@ -6,11 +6,9 @@ with t ∈ {0, …, T−1} and return a tensor of ``x_t``'s shape. Neither knows
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from torch import nn
 
+from ..configs import ModelConfig, config_from_dict
 from .mlp import MLP2D, MLPConfig
 from .unet import UNet, UNetConfig
 
@@ -25,14 +23,6 @@ __all__ = [
     "count_parameters",
 ]
 
-ModelConfig = MLPConfig | UNetConfig
-
-_CONFIG_KINDS: dict[str, type[MLPConfig] | type[UNetConfig]] = {
-    "mlp2d": MLPConfig,
-    "unet": UNetConfig,
-}
-
-
 def build_model(config: ModelConfig) -> nn.Module:
     """``MLPConfig → MLP2D``, ``UNetConfig → UNet`` (fresh PyTorch-default initialisation)."""
     if isinstance(config, MLPConfig):
@@ -40,16 +30,6 @@ def build_model(config: ModelConfig) -> nn.Module:
     if isinstance(config, UNetConfig):
         return UNet(config)
     raise TypeError(f"config must be an MLPConfig or a UNetConfig, got {type(config).__name__}")
-
-
-def config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
-    """Rebuild a config from ``config.to_dict()`` output, choosing the class by ``d["kind"]``."""
-    if not isinstance(d, Mapping) or "kind" not in d:
-        raise ValueError(f"config dict needs a 'kind' key, one of {sorted(_CONFIG_KINDS)}")
-    kind = d["kind"]
-    if kind not in _CONFIG_KINDS:
-        raise ValueError(f"kind must be one of {sorted(_CONFIG_KINDS)}, got {kind!r}")
-    return _CONFIG_KINDS[kind].from_dict(dict(d))
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
