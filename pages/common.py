@@ -1,20 +1,61 @@
 """Shared look and helpers for every tab: theme, plot styling, schedule inputs, error messages.
 
 Pages import this module and ``diffusion_core``; they never import each other.
+
+Start-up: building the UI must not import torch (≈ 1 s of the app's start-up; see
+``bench/ui_bench.py``). Pages take configs and option names from the torch-free
+``diffusion_core.configs`` / ``presets``, reach torch and the engine's compute modules through
+:class:`LazyModule` (imported by the first event that uses them), and fill their first views
+in an :func:`on_load` event rather than at build time.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.utils import PlotlyJSONEncoder
 
-from diffusion_core.schedules import BUILTIN_KINDS, ScheduleConfig
+from diffusion_core.configs import BUILTIN_KINDS, ScheduleConfig
+
+
+class LazyModule:
+    """Stands for the module ``name`` and imports it on first attribute access.
+
+    ``torch = LazyModule("torch")`` at the top of a page lets its handlers write ``torch.zeros``
+    as usual while building the UI imports nothing heavy. After the first access it is just a
+    ``sys.modules`` lookup.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<LazyModule {self._name!r}>"
+
+
+def on_load(fn: Callable, outputs: list, **kwargs) -> None:
+    """Run ``fn`` (no inputs) whenever a browser opens the page, filling ``outputs``.
+
+    Must be called while the app's ``gr.Blocks`` is being built (inside a tab's ``render``).
+    Each visitor gets fresh values (nothing computed at build time is shared).
+    """
+    root = gr.context.Context.root_block
+    if root is None:
+        raise RuntimeError("on_load must be called inside a gr.Blocks context")
+    root.load(fn, inputs=None, outputs=outputs, api_visibility="private", **kwargs)
+
 
 # One colour per schedule kind, used on every tab (colour-blind-safe Okabe–Ito palette).
 SCHEDULE_COLORS = {

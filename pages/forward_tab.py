@@ -27,12 +27,16 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
-import torch
 
-from diffusion_core import data, forward
-from diffusion_core.images import make_grid
-from diffusion_core.schedules import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig
+from diffusion_core.configs import BUILTIN_KINDS, ScheduleConfig
 from pages import common
+
+# Imported by the first event that needs them, not while the UI is built (see pages.common).
+torch = common.LazyModule("torch")
+data = common.LazyModule("diffusion_core.data")
+forward = common.LazyModule("diffusion_core.forward")
+images = common.LazyModule("diffusion_core.images")
+core_schedules = common.LazyModule("diffusion_core.schedules")
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},
@@ -291,7 +295,7 @@ def _shared_config(shared) -> ScheduleConfig:
 
 def schedule_state(cfg: ScheduleConfig) -> dict:
     """The per-session schedule state: config dict + float64 coefficient arrays."""
-    s = NoiseSchedule(cfg)
+    s = core_schedules.NoiseSchedule(cfg)
     return {
         "config": cfg.to_dict(),
         "alphas_cumprod": s.float64["alphas_cumprod"].numpy(),
@@ -374,7 +378,7 @@ def strip_frames(state: dict, sched: dict, n: int = STRIP_FRAMES) -> tuple[np.nd
     b = torch.from_numpy(sched["sqrt_one_minus_alphas_cumprod"][ts]).float().view(-1, 1, 1, 1)
     frames = a * x0 + b * eps  # DDPM eq. 4 for every t at once: [n, C, h, w]
     scale = max(1, STRIP_MAX // max(frames.shape[-2:]))
-    return make_grid(frames, ncols=len(ts), pad=2, scale=scale), [int(t) for t in ts]
+    return images.make_grid(frames, ncols=len(ts), pad=2, scale=scale), [int(t) for t in ts]
 
 
 def strip_label(ts: list[int]) -> str:
@@ -447,7 +451,7 @@ def compare_methods(state, sched, t, enabled):
     t = _t_index(t, sched)
     yield (gr.update(visible=True), gr.skip(), gr.skip(),
            f"⏳ Running the chain step by step ({t + 1} steps)…")
-    schedule = NoiseSchedule(ScheduleConfig.from_dict(sched["config"]))
+    schedule = core_schedules.NoiseSchedule(ScheduleConfig.from_dict(sched["config"]))
     g = torch.Generator().manual_seed((int(state["seed"]) + 1_000_003) % (MAX_SEED + 1))
     start = time.perf_counter()
     x_iter = forward.q_sample_iterative(schedule, x0, t, generator=g)[0]  # DDPM eq. 2
@@ -473,20 +477,18 @@ def _initial_schedule(shared_schedule: gr.State) -> ScheduleConfig:
 def render(shared_schedule: gr.State) -> None:
     """Build the tab inside the caller's ``gr.Tab``; reads ``shared_schedule`` (tab 1's)."""
     cfg = _initial_schedule(shared_schedule)
-    state0, note0 = load_image("china", None, 0)
-    sched0 = schedule_state(cfg)
     t0 = round(0.25 * (cfg.T - 1))
-    view0 = refresh_view(state0, sched0, t0)
-
-    image_state = gr.State(state0)
-    sched_state = gr.State(sched0)
+    # The image and schedule states are filled when a browser opens the page (first_view
+    # below); their change events then draw the view, as for any later change.
+    image_state = gr.State(None)
+    sched_state = gr.State(None)
     t_state = gr.State(t0)  # mirror of the slider, written by show_t and resolve_schedule
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=290):
             choice = gr.Dropdown(list(IMAGE_CHOICES), value="china", label="Image x₀")
             upload = gr.UploadButton("Upload your own image…", file_count="single",
                                      type="filepath", size="sm")
-            note = gr.Markdown(note0)
+            note = gr.Markdown("")
             use_shared = gr.Checkbox(True, label="Use tab 1's primary schedule")
             with gr.Row():
                 kind = gr.Dropdown(list(BUILTIN_KINDS), value=cfg.kind, label="schedule",
@@ -506,16 +508,16 @@ def render(shared_schedule: gr.State) -> None:
             with gr.Row(equal_height=True):
                 kw = dict(format="png", height=IMG_HEIGHT, interactive=False,
                           buttons=["download", "fullscreen"], min_width=140)
-                img_x0 = gr.Image(view0[0], label="x₀", **kw)
-                img_sig = gr.Image(view0[1], label="√ᾱₜ · x₀", **kw)
-                img_noise = gr.Image(view0[2], label="√(1−ᾱₜ) · ε", **kw)
-                img_xt = gr.Image(view0[3], label="xₜ", **kw)
+                img_x0 = gr.Image(None, label="x₀", **kw)
+                img_sig = gr.Image(None, label="√ᾱₜ · x₀", **kw)
+                img_noise = gr.Image(None, label="√(1−ᾱₜ) · ε", **kw)
+                img_xt = gr.Image(None, label="xₜ", **kw)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=300):
-                    hist = gr.Plot(view0[4], show_label=False)
+                    hist = gr.Plot(None, show_label=False)
                 with gr.Column(scale=2, min_width=240):
-                    numbers = gr.Markdown(view0[5])
-            strip = gr.Image(view0[6]["value"], label=view0[6]["label"], format="png",
+                    numbers = gr.Markdown("")
+            strip = gr.Image(None, label=f"xₜ at {STRIP_FRAMES} evenly spaced t", format="png",
                              height=150, interactive=False, buttons=["download", "fullscreen"])
             with gr.Column(visible=False) as compare_box:
                 with gr.Row(equal_height=True):
@@ -528,6 +530,12 @@ def render(shared_schedule: gr.State) -> None:
                             latex_delimiters=LATEX)
 
     setup = dict(concurrency_limit=4, concurrency_id="forward_setup", show_progress="hidden")
+
+    def first_view():
+        state, text = load_image(IMAGE_CHOICES[0][1], None, 0)
+        return state, schedule_state(cfg), text
+
+    common.on_load(first_view, [image_state, sched_state, note], **setup)
     choice.input(load_image, [choice, upload, seed], [image_state, note],
                  api_name="forward_image", **setup)
     upload.upload(load_upload, [upload, seed], [choice, image_state, note],

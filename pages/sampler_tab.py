@@ -42,17 +42,24 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
-import torch
 
-from diffusion_core import presets, samplers
-from diffusion_core.checkpoints import Checkpoint, load_checkpoint, read_config
-from diffusion_core.images import make_grid, save_gif, save_png
-from diffusion_core.models import UNetConfig, build_model, count_parameters
-from diffusion_core.schedules import NoiseSchedule
+from diffusion_core import checkpoints, presets
+from diffusion_core.configs import SPACINGS, UNetConfig
 from pages import common
+
+if TYPE_CHECKING:
+    from diffusion_core.checkpoints import Checkpoint
+
+# Imported by the first event that needs them, not while the UI is built (see pages.common).
+torch = common.LazyModule("torch")
+images = common.LazyModule("diffusion_core.images")
+models = common.LazyModule("diffusion_core.models")
+samplers = common.LazyModule("diffusion_core.samplers")
+core_schedules = common.LazyModule("diffusion_core.schedules")
 
 # ---------------------------------------------------------------------------------------------
 # Paths, limits and defaults
@@ -124,7 +131,7 @@ def list_models(root: str | Path = ASSETS_MODELS) -> list[tuple[str, str]]:
     if root.is_dir():
         for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             try:
-                config = read_config(d)
+                config = checkpoints.read_config(d)
             except (ValueError, OSError):
                 continue  # being written, or not a checkpoint
             if config["model"].get("kind") != "unet":
@@ -154,7 +161,7 @@ def _load_cached(path: str, stamp: tuple) -> Checkpoint:
     Callers must treat the result as read-only (never train, move or modify the model).
     """
     del stamp  # only part of the cache key
-    ck = load_checkpoint(path)
+    ck = checkpoints.load_checkpoint(path)
     ck.model.requires_grad_(False)
     return ck
 
@@ -164,12 +171,12 @@ def _demo_checkpoint() -> Checkpoint:
     """A tiny U-Net with fixed random weights (seed 0) and the image preset's schedule."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_model(DEMO_CONFIG)
+        model = models.build_model(DEMO_CONFIG)
     model.eval().requires_grad_(False)
-    return Checkpoint(model=model, model_config=DEMO_CONFIG,
-                      schedule=NoiseSchedule(DEMO_SCHEDULE),
-                      dataset={"name": "none (untrained)"},
-                      training={"sampler_defaults": DEFAULT_SAMPLER.kwargs()})
+    return checkpoints.Checkpoint(model=model, model_config=DEMO_CONFIG,
+                                  schedule=core_schedules.NoiseSchedule(DEMO_SCHEDULE),
+                                  dataset={"name": "none (untrained)"},
+                                  training={"sampler_defaults": DEFAULT_SAMPLER.kwargs()})
 
 
 def load_model(key) -> Checkpoint:
@@ -200,7 +207,7 @@ def _sampler_defaults(ck: Checkpoint) -> dict:
     kw["steps"] = T if steps is None else max(1, min(int(steps), T))
     if kw["sampler"] == "ddim" and kw["steps"] == T:
         kw["steps"] = min(DEFAULT_SAMPLER.steps, T)
-    if kw["spacing"] not in samplers.SPACINGS:
+    if kw["spacing"] not in SPACINGS:
         kw["spacing"] = "trailing"
     return kw
 
@@ -209,7 +216,7 @@ def model_summary_md(key, ck: Checkpoint) -> str:
     """One or two lines: what the model makes, its size, and the schedule it needs."""
     cfg, sch = ck.model_config, ck.schedule_config
     shape = f"{cfg.channels}×{cfg.image_size}×{cfg.image_size}"
-    params = count_parameters(ck.model) / 1e6
+    params = models.count_parameters(ck.model) / 1e6
     head = ("⚠ **Untrained demo**: random weights, so the samples stay noise-like (it shows "
             "the mechanics only) · " if key == DEMO_KEY
             else f"**{ck.dataset.get('name', key)}** · ")
@@ -230,7 +237,7 @@ def model_card_md(key, ck: Checkpoint) -> str:
         ("images", f"{cfg.channels} channel(s), {cfg.image_size}×{cfg.image_size}, "
                    "values in [−1, 1]"),
         ("network", f"U-Net, dim {cfg.dim}, levels × {list(cfg.dim_mults)}, {cfg.block} "
-                    f"blocks, {count_parameters(ck.model):,} parameters"),
+                    f"blocks, {models.count_parameters(ck.model):,} parameters"),
         ("schedule", f"{sch.kind}, T = {sch.T}"),
     ]
     tr = ck.training if isinstance(ck.training, dict) else {}
@@ -330,7 +337,7 @@ def _out_base() -> Path:
 
 def _grid1(x: torch.Tensor) -> np.ndarray:
     """Scale-1 grid (1 px white borders); one channel for grey images to save memory."""
-    g = make_grid(torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), scale=1, pad=1)
+    g = images.make_grid(torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), scale=1, pad=1)
     return np.ascontiguousarray(g[..., 0]) if x.shape[1] == 1 else g
 
 
@@ -396,8 +403,8 @@ def _validate(sampler, variance, steps, eta, spacing, n_images, seed, T: int):
         raise gr.Error("Sampler must be DDPM or DDIM.")
     if variance not in ("beta_tilde", "beta"):
         raise gr.Error("DDPM variance must be β̃ (beta_tilde) or β (beta).")
-    if spacing not in samplers.SPACINGS:
-        raise gr.Error(f"Spacing must be one of {', '.join(samplers.SPACINGS)}.")
+    if spacing not in SPACINGS:
+        raise gr.Error(f"Spacing must be one of {', '.join(SPACINGS)}.")
     steps = common.number("Steps", T if steps in (None, "") else steps, 1, T, integer=True)
     eta = common.number("η", 0.0 if eta in (None, "") else eta, 0.0, 1.0)
     n_images = common.number("Number of images", n_images, 1, MAX_IMAGES, integer=True)
@@ -515,9 +522,10 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     run.captions.append("t = −1: the final sample (beside it x̂0 of the last step)")
     run.out_dir = Path(tempfile.mkdtemp(prefix="run-", dir=_out_base()))
     file_scale = max(scale, _display_scale(n_images, cfg.image_size, FILE_SIDE))
-    final_file = make_grid(torch.nan_to_num(final, nan=0.0), scale=file_scale, pad=file_scale)
-    run.png = save_png(final_file, run.out_dir / "samples.png")
-    run.gif = save_gif(_gif_frames(run), run.out_dir / "reverse_chain.gif")
+    final_file = images.make_grid(torch.nan_to_num(final, nan=0.0), scale=file_scale,
+                                  pad=file_scale)
+    run.png = images.save_png(final_file, run.out_dir / "samples.png")
+    run.gif = images.save_gif(_gif_frames(run), run.out_dir / "reverse_chain.gif")
     run.total_s = time.perf_counter() - start
     run.ms_per_step = 1000 * net_s / run.steps_done
     run.done = True
@@ -637,15 +645,16 @@ def render(shared_schedule: gr.State) -> None:
     del shared_schedule
     choices = list_models(_models_root())
     key0 = choices[0][1]
-    ck0 = load_model(key0)
-    kw0 = _sampler_defaults(ck0)
-    T0 = ck0.schedule.T
+    # Placeholders until the page loads: first_view (below) loads the model (torch) and sets
+    # the card and the sampler controls from it, exactly as choosing it in the list does.
+    kw0 = DEFAULT_SAMPLER.kwargs()
+    T0 = DEMO_SCHEDULE.T
     run_state = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=_cleanup)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=330):
             model = gr.Dropdown(choices, value=key0, label="Pretrained model")
-            info = gr.Markdown(model_summary_md(key0, ck0), elem_classes=["dl-health"])
+            info = gr.Markdown("", elem_classes=["dl-health"])
             with gr.Row(equal_height=True):
                 sampler = gr.Radio(SAMPLER_CHOICES, value=kw0["sampler"], label="Sampler",
                                    scale=3, min_width=190)
@@ -660,7 +669,7 @@ def render(shared_schedule: gr.State) -> None:
                                        label="σ² DDPM", min_width=80,
                                        interactive=kw0["sampler"] == "ddpm")
             with gr.Row():
-                spacing = gr.Dropdown(list(samplers.SPACINGS), value=kw0["spacing"],
+                spacing = gr.Dropdown(list(SPACINGS), value=kw0["spacing"],
                                       label="Spacing", min_width=110, scale=5)
                 n_images = gr.Number(DEFAULT_IMAGES, label="Images", precision=0,
                                      minimum=1, maximum=MAX_IMAGES, min_width=70, scale=4)
@@ -688,7 +697,7 @@ def render(shared_schedule: gr.State) -> None:
             status = gr.Markdown(f"Press ▶ Sample to watch noise turn into images (up to "
                                  f"{MAX_IMAGES} at once).", elem_classes=["dl-health"])
             with gr.Accordion("Model card", open=False):
-                card = gr.Markdown(model_card_md(key0, ck0), latex_delimiters=LATEX)
+                card = gr.Markdown("", latex_delimiters=LATEX)
             if BENCH_PLOT.is_file():
                 with gr.Accordion("How many steps do I need?", open=False):
                     gr.Image(str(BENCH_PLOT), format="png", interactive=False,
@@ -699,9 +708,11 @@ def render(shared_schedule: gr.State) -> None:
 
     # --- events -------------------------------------------------------------------------------
     cheap = dict(concurrency_limit=8, show_progress="hidden")
-    model.change(model_changed, model,
-                 [info, card, steps, sampler, eta, spacing, variance, clip_x0],
-                 api_name="sampler_model", concurrency_id="sampler_model", **cheap)
+    model_outputs = [info, card, steps, sampler, eta, spacing, variance, clip_x0]
+    model.change(model_changed, model, model_outputs, api_name="sampler_model",
+                 concurrency_id="sampler_model", **cheap)
+    common.on_load(functools.partial(model_changed, key0), model_outputs,
+                   concurrency_id="sampler_model", **cheap)
     # On every page load: models trained since the app started appear in the list.
     gr.on(None, functools.partial(rescan_models, key0), None, model,
           api_name="sampler_rescan", concurrency_id="sampler_model", **cheap)

@@ -16,19 +16,20 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from diffusion_core.schedules import (
-    BUILTIN_KINDS,
-    TERMINAL_SIGNAL_WARN,
-    NoiseSchedule,
-    ScheduleConfig,
-)
+from diffusion_core.configs import BUILTIN_KINDS, TERMINAL_SIGNAL_WARN, ScheduleConfig
 from pages import common
+
+if TYPE_CHECKING:
+    from diffusion_core.schedules import NoiseSchedule
+
+core_schedules = common.LazyModule("diffusion_core.schedules")  # torch: first use, not build
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},
@@ -204,7 +205,8 @@ def _build(kinds: list[str], primary: str, T, beta_start, beta_end, scale_to_T, 
             configs[kind] = None
             failures.setdefault(str(e), []).append(kind)
     notes = [f"{', '.join(ks)} skipped: {msg}" for msg, ks in failures.items()]
-    schedules = {k: NoiseSchedule(configs[k]) for k in kinds if configs[k] is not None}
+    schedules = {k: core_schedules.NoiseSchedule(configs[k]) for k in kinds
+                 if configs[k] is not None}
     return schedules, configs[primary], notes
 
 
@@ -348,13 +350,10 @@ def render(shared_schedule: gr.State) -> None:
                 power = gr.Slider(0.5, 5.0, value=cfg.power, step=0.1,
                                   label="polynomial power p", min_width=100)
         with gr.Column(scale=3):
-            fig0, health0, _ = update_schedules(overlays, cfg.kind, cfg.T, cfg.beta_start,
-                                                cfg.beta_end, cfg.scale_to_T, cfg.cosine_s,
-                                                cfg.power, "t")
-            plot = gr.Plot(fig0, label="Schedules (hover for values)", show_label=False)
+            plot = gr.Plot(None, label="Schedules (hover for values)", show_label=False)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=360):
-                    health = gr.HTML(health0, elem_classes=["dl-health"])
+                    health = gr.HTML("", elem_classes=["dl-health"])
                 with gr.Column(scale=1, min_width=180):
                     x_axis = gr.Radio(list(X_AXIS_CHOICES), value="t", label="x axis")
                     csv_btn = gr.Button("Export CSV", size="sm")
@@ -363,6 +362,13 @@ def render(shared_schedule: gr.State) -> None:
                 gr.Markdown(EXPLANATION_MD + "\n\n" + common.INDEX_CONVENTION_MD,
                             latex_delimiters=LATEX)
 
+    def first_view():
+        fig, html, _ = update_schedules(overlays, cfg.kind, cfg.T, cfg.beta_start, cfg.beta_end,
+                                        cfg.scale_to_T, cfg.cosine_s, cfg.power, "t")
+        return fig, html
+
+    common.on_load(first_view, [plot, health], concurrency_limit=8,
+                   concurrency_id="schedules_plot", show_progress="hidden")
     inputs = [kinds, primary, T, beta_start, beta_end, scale, cosine_s, power]
     # Numbers update on Enter / leaving the box (not per keystroke: "0." would be invalid).
     gr.on(

@@ -30,28 +30,46 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
-import torch
 
-from diffusion_core import data as toy_data
-from diffusion_core import metrics, presets, samplers
-from diffusion_core.forward import q_sample
-from diffusion_core.models import MLPConfig, build_model
-from diffusion_core.models.mlp import ACTIVATIONS, TIME_EMBEDDINGS
-from diffusion_core.schedules import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig
-from diffusion_core.training import TrainConfig, Trainer, TrainingDiverged
+from diffusion_core import presets
+from diffusion_core.configs import (
+    ACTIVATIONS,
+    BUILTIN_KINDS,
+    TIME_EMBEDDINGS,
+    TOY_DATASETS,
+    TOY_SPECS,
+    MLPConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
 from pages import common
+
+if TYPE_CHECKING:
+    from diffusion_core.schedules import NoiseSchedule
+    from diffusion_core.training import Trainer
+
+# Imported by the first event that needs them, not while the UI is built (see pages.common).
+torch = common.LazyModule("torch")
+toy_data = common.LazyModule("diffusion_core.data")
+forward = common.LazyModule("diffusion_core.forward")
+metrics = common.LazyModule("diffusion_core.metrics")
+models = common.LazyModule("diffusion_core.models")
+samplers = common.LazyModule("diffusion_core.samplers")
+core_schedules = common.LazyModule("diffusion_core.schedules")
+training = common.LazyModule("diffusion_core.training")
 
 # ---------------------------------------------------------------------------------------------
 # Limits and defaults
 # ---------------------------------------------------------------------------------------------
 
 PRESET = presets.TOY  # the app and CLI default 2D recipe (see diffusion_core/presets.py)
-DATASETS: tuple[str, ...] = toy_data.TOY_DATASETS
+DATASETS: tuple[str, ...] = TOY_DATASETS
 DEFAULT_DATASET = "moons"
 DEFAULT_POINTS = 2000
 MAX_NOISE = 0.5
@@ -381,7 +399,7 @@ def dataset_changed(dataset, n, seed) -> tuple[go.Figure, float]:
     """A new data set: its default noise and its scatter."""
     if dataset not in DATASETS:
         raise gr.Error(f"Unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}.")
-    noise = toy_data.TOY_SPECS[dataset].default_noise
+    noise = TOY_SPECS[dataset].default_noise
     return data_plot(dataset, n, noise, seed), noise
 
 
@@ -398,11 +416,11 @@ def shared_schedule_changed(shared, source):
 def _new_state(spec: DataSpec, sched_cfg: ScheduleConfig, model_cfg: MLPConfig,
                train_cfg: TrainConfig) -> ToyState:
     pts = toy_data.make_2d(spec.name, spec.n, noise=spec.noise, seed=spec.seed)
-    schedule = NoiseSchedule(sched_cfg)
+    schedule = core_schedules.NoiseSchedule(sched_cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_cfg.seed)  # same settings ⇒ same initial weights
-        model = build_model(model_cfg)
-    trainer = Trainer(model, schedule, pts, train_cfg)
+        model = models.build_model(model_cfg)
+    trainer = training.Trainer(model, schedule, pts, train_cfg)
     return ToyState(spec=spec, schedule_config=sched_cfg, model_config=model_cfg, data=pts,
                     eps=_fixed_noise(spec.n, spec.seed), schedule=schedule, trainer=trainer)
 
@@ -538,7 +556,7 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
             elif now - last_yield >= YIELD_EVERY_S:
                 last_yield = now
                 yield state, skip, _progress_md(state, p, note), skip, skip
-    except TrainingDiverged as e:
+    except training.TrainingDiverged as e:
         gr.Warning(f"Training diverged: {e}")
         yield (state, loss_figure(state),
                _progress_md(state, p, f"⚠️ Diverged (NaN loss): {e}", stopped=True), skip,
@@ -597,7 +615,7 @@ def vector_field(state, t) -> go.Figure:
     if state is None:
         return gr.skip()
     t = common.number("t", t, 0, state.T - 1, integer=True)
-    x_t = q_sample(state.schedule, state.data, t, state.eps)  # eq. (4), fixed ε
+    x_t = forward.q_sample(state.schedule, state.data, t, state.eps)  # eq. (4), fixed ε
     half = _half_range(state.data, x_t)
     axis = np.linspace(-half * 0.95, half * 0.95, GRID)
     gx, gy = np.meshgrid(axis, axis)
@@ -788,13 +806,13 @@ def forward_animation(dataset, n, noise, seed, source, kind, T, shared) -> go.Fi
     """x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε of the data set at ~30 evenly spaced t (one fixed ε)."""
     spec = _data_spec(dataset, n, noise, seed)
     cfg = _schedule_from_ui(source, kind, T, shared)
-    schedule = NoiseSchedule(cfg)
+    schedule = core_schedules.NoiseSchedule(cfg)
     pts = toy_data.make_2d(spec.name, spec.n, noise=spec.noise, seed=spec.seed)
     eps = _fixed_noise(spec.n, spec.seed)
     idx = _subset(spec.n, ANIM_POINTS, spec.seed)
     x0, e = pts[idx], eps[idx]
     ts = sorted({int(round(v)) for v in np.linspace(0, schedule.T - 1, FORWARD_FRAMES)})
-    clouds = [x0] + [q_sample(schedule, x0, t, e) for t in ts]  # eq. (4), same ε
+    clouds = [x0] + [forward.q_sample(schedule, x0, t, e) for t in ts]  # eq. (4), same ε
     labels = ["−1 (data)"] + [f"{t} (ᾱ = {schedule.alpha_bar(t):.3f})" for t in ts]
     half = max(_half_range(pts), min(_half_range(clouds[-1], q=0.98), 3.2))
     fig = AnimatedFigure()
@@ -882,7 +900,7 @@ def render(shared_schedule: gr.State) -> None:
     """Build the tab's components and wire its events (called inside ``gr.Tab``)."""
     state = gr.State(None)
     init_spec = DataSpec(DEFAULT_DATASET, DEFAULT_POINTS,
-                         toy_data.TOY_SPECS[DEFAULT_DATASET].default_noise, 0)
+                         TOY_SPECS[DEFAULT_DATASET].default_noise, 0)
     p_train, p_model = PRESET.train, PRESET.model
 
     with gr.Row(equal_height=False):
@@ -935,9 +953,7 @@ def render(shared_schedule: gr.State) -> None:
             with gr.Tabs():
                 with gr.Tab("Data & training"):
                     with gr.Row():
-                        data_fig = gr.Plot(_data_figure(init_spec, toy_data.make_2d(
-                            init_spec.name, init_spec.n, noise=init_spec.noise, seed=0)),
-                            show_label=False, scale=2, min_width=320)
+                        data_fig = gr.Plot(None, show_label=False, scale=2, min_width=320)
                         loss_fig = gr.Plot(loss_figure(None), show_label=False, scale=3,
                                            min_width=400)
                 with gr.Tab("Vector field"):
@@ -1001,6 +1017,9 @@ def render(shared_schedule: gr.State) -> None:
 
     # --- events -------------------------------------------------------------------------------
     data_inputs = [dataset, n_points, noise, seed]
+    common.on_load(lambda: data_plot(init_spec.name, init_spec.n, init_spec.noise, init_spec.seed),
+                   [data_fig], concurrency_limit=8,
+                   concurrency_id="toy_data", show_progress="hidden")
     schedule_inputs = [source, kind, T, shared_schedule]
     dataset.input(dataset_changed, [dataset, n_points, seed], [data_fig, noise],
                   api_name="toy_dataset", concurrency_limit=8, concurrency_id="toy_data")

@@ -38,6 +38,18 @@ def serving(demo):
         demo.close()
 
 
+def load_events(demo) -> list:
+    """The event functions ``demo`` runs when a browser opens the page (``Blocks.load``)."""
+    return [fn for fn in demo.fns.values() if any(ev == "load" for _, ev in fn.targets)]
+
+
+def load_event_for(demo, component):
+    """The page-load event that fills ``component`` (exactly one must exist)."""
+    found = [fn for fn in load_events(demo) if component in fn.outputs]
+    assert len(found) == 1, f"{len(found)} load events fill {component!r}"
+    return found[0]
+
+
 @pytest.fixture(scope="session")
 def server():
     """The whole app, launched once on a free localhost port; yields its URL."""

@@ -77,7 +77,9 @@ def test_forward_tab_shows_images(page):
 def test_toy_tab_trains_and_stops(page):
     _tab(page, "3 · 2D toy trainer")
     page.get_by_role("button", name="▶ Train").click()
-    page.wait_for_timeout(2500)
+    # Stop once training is really under way (on a busy machine the job may queue a while).
+    page.get_by_text("Training: step", exact=False).first.wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
     page.get_by_role("button", name="■ Stop").first.click()
     page.get_by_text("Stopped", exact=False).first.wait_for(timeout=20_000)
     page.wait_for_timeout(1000)  # let the outputs' pending fade finish before the picture
@@ -91,6 +93,12 @@ def test_sampler_tab_runs_scrubs_and_downloads(page):
     page.wait_for_function(
         "[...document.querySelectorAll('button')].some(b => b.textContent.includes('GIF') "
         "&& !b.disabled)", timeout=60_000)
+    # The run's last event (.then) redraws both grids: wait for them before the picture.
+    page.wait_for_function(
+        "[...document.querySelectorAll('img')].filter(i => i.offsetParent !== null "
+        "&& i.naturalWidth > 0 && i.closest('[id]') && i.src.includes('png')).length >= 2",
+        timeout=30_000)
+    page.wait_for_timeout(500)
     _shot(page, "4_sampled")
     slider = page.locator("input[type=range]:visible").last
     slider.focus()

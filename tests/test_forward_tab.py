@@ -15,6 +15,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conftest import load_event_for  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from diffusion_core import forward  # noqa: E402
@@ -331,8 +332,19 @@ def test_render_builds_with_initial_view_and_events():
     assert len({d.concurrency_id for d in deps.values()}) >= 4
     images = [b for b in demo.blocks.values() if isinstance(b, gr.Image)]
     assert all(im.format == "png" for im in images)  # lossless: noise must not be smeared
-    assert sum(im.value is not None for im in images) >= 5  # shown on first load
+    assert all(im.value is None for im in images)  # nothing computed while building …
     assert slider.maximum == 399  # from the shared schedule (T = 400)
+    # … the page load fills the image and schedule states; their change events draw the view.
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.State)]
+    first = load_event_for(demo, states[1])
+    image_state, sched_state, note = first.fn()
+    assert first.outputs[:2] == states[1:3]
+    assert image_state["x0"].shape == (1, 3, 256, 256) and "China" in note
+    assert sched_state["config"]["kind"] == "linear" and len(sched_state["alphas_cumprod"]) == 400
+    view = ft.refresh_view(image_state, sched_state, 100)
+    assert all(v is not None for v in view)
+    triggers = {ev for dep in (deps["forward_view"],) for _, ev in dep.targets}
+    assert triggers == {"change"}
 
 
 def test_whole_app_builds():
@@ -349,6 +361,11 @@ def test_through_gradio_client():
     demo, _ = _build_tab()
     with serving(demo) as url:
         client = Client(url, download_files=False, verbose=False)
+        # A browser fills the image and schedule states on page load; a client sets them itself.
+        with pytest.raises(Exception, match="No image loaded yet"):
+            client.predict(600, api_name="/forward_frame")
+        client.predict("china", None, 0, api_name="/forward_image")
+        client.predict(True, "cosine", 1000, api_name="/forward_schedule")
         sig, noise, xt, plot, md = client.predict(600, api_name="/forward_frame")  # t_state hidden
         assert str(xt["path"]).endswith(".png") and plot["type"] == "plotly"
         assert "t = 600" in md

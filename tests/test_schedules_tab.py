@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import load_event_for  # noqa: E402
 
 from diffusion_core.schedules import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import common, schedules_tab  # noqa: E402
@@ -199,7 +200,7 @@ def _build_tab():
     return demo, shared
 
 
-def test_render_builds_with_initial_plot_and_events():
+def test_render_builds_and_draws_the_first_plot_on_page_load():
     demo, shared = _build_tab()
     deps = {fn.api_name: fn for fn in demo.fns.values()}
     assert {"schedules_plot", "schedules_csv"} <= set(deps)
@@ -207,7 +208,13 @@ def test_render_builds_with_initial_plot_and_events():
     assert shared in plot_dep.outputs  # the primary schedule is written to the shared state
     assert plot_dep.concurrency_limit == 8
     plots = [b for b in demo.blocks.values() if isinstance(b, gr.Plot)]
-    assert len(plots) == 1 and plots[0].value is not None  # shown on first load, no click
+    assert len(plots) == 1 and plots[0].value is None  # nothing computed while building …
+    first = load_event_for(demo, plots[0])  # … the page load draws it, no click needed
+    assert first.api_visibility == "private"
+    fig, html = first.fn()
+    names = {tr.name for tr in fig.data}
+    assert any("sigmoid" in n for n in names), names  # the shared schedule is overlaid
+    assert "sigmoid" in html
     # Controls start from the shared schedule (sigmoid, T = 500).
     sliders = [b for b in demo.blocks.values()
                if isinstance(b, gr.Slider) and b.label == "T (steps)"]
