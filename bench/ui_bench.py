@@ -135,9 +135,13 @@ def memory(sessions: int = 10, steps: int = 300) -> dict:
     proc = start_server(["app.py"], port)
     try:
         wait_http(port)
-        rss_idle = rss_mb(proc.pid)
         clients = [Client(f"http://127.0.0.1:{port}/", download_files=False, verbose=False)
                    for _ in range(sessions)]
+        # "idle" = torch and the engine loaded (app.py imports them after HTTP 200), one plot
+        clients[0].predict(["linear", "cosine"], "cosine", 1000, 1e-4, 0.02, False, 0.008, 2.0,
+                           "t", api_name="/schedules_plot")
+        time.sleep(1.0)
+        rss_idle = rss_mb(proc.pid)
         t0 = time.perf_counter()
         for c in clients:
             c.predict(dataset="moons", n=2000, noise=0.05, seed=0, source="preset",
