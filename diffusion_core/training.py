@@ -1,6 +1,7 @@
 """Training: the ε-prediction objective (DDPM Algorithm 1, eq. 14) for any model and data shape.
 
-Index convention: t ∈ {0, …, T−1}, drawn uniformly per example.
+Index convention: t ∈ {0, …, T−1}, drawn per example: uniformly (DDPM), or as ⌊T·u^p⌋ to
+favour low noise (``TrainConfig.timestep_power``).
 
 One loop serves the 2D MLP and the image U-Net. :class:`Trainer` keeps the optimizer and
 optional EMA between calls, so a UI can train, stop, look, and train more. Its
@@ -10,7 +11,9 @@ optional EMA between calls, so a UI can train, stop, look, and train more. Its
 the model keeps its last good weights.
 
 Code name ↔ paper symbol: ``x0`` x_0, ``noise`` ε, ``x_t`` √ᾱ_t x0 + √(1−ᾱ_t) ε (eq. 4),
-``pred_eps`` ε_θ(x_t, t); loss ‖ε − ε_θ‖² ("L_simple", eq. 14).
+``pred_eps`` ε_θ(x_t, t); loss ‖ε − ε_θ‖² ("L_simple", eq. 14). With ``target="stf"`` the ε in
+the loss is replaced by the Stable Target Field's lower-variance estimate of E[ε | x_t]
+(:func:`stf_target`; Xu et al. 2023).
 """
 
 from __future__ import annotations
@@ -66,6 +69,34 @@ def _per_example_loss(kind: LossKind, pred: torch.Tensor, target: torch.Tensor) 
     return err.flatten(1).mean(1)
 
 
+def stf_target(x_t: torch.Tensor, alpha_bar: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """The Stable Target Field's ε target (Xu et al. 2023, written for ε rather than the score).
+
+    For each noisy example x_t (with ᾱ = ``alpha_bar``) it returns
+    ``E[ε | x_t] = (x_t − √ᾱ · Σ_j w_j r_j) / √(1 − ᾱ)``, the posterior mean over the reference
+    examples r_j with weights ``w_j ∝ q(x_t | x0 = r_j) ∝ exp(−‖x_t − √ᾱ r_j‖² / (2(1 − ᾱ)))``
+    (eq. 4 of DDPM). The reference set must contain each example's own x0 (the caller puts the batch
+    first): the estimate is then a self-normalised importance sample of the ideal target. At
+    small t the weights collapse onto the example's own x0 and the target is its drawn ε.
+
+    Shapes: ``x_t [B, ...]``, ``alpha_bar [B]``, ``ref [R, ...]`` (same trailing shape) →
+    ``[B, ...]``. The squared distance is expanded (``−2√ᾱ x·r + ᾱ‖r‖²``; ‖x‖² is the same for
+    every j and drops out of the softmax), so the whole weight matrix is one matmul.
+    """
+    b = x_t.shape[0]
+    if alpha_bar.shape != (b,) or ref.shape[1:] != x_t.shape[1:]:
+        raise ValueError(f"stf_target: x_t {list(x_t.shape)}, alpha_bar {list(alpha_bar.shape)}"
+                         f" and ref {list(ref.shape)} do not match")
+    x, r = x_t.flatten(1), ref.flatten(1)
+    ab = alpha_bar.to(x.dtype)[:, None]
+    var = 1.0 - ab
+    coef = torch.cat((x * (ab.sqrt() / var), -ab / (2.0 * var)), dim=1)  # [B, D + 1]
+    ref_aug = torch.cat((r, r.pow(2).sum(1, keepdim=True)), dim=1)  # [R, D + 1]
+    w = torch.softmax(coef @ ref_aug.T, dim=1)  # [B, R]: log w_ij = −‖x_i − √ᾱ_i r_j‖²/(2σ_i²)
+    x0_mean = (r.T @ w.T).T  # = w @ r; this order is ~8× faster on CPU when D is 2
+    return ((x - ab.sqrt() * x0_mean) / var.sqrt()).view_as(x_t)
+
+
 class Trainer:
     """Trains an ε-predictor on ``data`` with ``schedule``; keeps state between runs.
 
@@ -89,8 +120,11 @@ class Trainer:
         self.data = data.to(device=device, dtype=torch.float32)
         self.config = config
         self.step = 0
+        # fused: one kernel for all parameters (CPU and CUDA); on one CPU thread it took a
+        # 3×128 MLP's optimiser step from ~0.52 to ~0.16 ms, ~10 % of a 512-point step.
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+                                           weight_decay=config.weight_decay,
+                                           fused=device.type in ("cpu", "cuda"))
         self.ema = None
         if config.ema_decay > 0:
             self.ema = copy.deepcopy(model).eval().requires_grad_(False)
@@ -116,17 +150,33 @@ class Trainer:
             lr = c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
         return lr
 
+    def _draw_t(self, n: int, device: torch.device) -> torch.Tensor:
+        """``[n]`` int64 timesteps ``⌊T·u^p⌋``, u ~ U[0, 1), p = ``config.timestep_power``."""
+        T, p = self.schedule.T, self.config.timestep_power
+        if p == 1:  # uniform: the draw DDPM (and earlier versions of this loop) used
+            return torch.randint(0, T, (n,), generator=self.generator, device=device)
+        u = torch.rand(n, generator=self.generator, device=device, dtype=torch.float64)
+        return (u.pow(p) * T).long().clamp_(max=T - 1)
+
     def train_step(self, lr: float) -> float:
         """One optimisation step (DDPM Algorithm 1); returns the batch loss."""
         c, g = self.config, self.generator
         idx = torch.randint(0, len(self.data), (c.batch_size,), generator=g,
                             device=self.data.device)
         x0 = self.data[idx]
-        t = torch.randint(0, self.schedule.T, (c.batch_size,), generator=g, device=x0.device)
+        t = self._draw_t(c.batch_size, x0.device)
         noise = torch.randn(x0.shape, generator=g, device=x0.device)
         x_t = q_sample(self.schedule, x0, t, noise)  # eq. (4)
+        target = noise
+        if c.target == "stf":
+            ref = x0
+            if c.stf_extra:
+                extra = torch.randint(0, len(self.data), (c.stf_extra,), generator=g,
+                                      device=x0.device)
+                ref = torch.cat((x0, self.data[extra]))
+            target = stf_target(x_t, self.schedule.alphas_cumprod[t], ref)
         self.model.train()
-        per_example = _per_example_loss(c.loss, self.model(x_t, t), noise)  # eq. (14)
+        per_example = _per_example_loss(c.loss, self.model(x_t, t), target)  # eq. (14)
         loss = per_example.mean()
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -143,8 +193,8 @@ class Trainer:
         if self.ema is not None:
             with torch.no_grad():
                 decay = min(c.ema_decay, (1 + self.step) / (10 + self.step))  # EMA warm-up
-                for pe, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
-                    pe.lerp_(p.detach(), 1 - decay)
+                torch._foreach_lerp_(list(self.ema.parameters()),
+                                     [p.detach() for p in self.model.parameters()], 1 - decay)
                 for be, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                     be.copy_(b)
         with torch.no_grad():

@@ -122,6 +122,24 @@ def test_mlp_scalar_embedding_is_t_over_T() -> None:
     )
 
 
+def test_mlp_skip_starts_at_zero_and_adds_a_linear_map_of_x_t() -> None:
+    cfg = MLPConfig(hidden=32, depth=2, input_frequencies=4, num_timesteps=50)
+    torch.manual_seed(0)
+    plain = MLP2D(cfg)
+    torch.manual_seed(0)
+    skipped = MLP2D(MLPConfig(**{**cfg.to_dict(), "skip": True}))
+    x, t = torch.randn(16, 2), timesteps(16, 50)
+    torch.testing.assert_close(skipped(x, t), plain(x, t))  # zero-initialised shortcut
+    assert plain.skip is None and "skip.weight" not in plain.state_dict()
+    with torch.no_grad():
+        skipped.skip.weight.copy_(torch.tensor([[2.0, 0.0], [1.0, -1.0]]))
+        skipped.skip.bias.copy_(torch.tensor([0.5, 0.0]))
+    want = plain(x, t) + torch.stack((2 * x[:, 0] + 0.5, x[:, 0] - x[:, 1]), 1)
+    torch.testing.assert_close(skipped(x, t), want)
+    skipped(x, t).sum().backward()
+    assert skipped.skip.weight.grad is not None and skipped.skip.weight.grad.abs().sum() > 0
+
+
 def test_mlp_structure_follows_config() -> None:
     model = MLP2D(MLPConfig(hidden=64, depth=4, embed_dim=16))
     linears = [m for m in model.net if isinstance(m, torch.nn.Linear)]
@@ -340,6 +358,8 @@ def test_unet_gradient_reaches_every_parameter(block: str) -> None:
         ("kind", "unet"),
         ("hidden", 12.5),
         ("hidden", True),
+        ("skip", 1),
+        ("skip", "yes"),
     ],
 )
 def test_mlp_config_validation_names_the_field(field: str, value: object) -> None:
@@ -389,6 +409,7 @@ def test_configs_are_frozen() -> None:
     [
         MLPConfig(),
         MLPConfig(hidden=64, depth=5, activation="gelu", time_embedding="scalar"),
+        MLPConfig(depth=2, input_frequencies=8, skip=True),
         UNetConfig(),
         UNetConfig(channels=3, image_size=32, dim=16, dim_mults=(1, 2, 4), block="convnext"),
     ],
@@ -415,6 +436,7 @@ def test_from_dict_rejects_unknown_keys_and_wrong_kind() -> None:
 
 def test_from_dict_fills_defaults() -> None:
     assert MLPConfig.from_dict({"kind": "mlp2d", "hidden": 64}) == MLPConfig(hidden=64)
+    assert not MLPConfig.from_dict({"kind": "mlp2d"}).skip  # configs saved before `skip`
     assert UNetConfig.from_dict({"dim_mults": [1, 2]}) == UNetConfig(dim_mults=(1, 2))
 
 

@@ -9,7 +9,13 @@ import torch
 
 from diffusion_core.models import MLP2D, MLPConfig
 from diffusion_core.schedules import NoiseSchedule
-from diffusion_core.training import TrainConfig, Trainer, TrainingDiverged, train
+from diffusion_core.training import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    stf_target,
+    train,
+)
 
 
 def _setup(seed=0, **cfg):
@@ -98,6 +104,103 @@ def test_other_losses_learn(loss):
 def test_bad_config(bad):
     with pytest.raises(ValueError):
         TrainConfig(**bad)
+
+
+@pytest.mark.parametrize("field, bad", [("timestep_power", 0.2), ("timestep_power", 4.5),
+                                        ("timestep_power", True), ("timestep_power", "2"),
+                                        ("target", "x0"), ("stf_extra", -1),
+                                        ("stf_extra", 70_000), ("stf_extra", 1.5)])
+def test_new_options_are_validated(field, bad):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: bad})
+
+
+def test_config_round_trip_and_old_dicts_load():
+    cfg = TrainConfig(timestep_power=1.5, target="stf", stf_extra=512)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    old = TrainConfig().to_dict()
+    for k in ("timestep_power", "target", "stf_extra"):  # a checkpoint written before them
+        del old[k]
+    assert TrainConfig.from_dict(old) == TrainConfig()
+    assert TrainConfig().target == "eps" and TrainConfig().timestep_power == 1.0
+
+
+def _brute_stf(x_t, ab, ref):
+    x, r, ab = x_t.flatten(1).double(), ref.flatten(1).double(), ab.double()[:, None]
+    d2 = ((x[:, None, :] - ab.sqrt()[:, :, None] * r[None]) ** 2).sum(-1)
+    w = torch.softmax(-d2 / (2 * (1 - ab)), dim=1)
+    return ((x - ab.sqrt() * (w @ r)) / (1 - ab).sqrt()).view(x_t.shape)
+
+
+@pytest.mark.parametrize("shape", [(2,), (3, 4, 4)])
+def test_stf_target_matches_the_posterior_mean(shape):
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(32, *shape, generator=g)
+    ref = torch.cat((x0, torch.randn(50, *shape, generator=g)))
+    ab = torch.linspace(0.02, 0.98, 32)
+    noise = torch.randn(x0.shape, generator=g)
+    x_t = ab.sqrt().view(-1, *[1] * len(shape)) * x0 + (1 - ab).sqrt().view(
+        -1, *[1] * len(shape)) * noise
+    got = stf_target(x_t, ab, ref)
+    assert got.shape == x_t.shape
+    torch.testing.assert_close(got, _brute_stf(x_t, ab, ref).float(), atol=1e-4, rtol=1e-4)
+
+
+def test_stf_target_limits():
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(16, 2, generator=g) * 4 - 2
+    noise = torch.randn(16, 2, generator=g)
+    # little noise: the weights collapse onto each example's own x0, so the target is its ε
+    ab = torch.full((16,), 1 - 1e-4)
+    x_t = ab.sqrt()[:, None] * x0 + (1 - ab).sqrt()[:, None] * noise
+    torch.testing.assert_close(stf_target(x_t, ab, x0), noise, atol=1e-3, rtol=1e-3)
+    # almost pure noise: every reference weighs the same, x0's estimate is their mean
+    ab = torch.full((16,), 1e-6)
+    x_t = ab.sqrt()[:, None] * x0 + (1 - ab).sqrt()[:, None] * noise
+    want = (x_t - ab.sqrt()[:, None] * x0.mean(0)) / (1 - ab).sqrt()[:, None]
+    torch.testing.assert_close(stf_target(x_t, ab, x0), want, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="do not match"):
+        stf_target(x_t, ab[:3], x0)
+
+
+def test_stf_target_has_less_noise_than_eps():
+    # Mid-range noise on a two-cluster set: both targets scatter around the ideal E[ε | x_t]
+    # (the posterior over the whole data set); STF's batch-sized reference scatters far less.
+    g = torch.Generator().manual_seed(2)
+    data = torch.cat((torch.randn(2000, 2, generator=g) * 0.1 - 1,
+                      torch.randn(2000, 2, generator=g) * 0.1 + 1))
+    x0 = data[torch.randint(0, len(data), (512,), generator=g)]
+    ab = torch.full((512,), 0.3)
+    noise = torch.randn(x0.shape, generator=g)
+    x_t = ab.sqrt()[:, None] * x0 + (1 - ab).sqrt()[:, None] * noise
+    ideal = stf_target(x_t, ab, data)
+    err_eps = (noise - ideal).pow(2).sum(1).mean()
+    err_stf = (stf_target(x_t, ab, x0) - ideal).pow(2).sum(1).mean()
+    assert err_stf < 0.1 * err_eps, (float(err_stf), float(err_eps))
+
+
+def test_timestep_power_draws_low_noise_more_often():
+    T, n = 200, 20_000
+    sched = NoiseSchedule(kind="cosine", T=T)
+    data = torch.zeros(8, 2)
+    model = MLP2D(MLPConfig(hidden=8, depth=1, num_timesteps=T))
+    uniform = Trainer(model, sched, data, TrainConfig(seed=3))
+    t1 = uniform._draw_t(n, torch.device("cpu"))
+    # p = 1 is exactly the uniform draw of earlier versions (same generator stream)
+    assert torch.equal(t1, torch.randint(0, T, (n,), generator=torch.Generator().manual_seed(3)))
+    skewed = Trainer(model, sched, data, TrainConfig(seed=3, timestep_power=2.0))
+    t2 = skewed._draw_t(n, torch.device("cpu"))
+    assert t2.dtype == torch.long and int(t2.min()) >= 0 and int(t2.max()) <= T - 1
+    low1, low2 = float((t1 < T // 10).float().mean()), float((t2 < T // 10).float().mean())
+    assert abs(low1 - 0.1) < 0.01 and abs(low2 - 0.1 ** 0.5) < 0.015  # P(u² < 0.1) = √0.1
+
+
+def test_stf_training_learns_and_is_seeded():
+    a = _setup(seed=4, target="stf", stf_extra=64, timestep_power=1.5, report_every=100)
+    b = _setup(seed=4, target="stf", stf_extra=64, timestep_power=1.5, report_every=100)
+    ra, rb = list(train(*a)), list(train(*b))
+    assert ra[-1].loss < 0.8 * ra[0].losses[0]
+    assert [r.loss for r in ra] == [r.loss for r in rb]
 
 
 def test_bad_data():

@@ -3,7 +3,8 @@
 Index convention: t ∈ {0, …, T−1}, int64 ``[B]``; ``num_timesteps`` is T. The network knows
 nothing else of the noise schedule.
 
-Architecture: ``concat[x_t, fourier(x_t), emb(t)] → depth × (Linear(hidden), act) → Linear(2)``.
+Architecture: ``concat[x_t, fourier(x_t), emb(t)] → depth × (Linear(hidden), act) → Linear(2)``,
+plus, with ``skip``, a learned linear map ``Linear(2 → 2)(x_t)`` added to the output.
 On CPU benchmarks (make_moons, T = 50 and 100, 1 s of training on 2 cores) this plain stack was as
 good as residual variants or injecting the embedding into every layer, and it is the fastest per
 step, so it stays plain.
@@ -15,6 +16,11 @@ Tancik et al. 2020, "Fourier features"). A plain MLP on raw coordinates learns t
 ε fast but the sharp part — points ~0.05 from a thin data set at low noise — very slowly
 (spectral bias); with the features, moons' nearest-neighbour ratio fell from ≈ 6 to ≈ 1.3 at the
 same step count (``bench/toy2d_time_to_quality.py``).
+
+``skip`` (off by default) adds ``Linear(2 → 2)(x_t)``, zero-initialised, to the output. Much of
+ε at high noise is linear in x_t; the shortcut learns that part in a few steps, so a short run
+leaves fewer stray points: moons after 250 steps of the 2D preset's recipe, 0.22 % of samples
+more than 0.25 from the curves with it, 0.62 % without (``diffusion_core/presets.py``).
 """
 
 from __future__ import annotations
@@ -87,6 +93,11 @@ class MLP2D(nn.Module):
             width = config.hidden
         layers.append(nn.Linear(width, 2))
         self.net = nn.Sequential(*layers)
+        self.skip: nn.Linear | None = None
+        if config.skip:
+            self.skip = nn.Linear(2, 2)
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predict the noise in ``x_t``.
@@ -106,6 +117,8 @@ class MLP2D(nn.Module):
         check_timesteps(t, x_t.shape[0], self.config.num_timesteps)
         emb = self.time_embed(t).to(x_t.dtype)
         if self.config.input_frequencies == 0:
-            return self.net(torch.cat((x_t, emb), dim=-1))
-        angles = (x_t[:, :, None] * self.input_freqs.to(x_t.dtype)).flatten(1)  # [B, 2k]
-        return self.net(torch.cat((x_t, angles.sin(), angles.cos(), emb), dim=-1))
+            out = self.net(torch.cat((x_t, emb), dim=-1))
+        else:
+            angles = (x_t[:, :, None] * self.input_freqs.to(x_t.dtype)).flatten(1)  # [B, 2k]
+            out = self.net(torch.cat((x_t, angles.sin(), angles.cos(), emb), dim=-1))
+        return out if self.skip is None else out + self.skip(x_t)
