@@ -496,9 +496,9 @@ _SWISS_Z = (-11.0407, 14.1372)
 TOY_SPECS: dict[str, ToySpec] = {
     s.name: s
     for s in (
-        ToySpec("moons", "two interleaving half circles (scikit-learn make_moons)",
+        ToySpec("moons", "two interleaving half circles (make_moons' curves, random angles)",
                 (0.5, 0.25), 2.0 / 3.0, 0.05),
-        ToySpec("circles", "two concentric circles, radii 1 and 0.5 (make_circles)",
+        ToySpec("circles", "two concentric circles, radii 1 and 0.5, random angles",
                 (0.0, 0.0), 1.0, 0.03),
         ToySpec("swiss_roll", "swiss roll seen from the side (make_swiss_roll, columns x, z)",
                 ((_SWISS_X[0] + _SWISS_X[1]) / 2, (_SWISS_Z[0] + _SWISS_Z[1]) / 2),

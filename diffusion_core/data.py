@@ -16,14 +16,21 @@ The value-range contract
   :func:`to_data_coords` / :func:`from_data_coords` apply it. ``noise`` in :func:`make_2d` is the
   standard deviation of isotropic Gaussian jitter **in model coordinates**, so one value means the
   same thing for every set.
+- Every set is an i.i.d. sample of its distribution: each point picks its component (moon,
+  circle, arm, …) and its position on it at random. scikit-learn's ``make_moons`` and
+  ``make_circles`` instead place the points at evenly spaced angles (only the jitter is random),
+  so two of their draws are far closer to each other than independent samples can be, and the
+  "two fresh draws" floor of :func:`diffusion_core.metrics.sw1_floor` would sit below what even an
+  exact sampler of the distribution scores (≈ 2× on average for moons, n = 2000). We therefore
+  draw moons and circles ourselves, with the same curves and coordinates.
 
 2D toy sets (``TOY_DATASETS``; original coordinates → model coordinates)
 ----------------------------------------------------------------------
 ========== =================================================== ===================== ========
 name       original coordinates                                offset                scale
 ========== =================================================== ===================== ========
-moons      ``sklearn make_moons``: x ∈ [−1, 2], y ∈ [−½, 1]     (0.5, 0.25)           2/3
-circles    ``make_circles(factor=0.5)``: radii 1 and 0.5         (0, 0)                1
+moons      make_moons' half circles: x ∈ [−1, 2], y ∈ [−½, 1]   (0.5, 0.25)           2/3
+circles    make_circles' circles (factor 0.5): radii 1 and 0.5  (0, 0)                1
 swiss_roll ``make_swiss_roll`` columns (x, z), t ∈ [1.5π, 4.5π]  (1.5643, 1.5482)      2/25.178
 spirals    two arms r = θ, θ = 3π√u, arm k rotated by kπ         (0, 0)                1/(3π)
 s_curve    ``make_s_curve`` columns (x, z): x ∈ [−1,1], z ∈ [−2,2] (0, 0)              1/2
@@ -172,18 +179,24 @@ def _check_points(points: torch.Tensor) -> None:
 
 
 def _raw_2d(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise-free points ``[n, 2]`` (float64) in the set's original coordinates."""
-    from sklearn import datasets as skd  # local import keeps `import diffusion_core` light
+    """Noise-free points ``[n, 2]`` (float64) in the set's original coordinates, i.i.d."""
+    if name in ("swiss_roll", "s_curve"):  # random positions along the curve: already i.i.d.
+        from sklearn import datasets as skd  # imported here: ~1.5 s, only these two need it
 
-    state = int(rng.integers(0, 2**31 - 1))
-    if name == "moons":
-        return skd.make_moons(n, noise=None, random_state=state)[0]
-    if name == "circles":
-        return skd.make_circles(n, noise=None, factor=0.5, random_state=state)[0]
-    if name == "swiss_roll":
-        return skd.make_swiss_roll(n, noise=0.0, random_state=state)[0][:, [0, 2]]
-    if name == "s_curve":
+        state = int(rng.integers(0, 2**31 - 1))
+        if name == "swiss_roll":
+            return skd.make_swiss_roll(n, noise=0.0, random_state=state)[0][:, [0, 2]]
         return skd.make_s_curve(n, noise=0.0, random_state=state)[0][:, [0, 2]]
+    if name == "moons":  # make_moons' curves: upper (cos θ, sin θ), lower (1 − cos θ, ½ − sin θ)
+        theta = math.pi * rng.random(n)
+        upper = rng.random(n) < 0.5
+        x = np.where(upper, np.cos(theta), 1.0 - np.cos(theta))
+        y = np.where(upper, np.sin(theta), 0.5 - np.sin(theta))
+        return np.stack([x, y], axis=1)
+    if name == "circles":  # make_circles(factor=0.5): radius 1 or 0.5, uniform angle
+        theta = 2.0 * math.pi * rng.random(n)
+        radius = np.where(rng.random(n) < 0.5, 1.0, 0.5)
+        return np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
     if name == "spirals":
         theta = 3.0 * math.pi * np.sqrt(rng.random(n))  # √u: roughly uniform along the arc
         arm = rng.integers(0, 2, n)

@@ -79,6 +79,23 @@ def test_noise_is_in_model_coordinates() -> None:
     assert abs(float((noisy - clean).std()) - 0.1) < 0.005
 
 
+@pytest.mark.parametrize("name", ["moons", "circles"])
+def test_moons_and_circles_are_iid_samples_not_a_fixed_grid(name: str) -> None:
+    # scikit-learn's make_moons / make_circles put points at evenly spaced angles, so two
+    # noise-free draws of the same size are the same point set; ours must differ, and each
+    # component must get a random (not exactly equal) share of the points.
+    a = data.make_2d(name, 2000, noise=0.0, seed=1)
+    b = data.make_2d(name, 2000, noise=0.0, seed=2)
+    assert not torch.allclose(a.sort(dim=0).values, b.sort(dim=0).values, atol=1e-3)
+    raw = data.to_data_coords(data.make_2d(name, 4000, noise=0.0, seed=3), name).double()
+    if name == "moons":
+        first = ((raw[:, 0] ** 2 + raw[:, 1] ** 2 - 1).abs() < 1e-4) & (raw[:, 1] >= -1e-6)
+    else:
+        first = (raw.norm(dim=1) - 1).abs() < 1e-4
+    share = first.float().mean().item()
+    assert share != 0.5 and abs(share - 0.5) < 0.05, share  # Binomial(4000, ½): sd 0.008
+
+
 def test_make_2d_validation() -> None:
     with pytest.raises(ValueError, match="moons"):  # lists the valid names
         data.make_2d("nope")
