@@ -76,6 +76,10 @@ def test_forward_tab_shows_images(page):
 
 def test_toy_tab_trains_and_stops(page):
     _tab(page, "3 · 2D toy trainer")
+    # The preset trains in about a second: ask for more steps so there is time to press Stop.
+    steps = page.get_by_label("Steps", exact=True).filter(visible=True).first
+    steps.fill("20000")
+    steps.press("Enter")
     page.get_by_role("button", name="▶ Train").click()
     # Stop once training is really under way (on a busy machine the job may queue a while).
     page.get_by_text("Training: step", exact=False).first.wait_for(timeout=30_000)
