@@ -45,6 +45,7 @@ def warm_up() -> None:
     import diffusion_core.images  # noqa: F401
     import diffusion_core.data  # noqa: F401
     import diffusion_core.checkpoints  # noqa: F401
+    import safetensors.torch  # noqa: F401  (checkpoints imports it only when loading weights)
     import diffusion_core.models  # noqa: F401
     import diffusion_core.samplers  # noqa: F401
     import diffusion_core.metrics  # noqa: F401

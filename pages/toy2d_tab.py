@@ -195,14 +195,14 @@ def _train_config(lr, batch_size, steps) -> TrainConfig:
     return replace(PRESET.train, lr=lr, batch_size=batch_size, steps=steps, report_every=1)
 
 
-def _check_step_cost(model_config: MLPConfig, batch_size: int) -> None:
+def _check_step_cost(model_config: MLPConfig, train_config: TrainConfig) -> None:
     """Refuse models whose single step would outlast the Stop button's reaction time."""
-    h = model_config.hidden
+    h, batch_size = model_config.hidden, train_config.batch_size
     inputs = model_config.input_features + model_config.time_features
     weights = inputs * h + (model_config.depth - 1) * h * h + 2 * h
     seconds = 6.0 * batch_size * weights / FLOPS_PER_S  # forward + backward ≈ 3 × 2 flops
-    if PRESET.train.target == "stf":  # the [batch × batch] softmax of the STF target
-        seconds += 12.0 * batch_size * batch_size / FLOPS_PER_S
+    if train_config.target == "stf":  # the [batch × (batch + extra)] softmax of the STF target
+        seconds += 12.0 * batch_size * (batch_size + train_config.stf_extra) / FLOPS_PER_S
     if seconds > MAX_STEP_S:
         raise gr.Error(
             f"Width {h} × depth {model_config.depth} with batch {batch_size} is too big for a "
@@ -527,7 +527,7 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     sched_cfg = _schedule_from_ui(source, kind, T, shared)
     model_cfg = _model_config(hidden, depth, time_embedding, activation, sched_cfg.T)
     train_cfg = _train_config(lr, batch_size, steps)
-    _check_step_cost(model_cfg, train_cfg.batch_size)
+    _check_step_cost(model_cfg, train_cfg)
 
     reason = _restart_reason(state, spec, sched_cfg, model_cfg)
     if reason is not None:
