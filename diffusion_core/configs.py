@@ -208,6 +208,8 @@ class UNetConfig:
         use_linear_attention: linear attention at every down/up level.
         use_mid_attention: full softmax attention at the bottleneck.
         convnext_mult: ConvNeXt inner-width multiplier.
+        level_blocks: blocks per resolution level on each path, 1 or 2 (the Annotated
+            Diffusion layout has 2; 1 halves the convolutions at every level).
     """
 
     kind: Literal["unet"] = "unet"
@@ -222,6 +224,7 @@ class UNetConfig:
     use_linear_attention: bool = True
     use_mid_attention: bool = True
     convnext_mult: int = 2
+    level_blocks: int = 2
 
     def __post_init__(self) -> None:
         check_choice_field("kind", self.kind, ("unet",))
@@ -257,6 +260,7 @@ class UNetConfig:
         check_choice_field("use_linear_attention", self.use_linear_attention, (True, False))
         check_choice_field("use_mid_attention", self.use_mid_attention, (True, False))
         check_int_field("convnext_mult", self.convnext_mult, 1, 8)
+        check_choice_field("level_blocks", self.level_blocks, (1, 2))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field (``kind`` included; ``dim_mults`` as a list)."""

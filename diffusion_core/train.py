@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dim", type=int, help="U-Net base channels")
     g.add_argument("--dim-mults", type=str, help="U-Net channel multipliers, e.g. 1,2,2")
     g.add_argument("--block", choices=("resnet", "convnext"), help="U-Net block type")
+    g.add_argument("--level-blocks", type=int, choices=(1, 2),
+                   help="U-Net blocks per resolution level and path")
     g = p.add_argument_group("optimisation (default: the preset's)")
     g.add_argument("--steps", type=int)
     g.add_argument("--batch-size", type=int)
@@ -131,7 +133,8 @@ def configs_from_args(args, data: torch.Tensor, image: bool):
                     f"--dim-mults must look like 1,2,2; got {args.dim_mults!r}") from None
         model = replace(m, channels=data.shape[1], image_size=data.shape[-1],
                         dim=_pick(args.dim, m.dim), dim_mults=mults,
-                        block=_pick(args.block, m.block))
+                        block=_pick(args.block, m.block),
+                        level_blocks=_pick(args.level_blocks, m.level_blocks))
     t = preset.train
     train = replace(t, steps=_pick(args.steps, t.steps),
                     batch_size=_pick(args.batch_size, t.batch_size), lr=_pick(args.lr, t.lr),

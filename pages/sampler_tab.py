@@ -236,8 +236,9 @@ def model_card_md(key, ck: Checkpoint) -> str:
         ("data set", ck.dataset.get("name", "?")),
         ("images", f"{cfg.channels} channel(s), {cfg.image_size}×{cfg.image_size}, "
                    "values in [−1, 1]"),
-        ("network", f"U-Net, dim {cfg.dim}, levels × {list(cfg.dim_mults)}, {cfg.block} "
-                    f"blocks, {models.count_parameters(ck.model):,} parameters"),
+        ("network", f"U-Net, dim {cfg.dim}, levels × {list(cfg.dim_mults)}, "
+                    f"{cfg.level_blocks} {cfg.block} block(s) per level and path, "
+                    f"{models.count_parameters(ck.model):,} parameters"),
         ("schedule", f"{sch.kind}, T = {sch.T}"),
     ]
     tr = ck.training if isinstance(ck.training, dict) else {}

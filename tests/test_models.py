@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from diffusion_core.models import (
     count_parameters,
 )
 from diffusion_core.models.embeddings import sinusoidal_embedding
+from diffusion_core.models.unet import ConvNextBlock, Downsample, ResnetBlock
 
 ACTIVATIONS = ["silu", "relu", "gelu", "leaky_relu"]
 EMBEDDINGS = ["sinusoidal", "onehot_linear", "scalar"]
@@ -234,6 +236,67 @@ def test_unet_attention_switches(linear: bool, mid: bool) -> None:
     assert model(x, timesteps(3)).shape == x.shape
 
 
+@pytest.mark.parametrize("block", ["resnet", "convnext"])
+def test_unet_level_blocks_one_block_per_level_and_path(block: str) -> None:
+    two = UNet(small_unet(block=block, dim_mults=(1, 2)))
+    one = UNet(small_unet(block=block, dim_mults=(1, 2), level_blocks=1))
+    block_type = ConvNextBlock if block == "convnext" else ResnetBlock
+
+    def n_blocks(m: UNet) -> int:
+        return sum(isinstance(b, block_type) for b in m.modules())
+
+    # 2 levels × 2 paths × {2, 1} blocks, + 2 middle blocks + the final block
+    assert (n_blocks(two), n_blocks(one)) == (11, 7)
+    assert all(level.block2 is None for level in (*one.downs, *one.ups))
+    level_block2 = re.compile(r"^(downs|ups)\.\d+\.block2\.")
+    assert not any(level_block2.match(k) for k in one.state_dict())
+    assert any(level_block2.match(k) for k in two.state_dict())
+    # the blocks left are the same modules: each remaining key has the same shape as before
+    two_shapes = {k: v.shape for k, v in two.state_dict().items()}
+    assert all(two_shapes[k] == v.shape for k, v in one.state_dict().items())
+    x = torch.randn(2, 1, 8, 8)
+    out = one(x, timesteps(2))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in one.parameters())  # every block is used
+
+
+def test_downsample_is_space_to_depth_then_the_1x1_conv() -> None:
+    torch.manual_seed(0)
+    down = Downsample(6)
+    x = torch.randn(2, 6, 8, 4)
+    # [B, c, 2h, 2w] → [B, (c p1 p2), h, w], then the 1×1 conv over those 4c channels
+    s2d = x.view(2, 6, 4, 2, 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(2, 24, 4, 2)
+    ref = torch.einsum("oi,bihw->bohw", down.conv.weight[:, :, 0, 0], s2d)
+    ref = ref + down.conv.bias.view(1, -1, 1, 1)
+    with torch.no_grad():
+        out = down(x)
+        out_cl = down(x.contiguous(memory_format=torch.channels_last))
+    assert out.shape == (2, 6, 4, 2)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out_cl, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_unet_weights_are_channels_last_and_save_contiguous(tmp_path) -> None:
+    from diffusion_core.checkpoints import load_checkpoint, save_checkpoint
+    from diffusion_core.schedules import ScheduleConfig
+
+    torch.manual_seed(0)
+    model = UNet(small_unet(channels=3)).eval()
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert any(not w.is_contiguous() for w in convs)  # 3×3 kernels really are reordered
+    x, t = torch.randn(2, 3, 8, 8), timesteps(2)
+    with torch.no_grad():
+        before = model(x, t)
+    save_checkpoint(tmp_path / "ck", model, model.config, ScheduleConfig(), dataset={"name": "t"})
+    ck = load_checkpoint(tmp_path / "ck")
+    reloaded = [m.weight for m in ck.model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in reloaded)
+    with torch.no_grad():
+        torch.testing.assert_close(ck.model(x, t), before)
+
+
 def test_unet_default_config_shape_and_size() -> None:
     model = UNet(UNetConfig())
     x = torch.randn(2, 1, 16, 16)
@@ -383,6 +446,9 @@ def test_mlp_config_validation_names_the_field(field: str, value: object) -> Non
         ("use_linear_attention", "yes"),
         ("use_mid_attention", 1),
         ("convnext_mult", 0),
+        ("level_blocks", 3),
+        ("level_blocks", 0),
+        ("level_blocks", True),
         ("kind", "mlp2d"),
     ],
 )
@@ -412,6 +478,7 @@ def test_configs_are_frozen() -> None:
         MLPConfig(depth=2, input_frequencies=8, skip=True),
         UNetConfig(),
         UNetConfig(channels=3, image_size=32, dim=16, dim_mults=(1, 2, 4), block="convnext"),
+        UNetConfig(dim_mults=(1, 2, 3), level_blocks=1, use_linear_attention=False),
     ],
 )
 def test_config_round_trip_through_json(config: MLPConfig | UNetConfig) -> None:
@@ -438,6 +505,7 @@ def test_from_dict_fills_defaults() -> None:
     assert MLPConfig.from_dict({"kind": "mlp2d", "hidden": 64}) == MLPConfig(hidden=64)
     assert not MLPConfig.from_dict({"kind": "mlp2d"}).skip  # configs saved before `skip`
     assert UNetConfig.from_dict({"dim_mults": [1, 2]}) == UNetConfig(dim_mults=(1, 2))
+    assert UNetConfig.from_dict({"kind": "unet"}).level_blocks == 2  # configs saved before it
 
 
 def test_build_model_dispatches_on_config_type() -> None:
@@ -464,4 +532,7 @@ def test_state_dict_loads_into_a_model_built_from_the_saved_config() -> None:
     torch.testing.assert_close(clone(x, t), model(x, t))
     # buffers that are pure functions of the config stay out of checkpoints
     assert not any("freqs" in k for k in model.state_dict())
-    assert all(v.is_contiguous() for v in model.state_dict().values())  # safetensors needs this
+    # safetensors needs contiguous tensors: plain, or (conv weights) channels-last, which
+    # save_checkpoint makes contiguous (test_unet_weights_are_channels_last_and_save_contiguous)
+    assert all(v.is_contiguous() or v.is_contiguous(memory_format=torch.channels_last)
+               for v in model.state_dict().values())

@@ -7,18 +7,24 @@ Layout (L = ``len(dim_mults)`` levels, ``dims = [dim, dim·m_0, …, dim·m_{L�
 
     t ─ sinusoidal(dim) ─ Linear(dim, 4·dim) ─ GELU ─ Linear(4·dim, 4·dim) ─> temb (every block)
     x ─ conv7×7 → dim
-      down level i (dims[i] → dims[i+1]):  block, block, [Residual(PreNorm(LinearAttention))]
+      down level i (dims[i] → dims[i+1]):  block, [block], [Residual(PreNorm(LinearAttention))]
                                            ── skip_i ──, Downsample (not at the last level)
       middle:                              block, [Residual(PreNorm(Attention))], block
-      up level i (reversed):               concat skip_i, block (2·dims[i+1] → dims[i]), block,
+      up level i (reversed):               concat skip_i, block (2·dims[i+1] → dims[i]), [block],
                                            [Residual(PreNorm(LinearAttention))],
                                            Upsample (not at level 0)
       block(dim, dim) ─ conv1×1 → C
 
+The second block of each level ([block]) is there when ``config.level_blocks == 2`` (the
+Annotated Diffusion layout); ``level_blocks = 1`` keeps one per level and path.
+
 Blocks are ``"resnet"`` (conv3×3 → GroupNorm → scale-shift by time → SiLU, twice, + residual)
 or ``"convnext"`` (depthwise 7×7, + time, GroupNorm(1) → conv3×3 → GELU → GroupNorm(1) →
-conv3×3, + residual). Downsample is a pixel-unshuffle (space-to-depth) + 1×1 conv, Upsample is
-nearest ×2 + conv3×3.
+conv3×3, + residual). Each block maps the time embedding through its own
+``Sequential(act, Linear)``; the activation is the same for every block, so the U-Net computes
+it once and the blocks apply only their ``Linear`` (``mlp[1]``). Downsample is a pixel-unshuffle
+(space-to-depth) + 1×1 conv (run as the equal stride-2 2×2 conv), Upsample is nearest ×2 +
+conv3×3.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from .embeddings import SinusoidalEmbedding, check_timesteps
 __all__ = ["UNet", "UNetConfig"]
 
 # --------------------------------------------------------------------------------------------
-# Building blocks. Shapes: x [B, c, h, w]; temb [B, 4·dim].
+# Building blocks. Shapes: x [B, c, h, w]; temb_act [B, 4·dim], the time embedding after the
+# block type's activation (``TIME_ACT``), computed once per forward pass.
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -47,7 +54,7 @@ def _cl(x: torch.Tensor) -> torch.Tensor:
 
     The U-Net keeps its activations channels-last: oneDNN's 3×3 and depthwise convolutions run
     faster that way on CPU (training a ConvNeXt U-Net ~25 % faster, the ResNet one ~5 %).
-    Attention and the pixel-unshuffle produce standard layout, so their outputs pass through here.
+    Attention produces standard layout, so its output passes through here.
     """
     return x.contiguous(memory_format=torch.channels_last)
 
@@ -118,7 +125,11 @@ class ConvNormAct(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    """Wide-ResNet block with time as a per-channel scale and shift: ``[B, c_in] → [B, c_out]``."""
+    """Wide-ResNet block with time as a per-channel scale and shift: ``[B, c_in] → [B, c_out]``.
+
+    ``forward(x, temb_act)`` takes ``silu(temb)`` (``self.mlp[0]`` is that SiLU, kept so the
+    state-dict keys stay ``mlp.1.*``).
+    """
 
     def __init__(self, dim_in: int, dim_out: int, *, time_dim: int, groups: int) -> None:
         super().__init__()
@@ -127,15 +138,18 @@ class ResnetBlock(nn.Module):
         self.block2 = ConvNormAct(dim_out, dim_out, groups)
         self.res_conv = Conv1x1(dim_in, dim_out) if dim_in != dim_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        scale, shift = rearrange(self.mlp(temb), "b c -> b c 1 1").chunk(2, dim=1)
+    def forward(self, x: torch.Tensor, temb_act: torch.Tensor) -> torch.Tensor:
+        scale, shift = rearrange(self.mlp[1](temb_act), "b c -> b c 1 1").chunk(2, dim=1)
         h = self.block1(x, (scale, shift))
         h = self.block2(h)
         return h + self.res_conv(x)
 
 
 class ConvNextBlock(nn.Module):
-    """ConvNeXt block (Liu et al., 2022) with time added after the depthwise conv."""
+    """ConvNeXt block (Liu et al., 2022) with time added after the depthwise conv.
+
+    ``forward(x, temb_act)`` takes ``gelu(temb)`` (``self.mlp[0]`` is that GELU).
+    """
 
     def __init__(
         self, dim_in: int, dim_out: int, *, time_dim: int, mult: int = 2, norm: bool = True
@@ -152,8 +166,8 @@ class ConvNextBlock(nn.Module):
         )
         self.res_conv = Conv1x1(dim_in, dim_out) if dim_in != dim_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        h = self.ds_conv(x) + rearrange(self.mlp(temb), "b c -> b c 1 1")
+    def forward(self, x: torch.Tensor, temb_act: torch.Tensor) -> torch.Tensor:
+        h = self.ds_conv(x) + rearrange(self.mlp[1](temb_act), "b c -> b c 1 1")
         return self.net(h) + self.res_conv(x)
 
 
@@ -221,14 +235,21 @@ class Attention(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Halve H and W: space-to-depth ``[B, c, 2h, 2w] → [B, 4c, h, w]`` then conv1×1 → c."""
+    """Halve H and W: space-to-depth ``[B, c, 2h, 2w] → [B, 4c, h, w]`` then conv1×1 → c.
+
+    Computed as the equal 2×2 convolution with stride 2: the 1×1 weight over the space-to-depth
+    channels ``(c p1 p2)`` *is* a ``[c_out, c, 2, 2]`` kernel, so one oneDNN call replaces the
+    rearrangement copy and the matmul (same parameter, same state-dict key ``conv.weight``).
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.conv = Conv1x1(dim * 4, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(rearrange(x, "b c (h p1) (w p2) -> b (c p1 p2) h w", p1=2, p2=2))
+        c = x.shape[1]
+        kernel = self.conv.weight.view(self.conv.out_channels, c, 2, 2)  # [c_out, (c p1 p2)]
+        return F.conv2d(x, kernel, self.conv.bias, stride=2)
 
 
 class Upsample(nn.Module):
@@ -243,12 +264,12 @@ class Upsample(nn.Module):
 
 
 class _Level(nn.Module):
-    """One resolution level: two blocks, optional linear attention, optional resampling."""
+    """One resolution level: one or two blocks, optional linear attention, optional resampling."""
 
     def __init__(
         self,
         block1: nn.Module,
-        block2: nn.Module,
+        block2: nn.Module | None,
         attn: nn.Module,
         resample: nn.Module,
     ) -> None:
@@ -304,7 +325,7 @@ class UNet(nn.Module):
         self.downs = nn.ModuleList(
             _Level(
                 block(d_in, d_out),
-                block(d_out, d_out),
+                block(d_out, d_out) if config.level_blocks == 2 else None,
                 linear_attn(d_out),
                 Downsample(d_out) if i < num_levels - 1 else nn.Identity(),
             )
@@ -324,7 +345,7 @@ class UNet(nn.Module):
         self.ups = nn.ModuleList(
             _Level(
                 block(d_out * 2, d_in),
-                block(d_in, d_in),
+                block(d_in, d_in) if config.level_blocks == 2 else None,
                 linear_attn(d_in),
                 Upsample(d_in) if i > 0 else nn.Identity(),
             )
@@ -333,6 +354,11 @@ class UNet(nn.Module):
 
         self.final_block = block(dim, dim)
         self.final_conv = Conv1x1(dim, config.channels)
+        # Convolution weights channels-last too: with channels-last activations oneDNN otherwise
+        # reorders every 3×3 weight on every call (~10 % of a forward pass at 8×8, batch 16).
+        # Saving makes them contiguous again (checkpoints.save_checkpoint); loading copies into
+        # these tensors, so the layout survives a reload.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Predict the noise in ``x_t``.
@@ -356,11 +382,13 @@ class UNet(nn.Module):
         check_timesteps(t, x_t.shape[0], None)
 
         temb = self.time_mlp(t).to(x_t.dtype)  # [B, 4·dim]
+        temb = F.gelu(temb) if cfg.block == "convnext" else F.silu(temb)  # every block's mlp[0]
         x = _cl(self.init_conv(x_t))
         skips: list[torch.Tensor] = []
         for level in self.downs:
             x = level.block1(x, temb)
-            x = level.block2(x, temb)
+            if level.block2 is not None:
+                x = level.block2(x, temb)
             x = _cl(level.attn(x))
             skips.append(x)
             x = _cl(level.resample(x))
@@ -372,7 +400,8 @@ class UNet(nn.Module):
         for level in self.ups:
             x = torch.cat((x, skips.pop()), dim=1)
             x = level.block1(x, temb)
-            x = level.block2(x, temb)
+            if level.block2 is not None:
+                x = level.block2(x, temb)
             x = _cl(level.attn(x))
             x = _cl(level.resample(x))
 
