@@ -41,7 +41,8 @@ __all__ = ["UNet", "UNetConfig"]
 
 # --------------------------------------------------------------------------------------------
 # Building blocks. Shapes: x [B, c, h, w]; temb_act [B, 4·dim], the time embedding after the
-# block type's activation (``TIME_ACT``), computed once per forward pass.
+# block type's activation (SiLU for ResNet blocks, GELU for ConvNeXt), computed once per forward
+# pass by UNet.forward.
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
