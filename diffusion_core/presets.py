@@ -151,7 +151,16 @@ GRADIENTS = Preset(
     # vs 5 % with leading; SW1 to real gradients 0.21 vs 0.09, 128 samples, see model card).
     sampler=replace(_IMAGE_SAMPLER, spacing="leading"),
 )
-IMAGE_PRESETS: dict[str, Preset] = {"digits": DIGITS, "gradients": GRADIENTS}
+# The gradients recipe on anti-aliased two-colour shapes (data.make_shapes): same U-Net, schedule
+# and training. Spacing: see assets/models/shapes/MODEL_CARD.md (measured with
+# metrics.shape_quality).
+SHAPES = Preset(
+    schedule=_IMAGE_SCHEDULE,
+    model=replace(_IMAGE_UNET, channels=3),
+    train=GRADIENTS.train,
+    sampler=_IMAGE_SAMPLER,
+)
+IMAGE_PRESETS: dict[str, Preset] = {"digits": DIGITS, "gradients": GRADIENTS, "shapes": SHAPES}
 
 
 def preset_for(dataset: str, *, image: bool) -> Preset:
