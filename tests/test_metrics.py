@@ -251,6 +251,7 @@ def test_shape_quality_ranks_calibration_references() -> None:
     res = {k: v["residual_mean"] for k, v in q.items()}
     assert res["real"] < 1e-4 < res["noisy"] < res["noise"]
     assert q["real"]["fit_fraction"] == 1.0 and q["noise"]["fit_fraction"] == 0.0
+    assert q["real"]["edge_softness"] < q["blur"]["edge_softness"] < q["noise"]["edge_softness"]
     assert sum(q["real"]["class_counts"]) == 300 == q["real"]["n_samples"]
     with pytest.raises(ValueError, match="samples"):
         metrics.shape_quality(torch.zeros(4, 3, 16, 8))
