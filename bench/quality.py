@@ -187,11 +187,13 @@ def shape_references(n: int, size: int = 16, seed: int = 0) -> dict[str, torch.T
 # Scores
 
 
-def digit_scores(x: torch.Tensor) -> dict:
-    q = digit_quality(x)
-    keep = ("n_samples", "confidence", "class_entropy", "frechet_distance", "near_copy_fraction",
-            "class_counts")
+def _rounded(q: dict, keep: tuple[str, ...]) -> dict:
     return {k: (round(q[k], 4) if isinstance(q[k], float) else q[k]) for k in keep}
+
+
+def digit_scores(x: torch.Tensor) -> dict:
+    return _rounded(digit_quality(x), ("n_samples", "confidence", "class_entropy",
+                                       "frechet_distance", "near_copy_fraction", "class_counts"))
 
 
 def gradient_scores(x: torch.Tensor, real_fresh: torch.Tensor) -> dict:
@@ -207,10 +209,9 @@ def gradient_scores(x: torch.Tensor, real_fresh: torch.Tensor) -> dict:
 
 
 def shape_scores(x: torch.Tensor) -> dict:
-    q = shape_quality(x)
-    keep = ("n_samples", "confidence", "class_entropy", "frechet_distance", "residual_mean",
-            "residual_median", "fit_fraction", "edge_softness", "class_counts")
-    return {k: (round(q[k], 4) if isinstance(q[k], float) else q[k]) for k in keep}
+    return _rounded(shape_quality(x), ("n_samples", "confidence", "class_entropy",
+                                       "frechet_distance", "residual_mean", "residual_median",
+                                       "fit_fraction", "edge_softness", "class_counts"))
 
 
 def check_rankings(table: dict[str, dict], rankings) -> list[dict]:

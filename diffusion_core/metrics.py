@@ -252,6 +252,18 @@ def frechet_distance_from_features(f1: np.ndarray, f2: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
+def _class_scores(proba: np.ndarray, n_classes: int) -> dict[str, object]:
+    """``confidence`` (mean top-class probability), ``class_entropy`` (nats, of the
+    predicted-class histogram) and ``class_counts`` from class probabilities ``[N, n_classes]``."""
+    counts = np.bincount(proba.argmax(axis=1), minlength=n_classes)
+    p = counts[counts > 0] / counts.sum()
+    return {
+        "confidence": float(proba.max(axis=1).mean()),
+        "class_entropy": max(0.0, float(-(p * np.log(p)).sum())),
+        "class_counts": [int(c) for c in counts],
+    }
+
+
 def digits_to_8x8(images: torch.Tensor) -> np.ndarray:
     """Images ``[N, 1, H, W]`` in [−1, 1] (H = W, a multiple of 8) → ``[N, 64]`` float64 in
     [0, 16], the scale of scikit-learn's digits.
@@ -397,20 +409,13 @@ def digit_quality(
     clf = default_digit_classifier(seed, test_fraction)
     ref = digit_reference(int(x.shape[2]), seed, test_fraction)
 
-    proba = clf.predict_proba(x8)
-    counts = np.bincount(proba.argmax(axis=1), minlength=10)
-    p = counts[counts > 0] / counts.sum()
-    entropy = max(0.0, float(-(p * np.log(p)).sum()))
-
     fd = frechet_distance_from_features(clf.features(x8), ref.heldout_features)
 
     threshold = float(near_copy_factor) * ref.nn_median
     nn = _nn_distances(torch.from_numpy(x8), torch.from_numpy(ref.train_x8))
     return {
         "n_samples": int(x.shape[0]),
-        "confidence": float(proba.max(axis=1).mean()),
-        "class_entropy": entropy,
-        "class_counts": [int(c) for c in counts],
+        **_class_scores(clf.predict_proba(x8), 10),
         "frechet_distance": fd,
         "frechet_floor": ref.frechet_floor,
         "near_copy_fraction": float((nn < threshold).double().mean()),
@@ -629,19 +634,13 @@ def shape_quality(samples: torch.Tensor, *, seed: int = 0, n_reference: int = 20
         raise ValueError(f"fit_threshold must be in (0, 1), got {fit_threshold!r}")
     size = int(x.shape[2])
     clf = default_shape_classifier(seed, size)
-    proba = clf.predict_proba(x)
-    counts = np.bincount(proba.argmax(axis=1), minlength=len(data.SHAPE_CLASSES))
-    p = counts[counts > 0] / counts.sum()
-    entropy = max(0.0, float(-(p * np.log(p)).sum()))
     fd = frechet_distance_from_features(clf.features(x),
                                         _shape_reference_features(seed, size, n_reference))
     res = two_colour_residual(x).double()
     m, _ = shape_masks(x)
     return {
         "n_samples": int(x.shape[0]),
-        "confidence": float(proba.max(axis=1).mean()),
-        "class_entropy": entropy,
-        "class_counts": [int(c) for c in counts],
+        **_class_scores(clf.predict_proba(x), len(data.SHAPE_CLASSES)),
         "frechet_distance": fd,
         "residual_mean": float(res.mean()),
         "residual_median": float(res.median()),
