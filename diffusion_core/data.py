@@ -41,7 +41,8 @@ checkerboard 8 filled 2×2 cells of a 4×4 board on [−4, 4]²       (0, 0)    
 Image sets
 ----------
 ``IMAGE_DATASETS`` (for ``--dataset NAME``): ``"digits"`` (scikit-learn digits, 1×16×16),
-``"digits8"`` (1×8×8) and ``"gradients"`` (3×16×16 two-colour gradients of seed 001). The digits'
+``"digits8"`` (1×8×8), ``"gradients"`` (3×16×16 two-colour gradients of seed 001) and
+``"shapes"`` (3×16×16 anti-aliased two-colour shapes, :func:`make_shapes`). The digits'
 train/test split is fixed, seeded and stratified (:func:`digits_split_indices`): the U-Net trains
 on ``"train"``; the quality classifier in :mod:`diffusion_core.metrics` is fitted on ``"test"``.
 User files are read by :func:`load_image_file`, :func:`load_image_folder`,
@@ -74,6 +75,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_IMAGE_PIXELS",
     "MAX_POINTS",
+    "SHAPE_CLASSES",
+    "SHAPE_MIN_CONTRAST",
     "TOY_DATASETS",
     "TOY_SPECS",
     "ImageDatasetSpec",
@@ -92,6 +95,7 @@ __all__ = [
     "load_npz_images",
     "make_2d",
     "make_gradients",
+    "make_shapes",
     "sample_photos",
     "to_data_coords",
     "toy_scale",
@@ -478,6 +482,91 @@ def make_gradients(
 
 
 # ---------------------------------------------------------------------------------------------
+# Coloured shapes
+# ---------------------------------------------------------------------------------------------
+
+SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "plus")
+"""The classes of :func:`make_shapes`, in label order."""
+
+SHAPE_MIN_CONTRAST = 0.8
+"""Smallest L2 distance between the two colours of a :func:`make_shapes` image (in [−1, 1]³)."""
+
+_SHAPE_SUPERSAMPLE = 4
+
+
+def _shape_masks(labels: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, r: torch.Tensor,
+                 size: int) -> torch.Tensor:
+    """Anti-aliased coverage masks float32 ``[n, 1, size, size]`` in [0, 1].
+
+    Each pixel is the mean of a 4×4 grid of point tests at the sub-pixel centres (pixel ``(i, j)``
+    covers ``[j, j + 1] × [i, i + 1]``; ``x`` is the column coordinate, ``y`` the row one).
+    """
+    k = _SHAPE_SUPERSAMPLE
+    u = (torch.arange(size * k, dtype=torch.float64) + 0.5) / k  # sub-pixel centres
+    x = u.view(1, 1, -1)
+    y = u.view(1, -1, 1)
+    dx = (x - cx.view(-1, 1, 1)).abs()
+    dy = y - cy.view(-1, 1, 1)
+    rr = r.view(-1, 1, 1)
+    circle = dx**2 + dy**2 <= rr**2
+    square = (dx <= rr) & (dy.abs() <= rr)
+    triangle = (dy <= rr) & (dx <= (dy + rr) / 2)  # apex (cx, cy − r), base y = cy + r, width 2r
+    arm = rr / 3
+    plus = ((dx <= arm) & (dy.abs() <= rr)) | ((dx <= rr) & (dy.abs() <= arm))
+    fine = torch.stack([circle, square, triangle, plus], 1)  # [n, 4, Hk, Wk]
+    fine = fine[torch.arange(labels.shape[0]), labels].unsqueeze(1).float()
+    return F.avg_pool2d(fine, k)
+
+
+def make_shapes(n: int, size: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random filled shapes on a plain background: ``(images, labels)``.
+
+    ``images`` is float32 ``[n, 3, size, size]`` in [−1, 1], ``labels`` int64 ``[n]`` indexing
+    :data:`SHAPE_CLASSES` (circle 0, square 1, triangle 2, plus 3).
+
+    Exact generative model, per image (pixel ``(i, j)`` covers ``[j, j + 1] × [i, i + 1]`` in
+    continuous coordinates ``(x, y)``, the image spanning ``[0, size]²``):
+
+    * class ``k ~ Uniform{0, 1, 2, 3}``;
+    * colours ``fg, bg ~ Uniform([−1, 1]³)``, both redrawn until ``‖fg − bg‖₂ ≥ 0.8``
+      (:data:`SHAPE_MIN_CONTRAST`);
+    * half-extent ``r ~ Uniform[0.2·size, 0.4·size]``, centre ``cx, cy ~ Uniform[r, size − r]``
+      (so every shape lies inside its box ``[cx − r, cx + r] × [cy − r, cy + r]`` inside the
+      image);
+    * shape, with ``dx = x − cx``, ``dy = y − cy``: circle ``dx² + dy² ≤ r²``; square
+      ``|dx|, |dy| ≤ r``; triangle (apex up) ``dy ≤ r`` and ``|dx| ≤ (dy + r) / 2``; plus
+      ``(|dx| ≤ r/3 and |dy| ≤ r) or (|dx| ≤ r and |dy| ≤ r/3)``;
+    * coverage ``m[i, j]`` = the fraction of a 4×4 grid of sub-pixel centres inside the shape
+      (4× supersampling, area-averaged), and ``pixel = bg · (1 − m) + fg · m``.
+
+    Randomness comes from a ``torch.Generator`` seeded with ``seed``, drawn in this order:
+    labels, colours (then redraws of the rejected pairs), r, cx, cy.
+    ``metrics.shape_quality``'s ``two_colour_residual`` fits the ``bg · (1 − m) + fg · m`` model.
+    """
+    n = _check_int("n", n, 1, MAX_POINTS)
+    size = _check_int("size", size, 8, 256)
+    seed = _check_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, len(SHAPE_CLASSES), (n,), generator=g)
+    fg = torch.rand(n, 3, generator=g, dtype=torch.float64) * 2 - 1
+    bg = torch.rand(n, 3, generator=g, dtype=torch.float64) * 2 - 1
+    bad = (fg - bg).norm(dim=1) < SHAPE_MIN_CONTRAST
+    while bool(bad.any()):
+        m = int(bad.sum())
+        fg[bad] = torch.rand(m, 3, generator=g, dtype=torch.float64) * 2 - 1
+        bg[bad] = torch.rand(m, 3, generator=g, dtype=torch.float64) * 2 - 1
+        bad = (fg - bg).norm(dim=1) < SHAPE_MIN_CONTRAST
+    r = (0.2 + 0.2 * torch.rand(n, generator=g, dtype=torch.float64)) * size
+    cx = r + (size - 2 * r) * torch.rand(n, generator=g, dtype=torch.float64)
+    cy = r + (size - 2 * r) * torch.rand(n, generator=g, dtype=torch.float64)
+    masks = torch.cat([_shape_masks(labels[i:i + 1024], cx[i:i + 1024], cy[i:i + 1024],
+                                    r[i:i + 1024], size) for i in range(0, n, 1024)])
+    fg4 = fg.float().view(n, 3, 1, 1)
+    bg4 = bg.float().view(n, 3, 1, 1)
+    return (bg4 * (1 - masks) + fg4 * masks).clamp(-1.0, 1.0), labels
+
+
+# ---------------------------------------------------------------------------------------------
 # Photos shipped with scikit-learn
 # ---------------------------------------------------------------------------------------------
 
@@ -858,6 +947,8 @@ IMAGE_DATASETS: dict[str, ImageDatasetSpec] = {
                          "scikit-learn digits, train split, upsampled 8→16 (bilinear)"),
         ImageDatasetSpec("digits8", 1, 8, "scikit-learn digits, train split, native 8×8"),
         ImageDatasetSpec("gradients", 3, 16, "random two-colour gradients (seed 001)"),
+        ImageDatasetSpec("shapes", 3, 16,
+                         "random anti-aliased circles, squares, triangles, pluses (2 colours)"),
     )
 }
 
@@ -872,7 +963,9 @@ def load_image_dataset(name: str, **kw: object) -> ImageSet:
 
     Keywords: ``digits`` / ``digits8`` take ``split`` (default ``"train"``), ``seed``,
     ``test_fraction`` (see :func:`load_digits_images`); ``gradients`` takes ``n`` (default
-    2000), ``seed``, ``directions`` (see :func:`make_gradients`; labels are ``None``).
+    2000), ``seed``, ``directions`` (see :func:`make_gradients`; labels are ``None``);
+    ``shapes`` takes ``n`` (default 2000) and ``seed`` (see :func:`make_shapes`; labels are the
+    shape classes).
     """
     if name not in IMAGE_DATASETS:
         raise ValueError(f"unknown image data set {name!r}; valid names: "
@@ -881,5 +974,6 @@ def load_image_dataset(name: str, **kw: object) -> ImageSet:
         "digits": lambda **k: load_digits_images(16, **k),
         "digits8": lambda **k: load_digits_images(8, **k),
         "gradients": lambda n=2000, **k: ImageSet(make_gradients(n, 16, **k), None, "gradients"),
+        "shapes": lambda n=2000, **k: ImageSet(*make_shapes(n, 16, **k), "shapes"),
     }
     return loaders[name](**kw)

@@ -1,4 +1,5 @@
-"""Tests for diffusion_core.metrics: SW1, nearest-neighbour ratio, digit quality, gradients."""
+"""Tests for diffusion_core.metrics: SW1, nearest-neighbour ratio, digit quality, gradients,
+shapes."""
 
 from __future__ import annotations
 
@@ -186,3 +187,73 @@ def test_gradient_residual_zero_for_gradients_large_for_noise() -> None:
     # Slightly noisy gradients score about the noise level.
     noisy = g[:50] + 0.05 * torch.randn(50, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     assert 0.03 < float(metrics.gradient_residual(noisy).mean()) < 0.06
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_two_colour_residual_zero_for_shapes_about_the_noise_for_noisy_ones() -> None:
+    x, _ = data.make_shapes(200, 16, seed=5)
+    assert metrics.two_colour_residual(x).max() < 1e-5
+    assert metrics.two_colour_residual(_blur(x.reshape(-1, 1, 16, 16), 1.0).reshape(x.shape)
+                                       ).max() < 1e-5  # blur keeps the two-colour line
+    g = torch.Generator().manual_seed(0)
+    noisy = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    r = float(metrics.two_colour_residual(noisy).mean())
+    assert 0.06 < r < 0.09  # ≈ 0.1 · √(2/3) = 0.082 (clamping shrinks it a little)
+    # Three stripes of red, green, blue: no line through RGB passes near all three colours.
+    three = -torch.ones(1, 3, 16, 15)
+    for c in range(3):
+        three[0, c, :, 5 * c:5 * c + 5] = 1.0
+    assert float(metrics.two_colour_residual(three)[0]) > 0.3
+    with pytest.raises(ValueError, match="images"):
+        metrics.two_colour_residual(torch.zeros(2, 1, 16, 16))
+
+
+def test_shape_masks_recover_the_coverage() -> None:
+    x, _ = data.make_shapes(50, 16, seed=6)
+    m, colours = metrics.shape_masks(x)
+    assert m.shape == (50, 256) and colours.shape == (50, 6)
+    # the fitted colours rebuild the image: pixel = bg · (1 − m) + fg · m
+    fg, bg = colours[:, None, :3], colours[:, None, 3:]
+    rebuilt = bg * (1 - m[:, :, None]) + fg * m[:, :, None]
+    np.testing.assert_allclose(rebuilt, x.reshape(50, 3, 256).transpose(1, 2).numpy(),
+                               atol=1e-4)
+    assert (m.reshape(50, 16, 16)[:, 0, :].mean() < 0.5)  # the border is background
+
+
+def test_shape_classifier_is_fitted_on_its_own_draw() -> None:
+    clf = metrics.default_shape_classifier()
+    assert clf.holdout_accuracy > 0.95
+    assert clf.model.n_features_in_ == 256
+    assert metrics.default_shape_classifier() is clf  # cached
+    x, y = data.make_shapes(300, 16, seed=0)  # the U-Net's training draw: never fitted on
+    assert (clf.predict_proba(x).argmax(1) == y.numpy()).mean() > 0.95
+
+
+def test_shape_quality_ranks_calibration_references() -> None:
+    g = torch.Generator().manual_seed(0)
+    real, labels = data.make_shapes(300, 16, seed=50)
+    blur = _blur(real.reshape(-1, 1, 16, 16), 1.0).reshape(real.shape)
+    noisy = (real + 0.2 * torch.randn(real.shape, generator=g)).clamp(-1, 1)
+    noise = torch.randn(real.shape, generator=g).clamp(-1, 1)
+    q = {k: metrics.shape_quality(v) for k, v in
+         {"real": real, "blur": blur, "noisy": noisy, "noise": noise,
+          "single": real[labels == 2]}.items()}
+    fd = {k: v["frechet_distance"] for k, v in q.items()}
+    assert fd["real"] < fd["blur"] < fd["noise"]
+    assert fd["real"] < fd["noisy"] < fd["noise"]
+    assert fd["real"] < fd["single"]
+    assert q["real"]["confidence"] > 0.9 > q["noise"]["confidence"]
+    assert q["real"]["class_entropy"] > 1.3 > 0.3 > q["single"]["class_entropy"]  # ln 4 = 1.386
+    res = {k: v["residual_mean"] for k, v in q.items()}
+    assert res["real"] < 1e-4 < res["noisy"] < res["noise"]
+    assert q["real"]["fit_fraction"] == 1.0 and q["noise"]["fit_fraction"] == 0.0
+    assert q["real"]["edge_softness"] < q["blur"]["edge_softness"] < q["noise"]["edge_softness"]
+    assert sum(q["real"]["class_counts"]) == 300 == q["real"]["n_samples"]
+    with pytest.raises(ValueError, match="samples"):
+        metrics.shape_quality(torch.zeros(4, 3, 16, 8))
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.shape_quality(torch.zeros(1, 3, 16, 16))

@@ -17,7 +17,7 @@ import torch
 
 from diffusion_core.checkpoints import load_checkpoint
 from diffusion_core.models import UNetConfig, count_parameters
-from diffusion_core.presets import DIGITS, GRADIENTS
+from diffusion_core.presets import DIGITS, GRADIENTS, SHAPES
 from diffusion_core.samplers import sample_final
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))  # for bench.quality when pytest is run as a plain
 MODELS = ROOT / "assets" / "models"
 
 # name: (image shape, preset)
-SHIPPED = {"digits": ((1, 8, 8), DIGITS), "gradients": ((3, 16, 16), GRADIENTS)}
+SHIPPED = {"digits": ((1, 8, 8), DIGITS), "gradients": ((3, 16, 16), GRADIENTS),
+           "shapes": ((3, 16, 16), SHAPES)}
 
 # Recorded with record_reference() below (torch 2.13.0+cpu, Python 3.11; identical with 1 and
 # 2 threads) on 2026-11-23, right after the shipped weights were retrained in the lean U-Net
@@ -37,6 +38,9 @@ REFERENCE = {
                [-1.0, -0.8594, 0.5216, 0.9527, 0.9917, 0.3473]],
     "gradients": [[0.2559, 0.3183, 0.3749, 0.4128, 0.4695, 0.4967],
                   [-0.8435, -0.8627, -0.8668, -0.8601, -0.8491, -0.8757]],
+    # recorded the same way (identical with 1 and 2 threads) when the shapes model was added
+    "shapes": [[-0.0609, -0.0511, -0.0641, -0.0775, -0.0825, -0.0633],
+               [-0.5548, -0.5392, -0.5481, -0.542, -0.5235, -0.7272]],
 }
 
 
@@ -110,3 +114,18 @@ def test_gradient_metrics_rank_the_calibration_references():
     failed = [r for r in rankings if not r["ok"]]
     assert not failed, failed
     assert calib["real"]["residual_mean"] < 1e-4 < 0.5 < calib["pure_noise"]["residual_mean"]
+
+
+def test_shapes_model_trained_on_the_registry_draw():
+    ck = load_checkpoint(MODELS / "shapes")
+    assert ck.dataset["name"] == "shapes" and ck.dataset["n"] == 2000
+
+
+def test_shape_metrics_rank_the_calibration_references():
+    from bench.quality import calibrate_shapes
+
+    calib, rankings = calibrate_shapes(16, 128)
+    failed = [r for r in rankings if not r["ok"]]
+    assert not failed, failed
+    assert calib["real"]["residual_mean"] < 1e-4 < 0.3 < calib["pure_noise"]["residual_mean"]
+    assert calib["single_class"]["class_entropy"] < 0.3 < 1.3 < calib["real"]["class_entropy"]
