@@ -32,10 +32,11 @@ References (fresh real draw, seed 10 000 + seed): ``real``, ``blur_0.5`` / ``blu
 pixels), ``noise_0.1`` / ``noise_0.2`` (+ N(0, σ²), clamped), ``single_class`` (squares only),
 ``pure_noise``; trusted only if :data:`SHAPE_RANKINGS` all hold.
 
-Quality vs steps: DDIM (η = 0, trailing, clipped x̂0) at 5, 10, 20, 25 (default), 50, 100
-steps and full ancestral DDPM (1000 steps, β̃ variance, clipped x̂0), all from the same x_T, at
-a smaller N than the headline numbers (``--n-sweep-*``; the references are re-scored at that N,
-since the Fréchet distance is biased upward at small N).
+Quality vs steps: DDIM (η = 0, the model's default spacing and x̂0 clipping) at 5, 10, 20, 25
+(default), 50, 100 steps and full ancestral DDPM (1000 steps, β̃ variance), all from the same
+x_T, at ``--n-sweep-*`` samples per row (smaller than the headline N for digits and gradients;
+the references are then re-scored at that N, since the Fréchet distance is biased upward at
+small N).
 """
 
 from __future__ import annotations
@@ -275,19 +276,21 @@ def sweep_settings(ck: Checkpoint) -> list[tuple[str, int, dict]]:
     return rows
 
 
+CALIBRATE = {"digits": calibrate_digits, "gradients": calibrate_gradients,
+             "shapes": calibrate_shapes}
+
+
 def run_model(name: str, n: int, sweep: bool, n_sweep: int | None = None) -> dict:
     ck = load_checkpoint(ASSETS / name)
     size = ck.model_config.image_size
     result: dict = {"model": name, "checkpoint": f"assets/models/{name}",
                     "sampler_defaults": default_kwargs(ck), "n_samples": n}
+    calib, rankings = CALIBRATE[name](size, n)
     if name == "digits":
-        calib, rankings = calibrate_digits(size, n)
         score = digit_scores
     elif name == "shapes":
-        calib, rankings = calibrate_shapes(size, n)
         score = shape_scores
     else:
-        calib, rankings = calibrate_gradients(size, n)
         fresh = fresh_gradients(n, size)
 
         def score(x: torch.Tensor) -> dict:
@@ -317,9 +320,7 @@ def run_model(name: str, n: int, sweep: bool, n_sweep: int | None = None) -> dic
         n_sweep = n_sweep or n
         result["n_sweep"] = n_sweep
         if n_sweep != n:  # the references again at the sweep's N (Fréchet distance depends on N)
-            calibrate = {"digits": calibrate_digits, "shapes": calibrate_shapes}.get(
-                name, calibrate_gradients)
-            result["calibration_sweep"] = calibrate(size, n_sweep)[0]
+            result["calibration_sweep"] = CALIBRATE[name](size, n_sweep)[0]
         for label, steps, kw in sweep_settings(ck):
             t0 = time.perf_counter()
             xs = generate(ck, n_sweep, **kw)
