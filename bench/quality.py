@@ -52,13 +52,13 @@ import torch.nn.functional as F
 from bench.common import RESULTS, write_results
 from diffusion_core import data
 from diffusion_core.checkpoints import Checkpoint, load_checkpoint
-from diffusion_core.metrics import (
+from diffusion_core.evaluation import (
     digit_quality,
     gradient_residual,
     shape_quality,
     sliced_wasserstein,
 )
-from diffusion_core.samplers import sample_final
+from diffusion_core.sampling import sample_final
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
 MODELS = ("digits", "gradients", "shapes")

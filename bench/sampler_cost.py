@@ -14,8 +14,8 @@ import torch
 from bench.common import median_ms, write_results
 from diffusion_core.models import build_model, count_parameters
 from diffusion_core.presets import DIGITS, TOY
-from diffusion_core.samplers import ddim_step, ddpm_step
-from diffusion_core.schedules import NoiseSchedule
+from diffusion_core.sampling import ddim_step, ddpm_step
+from diffusion_core.schedule import NoiseSchedule
 
 
 def per_step(preset, batch_shape, sampler: str) -> dict:

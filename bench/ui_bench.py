@@ -115,7 +115,7 @@ def handler_latency() -> dict:
 
     state, _ = forward_tab.load_image("china", None, 0)  # 256×256 RGB sample photo
     assert tuple(state["x0"].shape) == (1, 3, 256, 256), state["x0"].shape
-    from diffusion_core.schedules import ScheduleConfig
+    from diffusion_core.schedule import ScheduleConfig
 
     sched = forward_tab.schedule_state(ScheduleConfig(kind="cosine", T=1000))
     ts = iter(range(10**9))

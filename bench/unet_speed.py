@@ -42,7 +42,7 @@ from diffusion_core import sample as sample_cli
 from diffusion_core.checkpoints import load_checkpoint
 from diffusion_core.images import make_grid
 from diffusion_core.models import UNet, count_parameters
-from diffusion_core.samplers import sample
+from diffusion_core.sampling import sample
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
 MODELS = ("digits", "gradients")

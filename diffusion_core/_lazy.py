@@ -17,8 +17,9 @@ def lazy_exports(package: str, exports: Mapping[str, str]
                  ) -> tuple[list[str], Callable[[str], object], Callable[[], list[str]]]:
     """``(__all__, __getattr__, __dir__)`` for ``package`` exporting ``{name: submodule}``.
 
-    ``submodule`` is relative to ``package`` (``".config"``) or absolute. A name is imported
-    from its submodule on first access and cached in the package's namespace.
+    ``submodule`` is relative to ``package`` (``".config"``) or absolute; ``".ddpm:step"``
+    exports that module's ``step`` under the given name. A name is imported from its
+    submodule on first access and cached in the package's namespace.
     """
     table = dict(exports)
 
@@ -27,7 +28,8 @@ def lazy_exports(package: str, exports: Mapping[str, str]
             where = table[name]
         except KeyError:
             raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
-        value = getattr(importlib.import_module(where, package), name)
+        module, _, attr = where.partition(":")
+        value = getattr(importlib.import_module(module, package), attr or name)
         setattr(importlib.import_module(package), name, value)  # later look-ups skip this
         return value
 

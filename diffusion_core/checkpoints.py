@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .configs import ScheduleConfig, config_from_dict
+from .models.config import config_from_dict
+from .schedule.config import ScheduleConfig
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from .schedules import NoiseSchedule
+    from .schedule import NoiseSchedule
 
 FORMAT = "diffusion-lab-checkpoint"
 VERSION = 1
@@ -125,7 +126,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     from safetensors.torch import load_file
 
     from .models import build_model
-    from .schedules import NoiseSchedule
+    from .schedule import NoiseSchedule
 
     directory = Path(directory)
     config = read_config(directory)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .schedules import NoiseSchedule
+from .schedule import NoiseSchedule
 
 
 def _as_timesteps(schedule: NoiseSchedule, t: int | torch.Tensor, batch: int,

@@ -2,7 +2,7 @@
 
 Index convention: t ∈ {0, …, T−1}. Each preset is a frozen :class:`Preset` of the frozen
 configs of the schedule, the model and the optimiser, plus the default sampler settings.
-Torch-free, like :mod:`diffusion_core.configs` (the app reads these while building its UI).
+Torch-free, like the config modules (the app reads these while building its UI).
 The 2D defaults were chosen by ``bench/toy2d_time_to_quality.py`` (see its results file).
 """
 
@@ -10,23 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .configs import MLPConfig, ScheduleConfig, TrainConfig, UNetConfig
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """Default reverse-process settings (see :func:`diffusion_core.samplers.sample`)."""
-
-    sampler: str = "ddim"
-    steps: int | None = 25
-    eta: float = 0.0
-    spacing: str = "trailing"
-    variance: str = "beta_tilde"
-    clip_x0: bool = False
-
-    def kwargs(self) -> dict:
-        return dict(sampler=self.sampler, steps=self.steps, eta=self.eta, spacing=self.spacing,
-                    variance=self.variance, clip_x0=self.clip_x0)
+from .models.mlp_config import MLPConfig
+from .models.unet_config import UNetConfig
+from .sampling.config import SamplerSettings
+from .schedule.config import ScheduleConfig
+from .training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -130,7 +118,7 @@ TOY = Preset(
 # The models in assets/models/ use these model configs (see their MODEL_CARD.md for the exact
 # commands).
 _IMAGE_SCHEDULE = ScheduleConfig(kind="cosine", T=1000)
-_IMAGE_SAMPLER = SamplerSettings(sampler="ddim", steps=25, eta=0.0, spacing="trailing",
+IMAGE_SAMPLER = SamplerSettings(sampler="ddim", steps=25, eta=0.0, spacing="trailing",
                                  clip_x0=True)
 _IMAGE_UNET = UNetConfig(channels=1, image_size=16, dim=32, dim_mults=(1, 2, 3),
                          use_linear_attention=False, level_blocks=1)
@@ -139,7 +127,7 @@ DIGITS = Preset(
     model=_IMAGE_UNET,
     train=TrainConfig(steps=6000, batch_size=64, lr=2e-3, lr_schedule="cosine",
                       warmup_steps=100, ema_decay=0.995, report_every=100, seed=0),
-    sampler=_IMAGE_SAMPLER,
+    sampler=IMAGE_SAMPLER,
 )
 GRADIENTS = Preset(
     schedule=_IMAGE_SCHEDULE,
@@ -149,7 +137,7 @@ GRADIENTS = Preset(
     # Leading spacing: trailing starts at t = 999 (ᾱ ≈ 2e-9), where the clipped x̂0 is a ±1
     # guess that deterministic DDIM carries into over-saturated colours (21 % of pixels at ±1
     # vs 5 % with leading; SW1 to real gradients 0.21 vs 0.09, 128 samples, see model card).
-    sampler=replace(_IMAGE_SAMPLER, spacing="leading"),
+    sampler=replace(IMAGE_SAMPLER, spacing="leading"),
 )
 # The gradients recipe on anti-aliased two-colour shapes (data.make_shapes): same U-Net, schedule
 # and optimiser, but 6000 steps: at 3000 the samples' edges were lumpy (Fréchet distance 7.0 vs
@@ -162,7 +150,7 @@ SHAPES = Preset(
     # assets/models/shapes/MODEL_CARD.md): trailing starts at t = 999, where the clipped x̂0 is a
     # ±1 guess, and saturates the colours (12.5 % of values at ±1 vs 3.1 %; Fréchet distance
     # 6.45 vs 4.39, confidence 0.938 vs 0.950).
-    sampler=replace(_IMAGE_SAMPLER, spacing="leading"),
+    sampler=replace(IMAGE_SAMPLER, spacing="leading"),
 )
 IMAGE_PRESETS: dict[str, Preset] = {"digits": DIGITS, "gradients": GRADIENTS, "shapes": SHAPES}
 

@@ -4,7 +4,7 @@ Pages import this module and ``diffusion_core``; they never import each other.
 
 Start-up: building the UI must not import torch (≈ 1 s of the app's start-up; see
 ``bench/ui_bench.py``). Pages take configs and option names from the torch-free
-``diffusion_core.configs`` / ``presets``, reach torch and the engine's compute modules through
+config modules (``diffusion_core.schedule.config``, …) and ``presets``, reach torch and the engine's compute modules through
 :class:`LazyModule` (imported by the first event that uses them), and fill their first views
 in an :func:`on_load` event rather than at build time.
 """
@@ -22,7 +22,7 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.utils import PlotlyJSONEncoder
 
-from diffusion_core.configs import BUILTIN_KINDS, ScheduleConfig
+from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig
 
 
 class LazyModule:

@@ -28,7 +28,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from diffusion_core.configs import BUILTIN_KINDS, ScheduleConfig
+from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig
 from pages import common
 
 # Imported by the first event that needs them, not while the UI is built (see pages.common).
@@ -36,7 +36,7 @@ torch = common.LazyModule("torch")
 data = common.LazyModule("diffusion_core.data")
 forward = common.LazyModule("diffusion_core.forward")
 images = common.LazyModule("diffusion_core.images")
-core_schedules = common.LazyModule("diffusion_core.schedules")
+core_schedules = common.LazyModule("diffusion_core.schedule")
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},

@@ -26,7 +26,7 @@ Shared state. Loaded checkpoints live in one small process-level LRU (:func:`_lo
 the only object shared between sessions. That is safe because loading is pure (same files ⇒
 same weights; the key includes the files' mtimes so a re-trained model is re-read), the model
 is in eval mode with ``requires_grad`` off and is only called inside ``torch.inference_mode``
-by :func:`diffusion_core.samplers.sample`, and nothing ever writes to it — so concurrent
+by :func:`diffusion_core.sampling.sample`, and nothing ever writes to it — so concurrent
 sessions read the same weights without locks, and a 1–5 MB model is not copied into every
 session's ``gr.State``. Everything a user produces (kept frames, output files) lives in their
 own ``gr.State`` (a :class:`SamplerRun`).
@@ -48,7 +48,8 @@ import gradio as gr
 import numpy as np
 
 from diffusion_core import checkpoints, presets
-from diffusion_core.configs import SPACINGS, UNetConfig
+from diffusion_core.models.unet_config import UNetConfig
+from diffusion_core.sampling.config import SPACINGS
 from pages import common
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ if TYPE_CHECKING:
 torch = common.LazyModule("torch")
 images = common.LazyModule("diffusion_core.images")
 models = common.LazyModule("diffusion_core.models")
-samplers = common.LazyModule("diffusion_core.samplers")
-core_schedules = common.LazyModule("diffusion_core.schedules")
+samplers = common.LazyModule("diffusion_core.sampling")
+core_schedules = common.LazyModule("diffusion_core.schedule")
 
 # ---------------------------------------------------------------------------------------------
 # Paths, limits and defaults

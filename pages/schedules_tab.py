@@ -23,13 +23,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from diffusion_core.configs import BUILTIN_KINDS, TERMINAL_SIGNAL_WARN, ScheduleConfig
+from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig, TERMINAL_SIGNAL_WARN
 from pages import common
 
 if TYPE_CHECKING:
-    from diffusion_core.schedules import NoiseSchedule
+    from diffusion_core.schedule import NoiseSchedule
 
-core_schedules = common.LazyModule("diffusion_core.schedules")  # torch: first use, not build
+core_schedules = common.LazyModule("diffusion_core.schedule")  # torch: first use, not build
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},

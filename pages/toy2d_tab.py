@@ -38,30 +38,24 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from diffusion_core import presets
-from diffusion_core.configs import (
-    ACTIVATIONS,
-    BUILTIN_KINDS,
-    TIME_EMBEDDINGS,
-    TOY_DATASETS,
-    TOY_SPECS,
-    MLPConfig,
-    ScheduleConfig,
-    TrainConfig,
-)
+from diffusion_core.data.toy2d_spec import TOY_DATASETS, TOY_SPECS
+from diffusion_core.models.mlp_config import ACTIVATIONS, MLPConfig, TIME_EMBEDDINGS
+from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig
+from diffusion_core.training.config import TrainConfig
 from pages import common
 
 if TYPE_CHECKING:
-    from diffusion_core.schedules import NoiseSchedule
+    from diffusion_core.schedule import NoiseSchedule
     from diffusion_core.training import Trainer
 
 # Imported by the first event that needs them, not while the UI is built (see pages.common).
 torch = common.LazyModule("torch")
 toy_data = common.LazyModule("diffusion_core.data")
 forward = common.LazyModule("diffusion_core.forward")
-metrics = common.LazyModule("diffusion_core.metrics")
+metrics = common.LazyModule("diffusion_core.evaluation")
 models = common.LazyModule("diffusion_core.models")
-samplers = common.LazyModule("diffusion_core.samplers")
-core_schedules = common.LazyModule("diffusion_core.schedules")
+samplers = common.LazyModule("diffusion_core.sampling")
+core_schedules = common.LazyModule("diffusion_core.schedule")
 training = common.LazyModule("diffusion_core.training")
 
 # ---------------------------------------------------------------------------------------------

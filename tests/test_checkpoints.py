@@ -10,7 +10,7 @@ import torch
 
 from diffusion_core.checkpoints import load_checkpoint, read_config, save_checkpoint
 from diffusion_core.models import MLP2D, MLPConfig, UNet, UNetConfig
-from diffusion_core.schedules import ScheduleConfig
+from diffusion_core.schedule import ScheduleConfig
 
 
 def _roundtrip(tmp_path, model, cfg, x):

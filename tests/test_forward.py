@@ -12,7 +12,7 @@ from diffusion_core.forward import (
     q_sample,
     q_sample_iterative,
 )
-from diffusion_core.schedules import NoiseSchedule
+from diffusion_core.schedule import NoiseSchedule
 
 
 @pytest.fixture(scope="module")

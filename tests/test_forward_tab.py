@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from diffusion_core import forward  # noqa: E402
 from diffusion_core.images import to_uint8  # noqa: E402
-from diffusion_core.schedules import NoiseSchedule, ScheduleConfig  # noqa: E402
+from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import forward_tab as ft  # noqa: E402
 
 COSINE = ScheduleConfig(kind="cosine", T=1000)

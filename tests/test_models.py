@@ -279,7 +279,7 @@ def test_downsample_is_space_to_depth_then_the_1x1_conv() -> None:
 
 def test_unet_weights_are_channels_last_and_save_contiguous(tmp_path) -> None:
     from diffusion_core.checkpoints import load_checkpoint, save_checkpoint
-    from diffusion_core.schedules import ScheduleConfig
+    from diffusion_core.schedule import ScheduleConfig
 
     torch.manual_seed(0)
     model = UNet(small_unet(channels=3)).eval()

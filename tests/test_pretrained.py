@@ -18,7 +18,7 @@ import torch
 from diffusion_core.checkpoints import load_checkpoint
 from diffusion_core.models import UNetConfig, count_parameters
 from diffusion_core.presets import DIGITS, GRADIENTS, SHAPES
-from diffusion_core.samplers import sample_final
+from diffusion_core.sampling import sample_final
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for bench.quality when pytest is run as a plain command

@@ -13,11 +13,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from diffusion_core import samplers  # noqa: E402
+from diffusion_core import sampling as samplers  # noqa: E402
 from diffusion_core.checkpoints import save_checkpoint  # noqa: E402
 from diffusion_core.images import make_grid  # noqa: E402
 from diffusion_core.models import UNetConfig, build_model  # noqa: E402
-from diffusion_core.schedules import NoiseSchedule, ScheduleConfig  # noqa: E402
+from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import sampler_tab as tab  # noqa: E402
 
 TINY = UNetConfig(channels=1, image_size=8, dim=8, dim_mults=(1, 2), groups=4, attn_heads=1,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffusion_core.samplers import (
+from diffusion_core.sampling import (
     ddim_step,
     ddpm_step,
     sample,
@@ -15,7 +15,7 @@ from diffusion_core.samplers import (
     time_pairs,
     timesteps,
 )
-from diffusion_core.schedules import NoiseSchedule
+from diffusion_core.schedule import NoiseSchedule
 
 MU = torch.tensor([1.0, -0.5])
 SIGMA = 0.5

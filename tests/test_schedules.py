@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffusion_core.schedules import (
+from diffusion_core.schedule import (
     BUILTIN_KINDS,
     NoiseSchedule,
     ScheduleConfig,

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import load_event_for  # noqa: E402
 
-from diffusion_core.schedules import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig  # noqa: E402
+from diffusion_core.schedule import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import common, schedules_tab  # noqa: E402
 
 ALL = list(BUILTIN_KINDS)

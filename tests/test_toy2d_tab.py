@@ -19,7 +19,7 @@ import torch  # noqa: E402
 from diffusion_core import data as toy_data  # noqa: E402
 from diffusion_core import metrics  # noqa: E402
 from diffusion_core.forward import q_sample  # noqa: E402
-from diffusion_core.schedules import NoiseSchedule, ScheduleConfig  # noqa: E402
+from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
 from diffusion_core.training import Trainer, TrainingDiverged  # noqa: E402
 from pages import toy2d_tab as tab  # noqa: E402
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from diffusion_core.models import MLP2D, MLPConfig
-from diffusion_core.schedules import NoiseSchedule
+from diffusion_core.schedule import NoiseSchedule
 from diffusion_core.training import (
     TrainConfig,
     Trainer,

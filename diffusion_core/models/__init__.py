@@ -2,36 +2,21 @@
 
 ``MLP2D`` takes ``x_t: [B, 2]``, ``UNet`` takes ``x_t: [B, C, H, W]``; both take ``t: [B]`` int64
 with t ∈ {0, …, T−1} and return a tensor of ``x_t``'s shape. Neither knows the noise schedule.
+Each network's config sits beside it (``mlp_config``, ``unet_config``: torch-free); names load
+on first use, so the configs import without torch.
 """
 
-from __future__ import annotations
+from .._lazy import lazy_exports
 
-from torch import nn
-
-from ..configs import ModelConfig, config_from_dict
-from .mlp import MLP2D, MLPConfig
-from .unet import UNet, UNetConfig
-
-__all__ = [
-    "MLP2D",
-    "MLPConfig",
-    "ModelConfig",
-    "UNet",
-    "UNetConfig",
-    "build_model",
-    "config_from_dict",
-    "count_parameters",
-]
-
-def build_model(config: ModelConfig) -> nn.Module:
-    """``MLPConfig → MLP2D``, ``UNetConfig → UNet`` (fresh PyTorch-default initialisation)."""
-    if isinstance(config, MLPConfig):
-        return MLP2D(config)
-    if isinstance(config, UNetConfig):
-        return UNet(config)
-    raise TypeError(f"config must be an MLPConfig or a UNetConfig, got {type(config).__name__}")
-
-
-def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of scalar parameters in ``model`` (only those with ``requires_grad`` if asked)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "ACTIVATIONS": ".mlp_config",
+    "TIME_EMBEDDINGS": ".mlp_config",
+    "MLPConfig": ".mlp_config",
+    "UNetConfig": ".unet_config",
+    "ModelConfig": ".config",
+    "config_from_dict": ".config",
+    "MLP2D": ".mlp",
+    "UNet": ".unet",
+    "build_model": ".build",
+    "count_parameters": ".build",
+})

@@ -18,16 +18,12 @@ import math
 import torch
 from torch import nn
 
-from ..configs import check_choice_field, check_int_field, checked_config_kwargs
 
 __all__ = [
     "OneHotLinearEmbedding",
     "ScalarEmbedding",
     "SinusoidalEmbedding",
-    "check_choice_field",
-    "check_int_field",
     "check_timesteps",
-    "checked_config_kwargs",
     "sinusoidal_embedding",
 ]
 

@@ -30,13 +30,7 @@ import math
 import torch
 from torch import nn
 
-from ..configs import (  # noqa: F401 - re-exported: configs are torch-free data
-    ACTIVATIONS,
-    TIME_EMBEDDINGS,
-    Activation,
-    MLPConfig,
-    TimeEmbedding,
-)
+from .mlp_config import ACTIVATIONS, MLPConfig
 from .embeddings import (
     OneHotLinearEmbedding,
     ScalarEmbedding,

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..configs import UNetConfig
+from .unet_config import UNetConfig
 from .embeddings import SinusoidalEmbedding, check_timesteps
 
 __all__ = ["UNet", "UNetConfig"]

@@ -1,4 +1,4 @@
-"""Noise (β) schedules and the `NoiseSchedule` object that owns every derived buffer.
+"""The `NoiseSchedule` object that owns every derived buffer of a β schedule.
 
 Index convention (used everywhere in Diffusion Lab): t ∈ {0, …, T−1}.
 ``alphas_cumprod[t] = ∏_{s≤t} (1 − β_s)``, so t = 0 is already one noising step and
@@ -22,6 +22,9 @@ Code name ↔ paper symbol (Ho et al. 2020, "DDPM"; Nichol & Dhariwal 2021, "iDD
 
 Everything is computed once in float64 and cast to float32 once; nothing else in the code
 base recomputes these quantities.
+
+Everything is computed once in float64 and cast to float32 once; nothing else in the code
+base recomputes these quantities.
 """
 
 from __future__ import annotations
@@ -31,74 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .configs import (  # noqa: F401 - re-exported: the configs are torch-free data
-    BUILTIN_KINDS,
-    COSINE_MAX_BETA,
-    MAX_T,
-    SCHEDULE_KINDS,
-    TERMINAL_SIGNAL_WARN,
-    ScheduleConfig,
-    ScheduleKind,
-    check_schedule_args,
-)
-
-
-def make_betas(
-    kind: str,
-    T: int,
-    *,
-    beta_start: float = 1e-4,
-    beta_end: float = 0.02,
-    scale_to_T: bool = False,
-    cosine_s: float = 0.008,
-    power: float = 2.0,
-    custom_betas: tuple[float, ...] | list[float] | torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The β_t for t = 0..T−1, as a float64 tensor of shape ``[T]``.
-
-    Definitions (u = t / (T − 1) runs from 0 at t = 0 to 1 at t = T − 1):
-
-    - ``linear``: β_t goes in equal steps from β_start to β_end (``torch.linspace``).
-      DDPM used 1e-4..0.02 with T = 1000.
-    - ``cosine`` (Nichol & Dhariwal 2021, eq. 17): choose ᾱ directly,
-      f(u) = cos²((u + s)/(1 + s) · π/2), ᾱ_t = f((t+1)/T) / f(0), so
-      β_t = min(1 − f((t+1)/T) / f(t/T), 0.999). β_start/β_end are not used.
-    - ``quadratic``: √β_t goes in equal steps from √β_start to √β_end, i.e.
-      β_t = (√β_start + u·(√β_end − √β_start))². It ends at β_end (it does add noise).
-    - ``sigmoid``: β_t = β_start + (β_end − β_start) · sigmoid(linspace(−6, 6, T)).
-    - ``polynomial``: β_t = β_start + (β_end − β_start) · u^power. power = 1 is linear;
-      power > 1 keeps β small for early t, so fine detail survives longer.
-    - ``custom``: the given array (length T, every value in (0, 1)).
-
-    ``scale_to_T`` multiplies β_start and β_end by 1000 / T (improved-diffusion), so a short
-    chain adds about as much total noise as DDPM's T = 1000 chain.
-
-    Raises:
-        ValueError: naming the parameter and its allowed range.
-    """
-    check_schedule_args(kind, T, beta_start=beta_start, beta_end=beta_end, scale_to_T=scale_to_T,
-                        cosine_s=cosine_s, power=power, custom_betas=custom_betas)
-    if kind == "custom":
-        return torch.as_tensor(custom_betas, dtype=torch.float64).flatten()
-
-    if kind == "cosine":
-        steps = torch.arange(T + 1, dtype=torch.float64) / T
-        f = torch.cos((steps + cosine_s) / (1 + cosine_s) * math.pi / 2) ** 2
-        return torch.clamp(1 - f[1:] / f[:-1], max=COSINE_MAX_BETA)
-
-    if scale_to_T:
-        scale = 1000.0 / T
-        beta_start, beta_end = beta_start * scale, beta_end * scale
-    u = torch.linspace(0, 1, T, dtype=torch.float64)
-    if kind == "linear":
-        return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
-    if kind == "quadratic":
-        return (math.sqrt(beta_start) + u * (math.sqrt(beta_end) - math.sqrt(beta_start))) ** 2
-    if kind == "sigmoid":
-        s = torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64))
-        return beta_start + (beta_end - beta_start) * s
-    # polynomial
-    return beta_start + (beta_end - beta_start) * u**power
+from .config import TERMINAL_SIGNAL_WARN, ScheduleConfig
 
 
 @dataclass(frozen=True)

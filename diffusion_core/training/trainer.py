@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .configs import LossKind, TrainConfig  # noqa: F401 - re-exported
-from .forward import q_sample
-from .schedules import NoiseSchedule
+from ..forward import q_sample
+from ..schedule import NoiseSchedule
+from .config import LossKind, TrainConfig
 
 
 class TrainingDiverged(RuntimeError):

@@ -1,0 +1,201 @@
+"""Train a noise predictor from the command line (the same engine the app uses).
+
+    python -m diffusion_core.train --dataset moons --out runs/moons
+    python -m diffusion_core.train --dataset digits --out assets/models/digits --steps 6000
+
+With only ``--dataset`` and ``--out`` it uses the app's defaults (``diffusion_core.presets``).
+Writes a checkpoint directory (``model.safetensors`` + ``config.json``). Bad arguments exit
+with status 2 and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .. import data as datasets
+from ..checkpoints import finite_or_none, save_checkpoint
+from ..models import MLPConfig, UNetConfig, build_model, count_parameters
+from ..presets import preset_for
+from ..schedule import SCHEDULE_KINDS, NoiseSchedule, ScheduleConfig
+from ..training import Trainer, TrainingDiverged
+from .common import CliError, Parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m diffusion_core.train", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", required=True,
+                   help="2D: " + ", ".join(datasets.TOY_DATASETS) + "; images: "
+                   + ", ".join(datasets.IMAGE_DATASETS) + ", folder, npz, idx")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint directory to write")
+    p.add_argument("--data-path", type=Path, help="file/folder for folder|npz|idx data sets")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="channels for user images")
+    p.add_argument("--image-size", type=int, help="side of user images (resized)")
+    g = p.add_argument_group("2D data")
+    g.add_argument("--n", type=int, default=4000, help="number of 2D points (default 4000)")
+    g.add_argument("--noise", type=float, default=None, help="2D data noise (set's default)")
+    g.add_argument("--data-seed", type=int, default=0)
+    g = p.add_argument_group("schedule (default: the preset's)")
+    g.add_argument("--schedule", choices=[k for k in SCHEDULE_KINDS if k != "custom"])
+    g.add_argument("--T", type=int)
+    g.add_argument("--beta-start", type=float)
+    g.add_argument("--beta-end", type=float)
+    g.add_argument("--scale-to-T", action="store_true", default=None)
+    g = p.add_argument_group("model (default: the preset's)")
+    g.add_argument("--hidden", type=int, help="MLP width")
+    g.add_argument("--depth", type=int, help="MLP hidden layers")
+    g.add_argument("--time-embedding", choices=("sinusoidal", "onehot_linear", "scalar"))
+    g.add_argument("--dim", type=int, help="U-Net base channels")
+    g.add_argument("--dim-mults", type=str, help="U-Net channel multipliers, e.g. 1,2,2")
+    g.add_argument("--block", choices=("resnet", "convnext"), help="U-Net block type")
+    g.add_argument("--level-blocks", type=int, choices=(1, 2),
+                   help="U-Net blocks per resolution level and path")
+    g = p.add_argument_group("optimisation (default: the preset's)")
+    g.add_argument("--steps", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--loss", choices=("l2", "l1", "huber"))
+    g.add_argument("--ema", type=float, help="EMA decay (0 = off)")
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _pick(value, default):
+    return default if value is None else value
+
+
+def load_training_data(args) -> tuple[torch.Tensor, dict, bool]:
+    """(data [N, ...], dataset description for config.json, is_image)."""
+    name = args.dataset
+    if name in datasets.TOY_DATASETS:
+        x = datasets.make_2d(name, args.n, noise=args.noise, seed=args.data_seed)
+        return x, {"name": name, "kind": "2d", "n": args.n, "noise": args.noise,
+                   "seed": args.data_seed}, False
+    if name in datasets.IMAGE_DATASETS:
+        x = datasets.load_image_dataset(name).images
+        return x, {"name": name, "kind": "image", "n": len(x), "shape": list(x.shape[1:])}, True
+    if name in ("folder", "npz", "idx"):
+        if args.data_path is None:
+            raise CliError(f"--dataset {name} needs --data-path")
+        size = args.image_size or 16
+        channels = args.channels or (1 if name == "idx" else 3)
+        if name == "folder":
+            x = datasets.load_image_folder(args.data_path, size=size, channels=channels)
+        elif name == "npz":
+            x = datasets.load_npz_images(args.data_path, size=size, channels=channels)
+        else:
+            x = datasets.load_idx_images(args.data_path, size=size)
+        return x, {"name": name, "kind": "image", "path": str(args.data_path), "n": len(x),
+                   "shape": list(x.shape[1:])}, True
+    raise CliError(f"unknown --dataset {name!r}; choose one of "
+                   f"{', '.join([*datasets.TOY_DATASETS, *datasets.IMAGE_DATASETS])}, "
+                   "folder, npz, idx")
+
+
+def configs_from_args(args, data: torch.Tensor, image: bool):
+    preset = preset_for(args.dataset, image=image)
+    s = preset.schedule
+    schedule = ScheduleConfig(
+        kind=_pick(args.schedule, s.kind), T=_pick(args.T, s.T),
+        beta_start=_pick(args.beta_start, s.beta_start), beta_end=_pick(args.beta_end, s.beta_end),
+        scale_to_T=_pick(args.scale_to_T, s.scale_to_T), cosine_s=s.cosine_s, power=s.power)
+    m = preset.model
+    if isinstance(m, MLPConfig):
+        model = replace(m, hidden=_pick(args.hidden, m.hidden), depth=_pick(args.depth, m.depth),
+                        time_embedding=_pick(args.time_embedding, m.time_embedding),
+                        num_timesteps=schedule.T)
+    else:
+        assert isinstance(m, UNetConfig)
+        mults = m.dim_mults
+        if args.dim_mults:
+            try:
+                mults = tuple(int(v) for v in args.dim_mults.split(","))
+            except ValueError:
+                raise CliError(
+                    f"--dim-mults must look like 1,2,2; got {args.dim_mults!r}") from None
+        model = replace(m, channels=data.shape[1], image_size=data.shape[-1],
+                        dim=_pick(args.dim, m.dim), dim_mults=mults,
+                        block=_pick(args.block, m.block),
+                        level_blocks=_pick(args.level_blocks, m.level_blocks))
+    t = preset.train
+    train = replace(t, steps=_pick(args.steps, t.steps),
+                    batch_size=_pick(args.batch_size, t.batch_size), lr=_pick(args.lr, t.lr),
+                    loss=_pick(args.loss, t.loss), ema_decay=_pick(args.ema, t.ema_decay),
+                    seed=_pick(args.seed, t.seed))
+    return schedule, model, train, preset.sampler
+
+
+def run(argv: list[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise CliError("--device cuda was asked for, but no CUDA GPU is available")
+    data, dataset, image = load_training_data(args)
+    schedule_cfg, model_cfg, train_cfg, sampler = configs_from_args(args, data, image)
+    torch.manual_seed(train_cfg.seed)
+    model = build_model(model_cfg).to(args.device)
+    trainer = Trainer(model, NoiseSchedule(schedule_cfg), data.to(args.device), train_cfg)
+    bar = tqdm(total=train_cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
+    start = time.perf_counter()
+    last = None
+    try:
+        for report in trainer.run():
+            bar.update(report.run_step - bar.n)
+            bar.set_postfix(loss=f"{report.loss:.4f}")
+            last = report
+    except TrainingDiverged as e:
+        raise CliError(str(e)) from None
+    finally:
+        bar.close()
+    wall = time.perf_counter() - start
+    command = "python -m diffusion_core.train " + " ".join(argv if argv is not None
+                                                           else sys.argv[1:])
+    training = {
+        "config": train_cfg.to_dict(),
+        "steps": trainer.step,
+        "wall_time_s": round(wall, 2),
+        "final_loss": finite_or_none(last.loss) if last else None,
+        "parameters": count_parameters(model),
+        "threads": torch.get_num_threads(),
+        "device": args.device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "command": command,
+        "sampler_defaults": sampler.kwargs(),
+    }
+    out = save_checkpoint(args.out, trainer.sampling_model(), model_cfg, schedule_cfg,
+                          dataset=dataset, training=training)
+    if not args.quiet:
+        print(f"wrote {out} ({count_parameters(model):,} parameters, {trainer.step} steps, "
+              f"{wall:.1f} s, final loss {last.loss:.4f})")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        run(argv)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:  # core validation names the parameter; missing files
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

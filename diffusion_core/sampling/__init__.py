@@ -1,0 +1,37 @@
+"""Reverse-process samplers: DDPM (Ho et al. 2020) and DDIM (Song et al. 2020).
+
+Index convention: t ∈ {0, …, T−1}; ᾱ_{−1} = 1. ``config`` (names, options, the registry,
+:class:`SamplerSettings`; torch-free) · ``defaults`` (the one rule for a model's settings) ·
+``spacing`` (visited timesteps, built once) · ``ddpm`` / ``ddim`` (one ``step`` each, one
+signature) · ``loop`` (the streaming :func:`sample`). Names load on first use (no torch import
+until then).
+"""
+
+from .._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "DDIM_DEFAULT_STEPS": ".config",
+    "NEUTRAL_OPTIONS": ".config",
+    "SAMPLERS": ".config",
+    "SAMPLER_NAMES": ".config",
+    "SPACINGS": ".config",
+    "VARIANCES": ".config",
+    "SamplerInfo": ".config",
+    "SamplerName": ".config",
+    "SamplerSettings": ".config",
+    "Spacing": ".config",
+    "Variance": ".config",
+    "check_options": ".config",
+    "sampler_info": ".config",
+    "resolve_sampler_settings": ".defaults",
+    "evenly_spaced": ".spacing",
+    "time_pairs": ".spacing",
+    "timesteps": ".spacing",
+    "StepOutput": ".step",
+    "ddpm_step": ".ddpm:step",
+    "ddim_step": ".ddim:step",
+    "SampleStep": ".loop",
+    "sample": ".loop",
+    "sample_final": ".loop",
+    "step_function": ".loop",
+})
