@@ -1,4 +1,4 @@
-"""``python -m diffusion_core.sample``: Sample from a checkpoint on the command line (:mod:`diffusion_core.cli.sample`)."""
+"""``python -m diffusion_core.sample``: sample from a checkpoint (:mod:`diffusion_core.cli.sample`)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m diffusion_core.train``: Train a model on the command line (:mod:`diffusion_core.cli.train`)."""
+"""``python -m diffusion_core.train``: train a model (:mod:`diffusion_core.cli.train`)."""
 
 import sys
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+
 def check_int_field(name: str, value: Any, lo: int, hi: int) -> None:
     """Raise ``ValueError`` naming config field ``name`` unless ``lo <= value <= hi`` (an int)."""
     if isinstance(value, bool) or not isinstance(value, int):

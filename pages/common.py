@@ -3,19 +3,21 @@
 Pages import this module and ``diffusion_core``; they never import each other.
 
 Start-up: building the UI must not import torch (≈ 1 s of the app's start-up; see
-``bench/ui_bench.py``). Pages take configs and option names from the torch-free
-config modules (``diffusion_core.schedule.config``, …) and ``presets``, reach torch and the engine's compute modules through
-:class:`LazyModule` (imported by the first event that uses them), and fill their first views
-in an :func:`on_load` event rather than at build time.
+``bench/ui_bench.py``). Pages take configs and option names from the torch-free config
+modules (``diffusion_core.schedule.config``, …) and ``presets``, reach torch and the engine's
+compute modules through :class:`LazyModule` (imported by the first event that uses them),
+and fill their first views in an :func:`on_load` event rather than at build time.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -79,6 +81,21 @@ SCHEDULE_LABELS = {
 }
 
 T_MIN, T_MAX = 2, 4000
+MAX_SEED = 2**31 - 1  # seeds a user may type (a torch.Generator takes any 64-bit value)
+
+# Markdown maths: $$…$$ for display equations, $…$ inline (every tab's explanations).
+LATEX = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "$", "right": "$", "display": False},
+]
+
+EXPLANATIONS = Path(__file__).resolve().parent / "explanations"
+
+
+@functools.cache
+def explanation(name: str) -> str:
+    """The Markdown text ``pages/explanations/NAME.md``, read once per process."""
+    return (EXPLANATIONS / f"{name}.md").read_text(encoding="utf-8")
 MAX_POINTS = 20_000  # 2D points a user may ask for (plots and memory stay sane)
 
 # Sizes chosen to read well on a laptop and on a projector.

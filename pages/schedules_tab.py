@@ -23,7 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig, TERMINAL_SIGNAL_WARN
+from diffusion_core.schedule.config import BUILTIN_KINDS, TERMINAL_SIGNAL_WARN, ScheduleConfig
 from pages import common
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ import plotly.io as pio
 
 from diffusion_core import presets
 from diffusion_core.data.toy2d_spec import TOY_DATASETS, TOY_SPECS
-from diffusion_core.models.mlp_config import ACTIVATIONS, MLPConfig, TIME_EMBEDDINGS
+from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS, MLPConfig
 from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig
 from diffusion_core.training.config import TrainConfig
 from pages import common

@@ -15,13 +15,13 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import load_event_for  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from diffusion_core import forward  # noqa: E402
 from diffusion_core.images import to_uint8  # noqa: E402
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import forward_tab as ft  # noqa: E402
+from tests.helpers import load_event_for  # noqa: E402
 
 COSINE = ScheduleConfig(kind="cosine", T=1000)
 
@@ -355,8 +355,9 @@ def test_whole_app_builds():
 
 
 def test_through_gradio_client():
-    from conftest import serving
     from gradio_client import Client
+
+    from tests.helpers import serving
 
     demo, _ = _build_tab()
     with serving(demo) as url:

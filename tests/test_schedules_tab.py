@@ -15,10 +15,10 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import load_event_for  # noqa: E402
 
 from diffusion_core.schedule import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import common, schedules_tab  # noqa: E402
+from tests.helpers import load_event_for  # noqa: E402
 
 ALL = list(BUILTIN_KINDS)
 DEFAULTS = dict(T=1000, beta_start=1e-4, beta_end=0.02, scale_to_T=False, cosine_s=0.008,
@@ -232,8 +232,9 @@ def test_whole_app_builds():
 
 
 def test_through_gradio_client():
-    from conftest import serving
     from gradio_client import Client
+
+    from tests.helpers import serving
 
     demo, _ = _build_tab()
     with serving(demo) as url:

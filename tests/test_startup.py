@@ -13,7 +13,8 @@ from pathlib import Path
 
 import gradio as gr
 import plotly.graph_objects as go
-from conftest import load_events
+
+from tests.helpers import load_events
 
 ROOT = Path(__file__).resolve().parent.parent
 

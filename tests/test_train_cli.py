@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from diffusion_core.cli import train as train_cli
 from diffusion_core.checkpoints import load_checkpoint
+from diffusion_core.cli import train as train_cli
 from diffusion_core.models import UNetConfig
 from diffusion_core.presets import DIGITS, TOY
 

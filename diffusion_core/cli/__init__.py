@@ -1,4 +1,4 @@
-"""The command-line tools: ``python -m diffusion_core.train`` and ``python -m diffusion_core.sample``.
+"""The command-line tools ``python -m diffusion_core.train`` and ``… .sample``.
 
 Both drive the same engine (and the same workflows) as the app; bad arguments exit with status
 2 and one line on stderr.

@@ -18,7 +18,6 @@ import math
 import torch
 from torch import nn
 
-
 __all__ = [
     "OneHotLinearEmbedding",
     "ScalarEmbedding",

@@ -30,13 +30,13 @@ import math
 import torch
 from torch import nn
 
-from .mlp_config import ACTIVATIONS, MLPConfig
 from .embeddings import (
     OneHotLinearEmbedding,
     ScalarEmbedding,
     SinusoidalEmbedding,
     check_timesteps,
 )
+from .mlp_config import ACTIVATIONS, MLPConfig
 
 __all__ = ["MLP2D", "MLPConfig"]
 

@@ -1,4 +1,4 @@
-"""Configuration of the 2D noise predictor (:class:`diffusion_core.models.mlp.MLP2D`): torch-free."""
+"""Configuration of the 2D noise predictor (:class:`~diffusion_core.models.mlp.MLP2D`); no torch."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from ..validation import check_choice_field, check_int_field, checked_config_kwargs
-
 
 Activation = Literal["silu", "relu", "gelu", "leaky_relu"]
 TimeEmbedding = Literal["sinusoidal", "onehot_linear", "scalar"]

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .unet_config import UNetConfig
 from .embeddings import SinusoidalEmbedding, check_timesteps
+from .unet_config import UNetConfig
 
 __all__ = ["UNet", "UNetConfig"]
 

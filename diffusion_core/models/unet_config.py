@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from ..validation import check_choice_field, check_int_field, checked_config_kwargs
 
-
 BlockType = Literal["resnet", "convnext"]
 
 

@@ -43,7 +43,8 @@ def polynomial_betas(T: int, beta_start: float, beta_end: float, power: float) -
 
 
 def cosine_betas(T: int, cosine_s: float) -> torch.Tensor:
-    """Nichol & Dhariwal 2021 eq. 17: ᾱ_t = f((t+1)/T)/f(0), β_t = min(1 − f((t+1)/T)/f(t/T), 0.999)."""
+    """Nichol & Dhariwal 2021 eq. 17: ᾱ_t = f((t+1)/T)/f(0), so
+    β_t = min(1 − f((t+1)/T)/f(t/T), 0.999), f(u) = cos²((u + s)/(1 + s) · π/2)."""
     steps = torch.arange(T + 1, dtype=torch.float64) / T
     f = torch.cos((steps + cosine_s) / (1 + cosine_s) * math.pi / 2) ** 2
     return torch.clamp(1 - f[1:] / f[:-1], max=COSINE_MAX_BETA)

@@ -6,7 +6,6 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
-
 LossKind = Literal["l2", "l1", "huber"]
 
 

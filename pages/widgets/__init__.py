@@ -1,0 +1,1 @@
+"""Reusable view pieces shared by the tabs (no tab imports another tab)."""
