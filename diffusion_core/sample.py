@@ -1,4 +1,4 @@
-"""``python -m diffusion_core.sample``: sample from a checkpoint (:mod:`diffusion_core.cli.sample`)."""
+"""``python -m diffusion_core.sample``: sample from a checkpoint (see ``cli/sample.py``)."""
 
 import sys
 

@@ -103,7 +103,7 @@ class ScheduleConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def betas(self) -> torch.Tensor:
-        """β_t for t = 0..T−1, float64 ``[T]`` (see :func:`~diffusion_core.schedule.betas.make_betas`)."""
+        """β_t for t = 0..T−1, float64 ``[T]`` (see ``schedule.betas.make_betas``)."""
         from .betas import make_betas  # torch is imported on first use, not with the config
 
         return make_betas(**self._kwargs())
