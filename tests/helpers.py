@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from contextlib import contextmanager
 
+import torch
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -34,3 +36,25 @@ def load_event_for(demo, component):
     found = [fn for fn in load_events(demo) if component in fn.outputs]
     assert len(found) == 1, f"{len(found)} load events fill {component!r}"
     return found[0]
+
+
+# Data x0 ~ N(MU, SIGMA² I): its exact ε-predictor is known in closed form (sampler tests).
+MU = torch.tensor([1.0, -0.5])
+
+
+SIGMA = 0.5
+
+
+class GaussianEps(torch.nn.Module):
+    """The exact ε-predictor for data x0 ~ N(MU, SIGMA² I): E[ε | x_t] in closed form.
+
+    x_t = √ᾱ x0 + √(1−ᾱ) ε is Gaussian, so E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ μ) / (ᾱ σ² + 1 − ᾱ).
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.ab = schedule.float64["alphas_cumprod"]
+
+    def forward(self, x_t, t):
+        ab = self.ab[t].to(x_t.dtype)[:, None]
+        return (1 - ab).sqrt() * (x_t - ab.sqrt() * MU) / (ab * SIGMA**2 + 1 - ab)

@@ -1,4 +1,4 @@
-"""Samplers: timestep lists, DDIM/DDPM identities, statistics with an exact ε-model, regression."""
+"""The streaming loop: exact-model moments, streamed records, Stop, stored values, bad input."""
 
 from __future__ import annotations
 
@@ -8,97 +8,13 @@ import pytest
 import torch
 
 from diffusion_core.sampling import (
-    ddim_step,
-    ddpm_step,
     sample,
     sample_final,
     time_pairs,
     timesteps,
 )
 from diffusion_core.schedule import NoiseSchedule
-
-MU = torch.tensor([1.0, -0.5])
-SIGMA = 0.5
-
-
-class GaussianEps(torch.nn.Module):
-    """The exact ε-predictor for data x0 ~ N(MU, SIGMA² I): E[ε | x_t] in closed form.
-
-    x_t = √ᾱ x0 + √(1−ᾱ) ε is Gaussian, so E[ε | x_t] = √(1−ᾱ)(x_t − √ᾱ μ) / (ᾱ σ² + 1 − ᾱ).
-    """
-
-    def __init__(self, schedule: NoiseSchedule):
-        super().__init__()
-        self.ab = schedule.float64["alphas_cumprod"]
-
-    def forward(self, x_t, t):
-        ab = self.ab[t].to(x_t.dtype)[:, None]
-        return (1 - ab).sqrt() * (x_t - ab.sqrt() * MU) / (ab * SIGMA**2 + 1 - ab)
-
-
-@pytest.fixture(scope="module")
-def sched():
-    return NoiseSchedule(kind="linear", T=100, scale_to_T=True)
-
-
-def test_timesteps_known_lists():
-    assert timesteps(10, 5, "leading") == [8, 6, 4, 2, 0]
-    assert timesteps(10, 5, "trailing") == [9, 7, 5, 3, 1]
-    assert timesteps(10, 4, "linspace") == [9, 6, 3, 0]
-    assert timesteps(1000, 1000, "leading") == list(range(999, -1, -1))
-    for spacing in ("leading", "trailing", "linspace"):
-        for n in (1, 3, 7, 333, 1000):
-            ts = timesteps(1000, n, spacing)
-            assert len(ts) == n and all(a > b for a, b in zip(ts, ts[1:], strict=False))
-    assert time_pairs([8, 4, 0]) == [(8, 4), (4, 0), (0, -1)]
-
-
-@pytest.mark.parametrize("bad", [dict(num_steps=11), dict(num_steps=0), dict(spacing="odd")])
-def test_timesteps_bad_input(bad):
-    with pytest.raises(ValueError):
-        timesteps(10, **{"num_steps": 5, "spacing": "leading", **bad})
-
-
-def test_ddim_eta1_full_chain_equals_ddpm(sched):
-    model = GaussianEps(sched)
-    x_T = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
-    ddpm = sample_final(model, sched, x_T, sampler="ddpm",
-                        generator=torch.Generator().manual_seed(1))
-    ddim = sample_final(model, sched, x_T, sampler="ddim", eta=1.0,
-                        generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(ddpm, ddim, atol=1e-4)
-
-
-def test_ddim_eta1_variance_is_beta_tilde(sched):
-    x = torch.zeros(1, 2)
-    for t in (1, 50, 99):
-        out = ddim_step(sched, x, t, t - 1, x, eta=1.0)
-        assert out.std**2 == pytest.approx(sched.float64["posterior_variance"][t].item(), rel=1e-9)
-
-
-def test_ddim_eta0_deterministic(sched):
-    model = GaussianEps(sched)
-    x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
-    a = sample_final(model, sched, x_T, sampler="ddim", steps=20, eta=0.0,
-                     generator=torch.Generator().manual_seed(1))
-    b = sample_final(model, sched, x_T, sampler="ddim", steps=20, eta=0.0,
-                     generator=torch.Generator().manual_seed(2))
-    assert torch.equal(a, b)
-
-
-def test_ddpm_eq11_equals_posterior_route(sched):
-    """Eq. 11 (from ε̂) and eq. 7 with x̂0 (the clip path) give the same mean when x̂0 ∈ [−1, 1]."""
-    x_t = torch.full((4, 2), 0.3)
-    eps = torch.full((4, 2), 0.1)
-    for t in (0, 1, 40):
-        a = ddpm_step(sched, x_t, t, t - 1, eps, variance="beta", clip_x0=False,
-                      generator=torch.Generator().manual_seed(0))
-        b = ddpm_step(sched, x_t, t, t - 1, eps, variance="beta", clip_x0=True,
-                      generator=torch.Generator().manual_seed(0))
-        if a.pred_x0.abs().max() <= 1:
-            assert torch.allclose(a.prev_sample, b.prev_sample, atol=1e-5)
-    # no noise on the last step, whatever the variance choice
-    assert ddpm_step(sched, x_t, 0, -1, eps, variance="beta").std == 0.0
+from tests.helpers import MU, SIGMA, GaussianEps
 
 
 def analytic_moments(schedule, kw, mu):
@@ -133,9 +49,18 @@ def analytic_moments(schedule, kw, mu):
     return m, v
 
 
+# Recorded from this implementation on 2026-11-23 (torch 2.13 CPU) after the analytic tests
+# above passed; they pin the exact noise consumption order and step formulas.
+STORED_DDPM = [[2.1365709305, -0.7739561796], [1.6828305721, -0.2177672684]]
+
+
+STORED_DDIM = [[1.0707311630, -0.4195476770], [1.0308872461, -0.3799781799]]
+
+
 @pytest.mark.parametrize("kw", [dict(sampler="ddpm"), dict(sampler="ddpm", steps=25),
                                 dict(sampler="ddim", steps=50, eta=0.0),
                                 dict(sampler="ddim", steps=20, eta=1.0, spacing="trailing")])
+
 def test_exact_model_samples_match_analytic_moments(sched, kw):
     """With the exact ε for N(μ, σ²) the chain is linear-Gaussian: its output moments are known.
 
@@ -163,10 +88,46 @@ def test_stream_records_and_early_stop(sched):
     assert steps[-1].t_prev == -1 and steps[0].x_t is x_T
     assert all(s.index == i and s.num_steps == 10 for i, s in enumerate(steps))
     assert torch.equal(steps[3].x_prev, steps[4].x_t)
-    gen = sample(model, sched, x_T, sampler="ddpm")
+    calls = []
+
+    def counting(x, t):
+        calls.append(int(t[0]))
+        return model(x, t)
+
+    gen = sample(counting, sched, x_T, sampler="ddpm")
     first = next(gen)
-    gen.close()  # the UI's Stop: no more model calls after this
-    assert first.index == 0
+    assert first.index == 0 and calls == [99]  # the chain runs lazily: one call per step
+    gen.close()  # the UI's Stop
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert calls == [99]  # no more model calls after Stop
+
+
+def test_option_of_another_sampler_is_refused(sched):
+    model = GaussianEps(sched)
+    x_T = torch.zeros(2, 2)
+    with pytest.raises(ValueError, match="eta = 0.5 does not apply to DDPM"):
+        next(sample(model, sched, x_T, sampler="ddpm", eta=0.5))
+    with pytest.raises(ValueError, match="variance = 'beta' does not apply to DDIM"):
+        next(sample(model, sched, x_T, sampler="ddim", variance="beta"))
+    with pytest.raises(ValueError, match="unknown sampler option"):
+        next(sample(model, sched, x_T, sampler="ddim", churn=1.0))
+    # neutral values of the other sampler's options are accepted (a full settings dict)
+    a = sample_final(model, sched, x_T, sampler="ddpm", eta=0.0, steps=5,
+                     generator=torch.Generator().manual_seed(1))
+    b = sample_final(model, sched, x_T, sampler="ddpm", steps=5,
+                     generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+
+
+def test_every_registered_sampler_has_a_step_with_the_uniform_signature(sched):
+    from diffusion_core.sampling import SAMPLERS, step_function
+
+    x = torch.randn(4, 2, generator=torch.Generator().manual_seed(0))
+    for name in SAMPLERS:
+        out = step_function(name)(sched, x, 50, 40, torch.zeros_like(x), clip_x0=False,
+                                  generator=torch.Generator().manual_seed(0))
+        assert out.prev_sample.shape == x.shape and out.pred_x0.shape == x.shape
 
 
 def test_full_loop_against_stored_values():
@@ -180,12 +141,6 @@ def test_full_loop_against_stored_values():
     assert torch.allclose(ddim, torch.tensor(STORED_DDIM), atol=1e-5), ddim.tolist()
 
 
-# Recorded from this implementation on 2026-11-23 (torch 2.13 CPU) after the analytic tests
-# above passed; they pin the exact noise consumption order and step formulas.
-STORED_DDPM = [[2.1365709305, -0.7739561796], [1.6828305721, -0.2177672684]]
-STORED_DDIM = [[1.0707311630, -0.4195476770], [1.0308872461, -0.3799781799]]
-
-
 @pytest.mark.parametrize(
     "kw, match",
     [(dict(sampler="ddim", eta=1.5), "eta"), (dict(steps=101), "steps"),
@@ -196,3 +151,4 @@ def test_bad_input(sched, kw, match):
         next(sample(GaussianEps(sched), sched, torch.zeros(2, 2), **kw))
     with pytest.raises(ValueError, match="NaN"):
         next(sample(GaussianEps(sched), sched, torch.full((2, 2), float("nan"))))
+
