@@ -6,6 +6,7 @@ cancelled really stops, and two clients (two sessions) keep their states apart.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -31,9 +32,25 @@ def test_named_endpoints_exist(server):
     assert not missing, f"missing endpoints: {missing}; have {sorted(names)}"
 
 
-def test_schedule_plot_endpoint_returns_a_figure(server):
-    out = _client(server).predict(api_name="/schedules_plot")
-    assert out is not None
+def _plot_json(value) -> dict:
+    """The Plotly figure inside a ``gr.Plot`` output as the client receives it."""
+    while isinstance(value, dict) and "plot" in value:
+        value = value["plot"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_schedule_plot_endpoint_returns_the_asked_figure_and_health(server):
+    client = _client(server)
+    kw = dict(kinds=["linear", "cosine"], primary="linear", T=50, beta_start=1e-4,
+              beta_end=0.02, scale_to_T=False, cosine_s=0.008, power=2.0, x_axis="t")
+    fig, health = client.predict(**kw, api_name="/schedules_plot")
+    traces = _plot_json(fig)["data"]
+    names = " ".join(str(t.get("name", "")) + str(t.get("legendgroup", "")) for t in traces)
+    assert "linear" in names and "cosine" in names and "sigmoid" not in names, names
+    # linear 1e-4..0.02 with T = 50 keeps √ᾱ ≈ 0.77 of the data: the health readout says so
+    assert "does not end near pure noise" in health, health
+    _, health_scaled = client.predict(**{**kw, "scale_to_T": True}, api_name="/schedules_plot")
+    assert "does not end near pure noise" not in health_scaled, health_scaled
 
 
 TRAIN_KW = dict(dataset="moons", n=1000, noise=0.05, seed=0, source="preset", kind="cosine",

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 
 from tests.helpers import load_events
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_building_the_app_imports_neither_torch_nor_scikit_learn():
