@@ -6,7 +6,7 @@
 For each model it writes ``bench/results/quality_<model>.json`` and, when the sweep runs,
 ``bench/results/quality_vs_steps.png`` (one row per model; the image tab shows it).
 
-Digits (metrics.digit_quality; classifier fitted only on the held-out split):
+Digits (evaluation.digit_quality; classifier fitted only on the held-out split):
 
 * calibration references, all at the model's resolution and the same N as the samples:
   ``real`` (the U-Net's own train-split digits: the classifier never saw them, and a perfect
@@ -19,12 +19,12 @@ Digits (metrics.digit_quality; classifier fitted only on the held-out split):
 * the bar, at the app's default sampler: FD ≤ FD(blur_0.5), confidence ≥ 0.85, class entropy
   ≥ 2.20, near copies ≤ 5 %.
 
-Gradients (metrics.gradient_residual and metrics.sliced_wasserstein): per-image RMS misfit of
+Gradients (evaluation.gradient_residual and evaluation.sliced_wasserstein): per-image RMS misfit of
 the two-corner gradient model, plus SW1 to a fresh draw of real gradients (so that flat,
 single-colour images, which fit the model perfectly, still score badly). References: real,
 real + N(0, σ²) for σ = 0.05, 0.1, 0.2, flat colours, pure noise.
 
-Shapes (metrics.shape_quality; classifier fitted on a separate seeded draw, never the training
+Shapes (evaluation.shape_quality; classifier fitted on a separate seeded draw, never the training
 draw): confidence, class entropy, Fréchet distance in the classifier's features (hidden
 activations + fitted colours) to a fresh real draw, the per-image two-colour misfit, and edge
 softness (share of pixels neither background nor shape).
@@ -50,8 +50,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.common import RESULTS, write_results
-from diffusion_core import data
 from diffusion_core.checkpoints import Checkpoint, load_checkpoint
+from diffusion_core.data.digits import load_digits_images
+from diffusion_core.data.synthetic import make_gradients, make_shapes
 from diffusion_core.evaluation import (
     digit_quality,
     gradient_residual,
@@ -138,12 +139,12 @@ def digit_references(size: int, n: int, seed: int = 0) -> dict[str, torch.Tensor
     Blur σ is in 8×8 pixels (the metric's space), so it is doubled for 16×16 images.
     """
     g = torch.Generator().manual_seed(seed)
-    train = data.load_digits_images(size, "train")
+    train = load_digits_images(size, "train")
     pick = torch.randperm(len(train), generator=g)[:n]
     real = train.images[pick]
     px = size / 8
     threes = train.images[train.labels == 3]
-    heldout = data.load_digits_images(size, "test").images
+    heldout = load_digits_images(size, "test").images
     return {
         "real": real,
         "blur_0.5": gaussian_blur(real, 0.5 * px),
@@ -158,7 +159,7 @@ def digit_references(size: int, n: int, seed: int = 0) -> dict[str, torch.Tensor
 def gradient_references(n: int, size: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
     """Calibration sets for gradient samples ``[n, 3, size, size]`` (real: seed 10 000 + seed)."""
     g = torch.Generator().manual_seed(seed)
-    real = data.make_gradients(n, size, seed=10_000 + seed)
+    real = make_gradients(n, size, seed=10_000 + seed)
     flat = (torch.rand(n, 3, 1, 1, generator=g) * 2 - 1).expand(n, 3, size, size).clone()
     refs = {"real": real}
     for s in (0.05, 0.1, 0.2):
@@ -172,8 +173,8 @@ def shape_references(n: int, size: int = 16, seed: int = 0) -> dict[str, torch.T
     """Calibration sets for shape samples ``[n, 3, size, size]`` (real: seed 10 000 + seed; the
     training draw is seed 0, the metric's classifier and reference draws seeds 1–3)."""
     g = torch.Generator().manual_seed(seed)
-    real, _ = data.make_shapes(n, size, seed=10_000 + seed)
-    many, labels = data.make_shapes(8 * n, size, seed=10_001 + seed)
+    real, _ = make_shapes(n, size, seed=10_000 + seed)
+    many, labels = make_shapes(8 * n, size, seed=10_001 + seed)
     single = many[labels == SHAPE_SINGLE_CLASS][:n]
     refs = {"real": real, "blur_0.5": gaussian_blur(real, 0.5),
             "blur_1.0": gaussian_blur(real, 1.0)}
@@ -233,7 +234,7 @@ def calibrate_digits(size: int, n: int, seed: int = 0) -> tuple[dict, list[dict]
 
 def fresh_gradients(n: int, size: int = 16) -> torch.Tensor:
     """The real gradients SW1 is measured against (seed 20 000: neither training nor refs)."""
-    return data.make_gradients(n, size, seed=20_000)
+    return make_gradients(n, size, seed=20_000)
 
 
 def calibrate_gradients(size: int, n: int, seed: int = 0) -> tuple[dict, list[dict]]:

@@ -4,9 +4,11 @@
 
 The bar (issue 2): SW1(samples, data) ≤ 1.5 × floor and nearest-neighbour ratio ≤ 1.5, where
 the floor is the SW1 between two fresh draws of the data set, all with ``--n`` points in the
-model's coordinates (``data.make_2d``). Training time excludes the evaluations: every
+model's coordinates (``make_2d``). Training time excludes the evaluations: every
 ``--every`` steps the clock stops, ``--n`` samples are drawn with the run's own sampler, and
-both numbers are computed against a fixed evaluation draw.
+both numbers are computed against a fixed evaluation draw (seed 1000), by
+:func:`diffusion_core.evaluation.toy2d.toy2d_quality` at its defaults: the score the 2D tab
+shows, with the floor averaged over 8 pairs and the NN ratio measured to the evaluation draw.
 
 Three runs, same script, same machine:
 - ``default``: the app's 2D preset (``diffusion_core.presets.TOY``) on our scaled moons.
@@ -17,13 +19,14 @@ Three runs, same script, same machine:
 Baseline samples are mapped back to our model coordinates before scoring, so all three runs
 are judged by one yardstick. Writes ``bench/results/toy2d_time_to_quality.json``.
 
-What the bar means. The floor (``metrics.sw1_floor``) is the mean SW1 between pairs of fresh
-i.i.d. draws of the data set, so an exact sampler of the distribution scores about 1 × floor on
-average. For scale the script also scores ``--perfect-draws`` fresh draws of the data set itself
-against the same evaluation draw (``perfect_sampler`` in the results): the spread a perfect model
-would show. (Until 2026-11-23 moons came from scikit-learn's ``make_moons``, whose points sit at
-evenly spaced angles; two of its draws were far closer than independent samples can be, the
-floor was ~2.7× too low and even an exact sampler met the bar in only one draw in five.)
+What the bar means. The floor (``evaluation.distances.sw1_floor``) is the mean SW1 between pairs
+of fresh i.i.d. draws of the data set, so an exact sampler of the distribution scores about
+1 × floor on average. For scale the script also scores ``--perfect-draws`` fresh draws of the
+data set itself against the same evaluation draw (``perfect_sampler`` in the results): the
+spread a perfect model would show. (Until 2026-11-23 moons came from scikit-learn's
+``make_moons``, whose points sit at evenly spaced angles; two of its draws were far closer than
+independent samples can be, the floor was ~2.7× too low and even an exact sampler met the bar in
+only one draw in five.)
 """
 
 from __future__ import annotations
@@ -36,11 +39,12 @@ from dataclasses import dataclass
 import torch
 
 from bench.common import write_results
-from diffusion_core import data, metrics
+from diffusion_core.data.toy2d import from_data_coords, make_2d, to_data_coords
+from diffusion_core.evaluation.toy2d import toy2d_floor, toy2d_quality
 from diffusion_core.models import MLPConfig, build_model
 from diffusion_core.presets import TOY
-from diffusion_core.samplers import sample_final
-from diffusion_core.schedules import NoiseSchedule, ScheduleConfig
+from diffusion_core.sampling import sample_final
+from diffusion_core.schedule import NoiseSchedule, ScheduleConfig
 from diffusion_core.training import TrainConfig, Trainer
 
 DATASET = "moons"
@@ -61,15 +65,14 @@ def _identity(x):
     return x
 
 
-def perfect_sampler(draws: int, *, n: int, floor: float, evald: torch.Tensor,
-                    ref: torch.Tensor) -> dict:
+def perfect_sampler(draws: int, *, n: int) -> dict:
     """Both numbers of the bar for ``draws`` fresh draws of the data set (n points each): what
     an exact sampler of the distribution scores against the same evaluation draw."""
     sw, nn = [], []
     for k in range(draws):
-        x = data.make_2d(DATASET, n, seed=5000 + k)
-        sw.append(metrics.sliced_wasserstein(x, evald) / floor)
-        nn.append(metrics.nearest_neighbour_ratio(x, evald, ref))
+        q = toy2d_quality(make_2d(DATASET, n, seed=5000 + k), DATASET)
+        sw.append(q.ratio)
+        nn.append(q.nn)
     mean = sum(sw) / draws
     sd = math.sqrt(sum((v - mean) ** 2 for v in sw) / max(1, draws - 1))
     return {"draws": draws, "sw1_over_floor_mean": round(mean, 3),
@@ -88,14 +91,14 @@ def setups(n_train: int) -> list[Setup]:
 
     # tiny-diffusion's own scaling, applied to make_moons' original coordinates
     def tiny_to(x):
-        o = data.to_data_coords(x, DATASET)
+        o = to_data_coords(x, DATASET)
         return torch.stack([(o[:, 0] + 0.3) * 2 - 1, (o[:, 1] + 0.3) * 3 - 1], 1)
 
     def tiny_from(y):
         o = torch.stack([(y[:, 0] + 1) / 2 - 0.3, (y[:, 1] + 1) / 3 - 0.3], 1)
-        return data.from_data_coords(o, DATASET)
+        return from_data_coords(o, DATASET)
 
-    ref = data.make_2d(DATASET, n_train, seed=0)
+    ref = make_2d(DATASET, n_train, seed=0)
     mu, sd = ref.mean(0), ref.std(0)
     return [
         Setup("default", ours.schedule, ours.model, ours.train, ours.sampler.kwargs(),
@@ -107,11 +110,10 @@ def setups(n_train: int) -> list[Setup]:
     ]
 
 
-def run_setup(s: Setup, *, budget: float, every: int, n: int, n_train: int, floor: float,
-              evald: torch.Tensor, ref: torch.Tensor) -> dict:
+def run_setup(s: Setup, *, budget: float, every: int, n: int, n_train: int) -> dict:
     torch.manual_seed(0)
     schedule = NoiseSchedule(s.schedule)
-    train_data = s.to_model(data.make_2d(DATASET, n_train, seed=0))
+    train_data = s.to_model(make_2d(DATASET, n_train, seed=0))
     trainer = Trainer(build_model(s.model), schedule, train_data, s.train)
     horizon = max(s.train.steps, 1)
     curve, reached = [], None
@@ -127,12 +129,11 @@ def run_setup(s: Setup, *, budget: float, every: int, n: int, n_train: int, floo
             out = sample_final(trainer.sampling_model(), schedule, x_T,
                                generator=torch.Generator().manual_seed(6), **s.sampler)
         samples = s.from_model(out)
-        sw = metrics.sliced_wasserstein(samples, evald)
-        nn = metrics.nearest_neighbour_ratio(samples, evald, ref)
+        q = toy2d_quality(samples, DATASET)  # against the evaluation draw, seed 1000
         point = {"step": trainer.step, "train_s": round(seconds, 3),
-                 "sw1_over_floor": round(sw / floor, 3), "nn_ratio": round(nn, 3)}
+                 "sw1_over_floor": round(q.ratio, 3), "nn_ratio": round(q.nn, 3)}
         curve.append(point)
-        if reached is None and sw <= 1.5 * floor and nn <= 1.5:
+        if reached is None and q.sw1 <= 1.5 * q.floor and q.nn <= 1.5:
             reached = point
     best = min(curve, key=lambda p: max(p["sw1_over_floor"] / 1.5, p["nn_ratio"] / 1.5))
     return {"curve": curve, "reached_bar": reached, "best": best,
@@ -154,15 +155,12 @@ def main() -> None:
                     help="fresh data draws to score (what an exact sampler gets; 0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    floor = metrics.sw1_floor(DATASET, args.n)
-    evald = data.make_2d(DATASET, args.n, seed=1000)
-    ref = data.make_2d(DATASET, args.n, seed=1001)
+    floor = toy2d_floor(DATASET, args.n)  # the floor every toy2d_quality call below uses
     print(f"floor SW1 (two fresh draws of {args.n}) = {floor:.5f}; bar: SW1 ≤ {1.5 * floor:.5f}"
           f" and NN ratio ≤ 1.5")
     perfect = None
     if args.perfect_draws > 0:
-        perfect = perfect_sampler(args.perfect_draws, n=args.n, floor=floor, evald=evald,
-                                  ref=ref)
+        perfect = perfect_sampler(args.perfect_draws, n=args.n)
         print(f"fresh draws of the data set ({perfect['draws']}): SW1/floor mean "
               f"{perfect['sw1_over_floor_mean']:.2f} (sd {perfect['sw1_over_floor_sd']:.2f}), "
               f"≤ 1.5 in {100 * perfect['fraction_meeting_sw1_bar']:.0f} % of draws; "
@@ -171,8 +169,7 @@ def main() -> None:
     for s in setups(args.n_train):
         if args.only and s.name not in args.only:
             continue
-        r = run_setup(s, budget=args.budget, every=args.every, n=args.n, n_train=args.n_train,
-                      floor=floor, evald=evald, ref=ref)
+        r = run_setup(s, budget=args.budget, every=args.every, n=args.n, n_train=args.n_train)
         results[s.name] = r
         hit = r["reached_bar"]
         b = r["best"]

@@ -42,7 +42,8 @@ TOY_T = 200
 # from scikit-learn's make_moons, whose points sit at evenly spaced angles, so two draws were
 # far closer than independent samples and the floor was ~2.7× too low (an exact i.i.d. sampler
 # scored 1.9–2.0 × that floor). make_2d now draws moons i.i.d. and sw1_floor averages 8 pairs of
-# draws (see data.py, metrics.py); read the log's SW1 figures as relative comparisons only.
+# draws (see data/toy2d.py, evaluation/distances.py); read the log's SW1 figures as relative
+# comparisons only.
 #
 # Previous recipe (3000 steps, batch 1024, MLP 3×128, ≈ 3.9 ms/step when measured, 5–7 ms on
 # the shared machine during this search):

@@ -1,10 +1,11 @@
 """End to end: the default 2D recipe (``presets.TOY``) trained on moons lands on the data.
 
-Issue 2's bar, with the core's metrics at n = 2000 points in model coordinates:
-SW1(samples, data) ≤ 1.5 × floor and nearest-neighbour ratio ≤ 1.5, where the floor
-(``metrics.sw1_floor``) is the mean SW1 between pairs of fresh i.i.d. draws of moons. Seeded and
-run for the preset's own step count (not a time budget), so the result does not depend on the
-machine's speed; about 15 s on one CPU thread, mostly evaluation.
+Issue 2's bar, scored by the core's ``evaluation.toy2d.toy2d_quality`` (the 2D tab's score) at
+n = 2000 points in model coordinates: SW1(samples, data) ≤ 1.5 × floor and nearest-neighbour
+ratio ≤ 1.5, where the floor (``evaluation.distances.sw1_floor``, 8 pairs) is the mean SW1
+between pairs of fresh i.i.d. draws of moons. Seeded and run for the preset's own step count
+(not a time budget), so the result does not depend on the machine's speed; about 15 s on one
+CPU thread, mostly evaluation.
 
 Each number is a mean over 8 sampling draws (x_T and the sampler's noise), because one draw of
 2000 samples varies by about ±25 % of the floor even for an exact sampler: fresh draws of the
@@ -21,11 +22,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffusion_core import data, metrics
+from diffusion_core.data.toy2d import make_2d
+from diffusion_core.evaluation.toy2d import toy2d_quality
 from diffusion_core.models import build_model
 from diffusion_core.presets import TOY
-from diffusion_core.samplers import sample_final
-from diffusion_core.schedules import NoiseSchedule
+from diffusion_core.sampling import sample_final
+from diffusion_core.schedule import NoiseSchedule
 from diffusion_core.training import Trainer
 
 N = 2000  # evaluation points, as in bench/toy2d_time_to_quality.py
@@ -39,7 +41,7 @@ def test_default_2d_recipe_lands_on_moons() -> None:
     try:
         torch.manual_seed(0)
         schedule = NoiseSchedule(TOY.schedule)
-        trainer = Trainer(build_model(TOY.model), schedule, data.make_2d("moons", 4000, seed=0),
+        trainer = Trainer(build_model(TOY.model), schedule, make_2d("moons", 4000, seed=0),
                           TOY.train)
         for _ in trainer.run():  # the preset's TOY.train.steps
             pass
@@ -52,12 +54,10 @@ def test_default_2d_recipe_lands_on_moons() -> None:
     finally:
         torch.set_num_threads(threads)
     assert all(torch.isfinite(s).all() for s in draws)
-    floor = metrics.sw1_floor("moons", N)
-    ref = data.make_2d("moons", N, seed=1001)
-    for eval_seed in (1000, 9999):
-        evald = data.make_2d("moons", N, seed=eval_seed)
-        sw = [metrics.sliced_wasserstein(s, evald) / floor for s in draws]
-        nn = [metrics.nearest_neighbour_ratio(s, evald, ref) for s in draws]
+    for eval_seed in (1000, 9999):  # NN ratio to the evaluation draw, reference seed 1001
+        scores = [toy2d_quality(s, "moons", eval_seed=eval_seed) for s in draws]
+        sw = [q.ratio for q in scores]
+        nn = [q.nn for q in scores]
         detail = (f"evaluation draw {eval_seed}: SW1/floor per draw {[round(v, 2) for v in sw]}, "
                   f"NN ratio per draw {[round(v, 2) for v in nn]}")
         assert sum(sw) / len(sw) <= 1.5, detail
