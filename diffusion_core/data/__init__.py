@@ -13,7 +13,7 @@ module         what it holds
 ``toy2d``      ``make_2d``, the fixed maps (``toy_scale``, ``to/from_data_coords``)
 ``imageset``   ``ImageSet``, ``ImageDatasetSpec``, resize / crop / channel helpers
 ``digits``     scikit-learn digits, their fixed seeded train/test split, ``digit_image``
-``synthetic``  two-colour gradients (seed 001) and shapes, with their exact generative models
+``synthetic``  colour gradients and shapes, with their exact generative models
 ``photos``     scikit-learn's two sample photos
 ``files``      the user's image files, folders, ``.npz``/``.npy`` arrays and IDX files
 ``registry``   ``IMAGE_DATASETS`` (for ``--dataset NAME``) and ``load_image_dataset``

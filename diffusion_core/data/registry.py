@@ -5,7 +5,7 @@ name        shape     source
 ==========  ========  ==========================================================================
 digits      1×16×16   scikit-learn digits, train split, bilinear ×2 (:mod:`.digits`)
 digits8     1×8×8     scikit-learn digits, train split, native (:mod:`.digits`)
-gradients   3×16×16   two-colour gradients of seed 001 (:func:`.synthetic.make_gradients`)
+gradients   3×16×16   two-colour gradients (:func:`.synthetic.make_gradients`)
 shapes      3×16×16   anti-aliased two-colour shapes (:func:`.synthetic.make_shapes`)
 ==========  ========  ==========================================================================
 

@@ -1,9 +1,9 @@
 """Synthetic RGB image sets with exact generative models: colour gradients and shapes.
 
 Both give float32 images ``[n, 3, size, size]`` in [−1, 1], drawn from a ``torch.Generator``
-seeded with ``seed``. Registry sets: ``"gradients"`` (3×16×16 two-colour gradients of seed 001,
-:func:`make_gradients`) and ``"shapes"`` (3×16×16 anti-aliased two-colour shapes,
-:func:`make_shapes`). Their judges, which fit exactly these models, live in
+seeded with ``seed``. Registry sets: ``"gradients"`` (3×16×16 two-colour gradients as in the
+colour-gradient tutorial, :func:`make_gradients`) and ``"shapes"`` (3×16×16 anti-aliased
+two-colour shapes, :func:`make_shapes`). Their judges, which fit exactly these models, live in
 :mod:`diffusion_core.evaluation.gradients` and :mod:`diffusion_core.evaluation.shapes`.
 """
 
@@ -30,10 +30,11 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------------------------------------
-# Colour gradients (seed 001)
+# Colour gradients (the gradient tutorial)
 # ---------------------------------------------------------------------------------------------
 
-GRADIENTS_SPEC = ImageDatasetSpec("gradients", 3, 16, "random two-colour gradients (seed 001)")
+GRADIENTS_SPEC = ImageDatasetSpec("gradients", 3, 16,
+                                  "random two-colour gradients (the colour-gradient tutorial)")
 
 GRADIENT_DIRECTIONS: tuple[str, ...] = ("diagonal", "anti_diagonal", "horizontal", "vertical")
 """The weight maps of :func:`gradient_weight_maps`, in order."""
@@ -44,8 +45,8 @@ def gradient_weight_maps(height: int, width: int) -> torch.Tensor:
 
     With row ``i`` and column ``j``, ``y = i / (H − 1)`` and ``x = j / (W − 1)``:
 
-    * ``diagonal`` (seed 001's layout): ``w = (W·x + H·y) / (W + H)``: 0 at the top-left corner,
-      1 at the bottom-right corner (``(x + y) / 2`` for square images);
+    * ``diagonal`` (the colour-gradient tutorial's layout): ``w = (W·x + H·y) / (W + H)``: 0 at
+      the top-left corner, 1 at the bottom-right corner (``(x + y) / 2`` for square images);
     * ``anti_diagonal``: ``w = (W·(1 − x) + H·y) / (W + H)``: top-right → bottom-left;
     * ``horizontal``: ``w = x``; ``vertical``: ``w = y``.
 
@@ -73,13 +74,16 @@ def make_gradients(
     *,
     directions: Literal["all", "diagonal"] = "all",
 ) -> torch.Tensor:
-    """Random two-colour gradient images (seed 001's toy data): float32 ``[n, 3, size, size]``.
+    """Random two-colour gradient images: float32 ``[n, 3, size, size]``.
+
+    The toy data of the colour-gradient tutorial.
 
     Exact generative model, per image: two colours ``c0, c1 ~ Uniform([−1, 1]³)``, a direction
     ``d`` uniform over :data:`GRADIENT_DIRECTIONS` (``directions="all"``) or always
-    ``"diagonal"`` (seed 001's layout), and ``pixel[:, i, j] = c0 · (1 − w_d[i, j]) + c1 ·
-    w_d[i, j]`` with ``w_d`` from :func:`gradient_weight_maps`. Values lie in [−1, 1]. Randomness
-    comes from a ``torch.Generator`` seeded with ``seed``.
+    ``"diagonal"`` (the colour-gradient tutorial's layout), and
+    ``pixel[:, i, j] = c0 · (1 − w_d[i, j]) + c1 · w_d[i, j]`` with ``w_d`` from
+    :func:`gradient_weight_maps`. Values lie in [−1, 1]. Randomness comes from a
+    ``torch.Generator`` seeded with ``seed``.
     ``evaluation.gradients.gradient_residual`` fits exactly this model.
     """
     n = check_int("n", n, 1, MAX_POINTS)

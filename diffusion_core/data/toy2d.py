@@ -4,7 +4,7 @@
   offset) · scale`` (:mod:`.toy2d_spec` lists them): the noise-free set spans [−1, 1] along its
   longer axis, and the map does not depend on the drawn points, so the same set at any ``n`` or
   ``seed`` lands in the same coordinates (linear scaling into [−1, 1] trained better than
-  standardising in the 2D-toy seed document). :func:`toy_scale` gives the map,
+  standardising in the 2D toy DDPM tutorial). :func:`toy_scale` gives the map,
   :func:`to_data_coords` / :func:`from_data_coords` apply it.
 * ``noise`` in :func:`make_2d` is the standard deviation of isotropic Gaussian jitter **in model
   coordinates**, so one value means the same thing for every set.

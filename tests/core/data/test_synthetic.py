@@ -20,8 +20,8 @@ def test_make_gradients_follows_its_definition() -> None:
     assert g.min() >= -1 and g.max() <= 1
     assert torch.equal(g, make_gradients(64, 16, seed=0))
     assert not torch.equal(g, make_gradients(64, 16, seed=1))
-    # Diagonal layout (seed 001): c0 at the top-left corner, c1 at the bottom-right, and the
-    # centre-symmetric pixel pairs average to (c0 + c1) / 2.
+    # Diagonal layout (the colour-gradient tutorial's): c0 at the top-left corner, c1 at the
+    # bottom-right, and the centre-symmetric pixel pairs average to (c0 + c1) / 2.
     d = make_gradients(8, 16, seed=0, directions="diagonal")
     mid = (d[..., 0, 0] + d[..., -1, -1]) / 2
     torch.testing.assert_close(d[..., 0, -1], mid)
