@@ -1,4 +1,4 @@
-"""Timestep embeddings, and the input and config checks every noise predictor shares.
+"""Timestep embeddings, and the input checks every noise predictor shares (``check_timesteps``).
 
 Index convention: t ∈ {0, …, T−1} (t = 0 is one noising step), given as an int64 tensor ``[B]``.
 The embeddings know nothing of the noise schedule; only :class:`OneHotLinearEmbedding` and
