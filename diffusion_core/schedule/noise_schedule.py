@@ -22,9 +22,6 @@ Code name ↔ paper symbol (Ho et al. 2020, "DDPM"; Nichol & Dhariwal 2021, "iDD
 
 Everything is computed once in float64 and cast to float32 once; nothing else in the code
 base recomputes these quantities.
-
-Everything is computed once in float64 and cast to float32 once; nothing else in the code
-base recomputes these quantities.
 """
 
 from __future__ import annotations
