@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from diffusion_core.schedule.config import ScheduleConfig  # noqa: E402
-from pages import common, forward_tab, sampler_tab, schedules_tab, toy2d_tab  # noqa: E402
+from pages import common, forward, sampler_tab, schedules, toy2d_tab  # noqa: E402
 
 TITLE = "Diffusion Lab"
 INTRO = (
@@ -61,9 +61,9 @@ def build_demo() -> gr.Blocks:
         shared_schedule = gr.State(ScheduleConfig(kind="cosine", T=1000).to_dict())
         with gr.Tabs():
             with gr.Tab("1 · Noise schedules", id="schedules"):
-                schedules_tab.render(shared_schedule)
+                schedules.render(shared_schedule)
             with gr.Tab("2 · Forward noising", id="forward"):
-                forward_tab.render(shared_schedule)
+                forward.render(shared_schedule)
             with gr.Tab("3 · 2D toy trainer", id="toy2d"):
                 toy2d_tab.render(shared_schedule)
             with gr.Tab("4 · Image sampler", id="sampler"):

@@ -105,23 +105,23 @@ def handler_latency() -> dict:
     import torch
 
     from bench.common import median_ms
-    from pages import forward_tab, schedules_tab
+    from pages import forward, schedules
 
     torch.set_num_threads(1)
     kinds = ["linear", "cosine", "quadratic", "sigmoid", "polynomial"]
 
     def schedule_plot():
-        schedules_tab.update_schedules(kinds, "cosine", 1000, 1e-4, 0.02, False, 0.008, 2.0, "t")
+        schedules.update_schedules(kinds, "cosine", 1000, 1e-4, 0.02, False, 0.008, 2.0, "t")
 
-    state, _ = forward_tab.load_image("china", None, 0)  # 256×256 RGB sample photo
+    state, _ = forward.load_image("china", None, 0)  # 256×256 RGB sample photo
     assert tuple(state["x0"].shape) == (1, 3, 256, 256), state["x0"].shape
     from diffusion_core.schedule import ScheduleConfig
 
-    sched = forward_tab.schedule_state(ScheduleConfig(kind="cosine", T=1000))
+    sched = forward.schedule_state(ScheduleConfig(kind="cosine", T=1000))
     ts = iter(range(10**9))
 
     def forward_move():
-        forward_tab.show_t(state, sched, (next(ts) * 37) % 1000)
+        forward.show_t(state, sched, (next(ts) * 37) % 1000)
 
     return {"schedule_plot_5_overlays_T1000": median_ms(schedule_plot, repeat=40),
             "forward_noising_256_rgb": median_ms(forward_move, repeat=40),

@@ -1,4 +1,7 @@
-"""Tab 2 (forward noising): images vs the core's q_sample, fixed ε, uploads, eq. 2 vs eq. 4."""
+"""Tab 2 (forward noising): images vs the core's q_sample, fixed ε, uploads, eq. 2 vs eq. 4.
+
+The server-side speed of moving t is measured by ``bench/ui_bench.py``, not here.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import math  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -20,7 +21,8 @@ from PIL import Image  # noqa: E402
 from diffusion_core import forward  # noqa: E402
 from diffusion_core.images import to_uint8  # noqa: E402
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
-from pages import forward_tab as ft  # noqa: E402
+from diffusion_core.workflows import forward_demo  # noqa: E402
+from pages import forward as ft  # noqa: E402
 from tests.helpers import load_event_for  # noqa: E402
 
 COSINE = ScheduleConfig(kind="cosine", T=1000)
@@ -144,14 +146,10 @@ def test_bad_t_raises(photo, sched, t):
         ft.show_t(photo, sched, t)
 
 
-def test_show_t_is_fast(photo, sched):
-    ft.show_t(photo, sched, 1)
-    times = []
+def test_show_t_across_the_whole_range(photo, sched):
+    # What the slider sends while dragging (its speed: bench/ui_bench.py).
     for t in range(0, 1000, 50):
-        start = time.perf_counter()
-        ft.show_t(photo, sched, t)
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.03, times  # ≪ 30 ms expected (≈ 4 ms)
+        assert ft.show_t(photo, sched, t)[5] == t
 
 
 # --- strip and full refresh ------------------------------------------------------------------
@@ -293,16 +291,16 @@ def test_compare_agrees_in_distribution_not_pixels():
     sch = NoiseSchedule(ScheduleConfig(kind="linear", T=200))
     x0 = state["x0"]
     x_iter = forward.q_sample_iterative(sch, x0, 120, generator=torch.Generator().manual_seed(1))
-    st = ft.compare_stats(x_iter[0], expected_xt(state, 120, sch.config), x0[0],
-                          sch.alpha_bar(120))
+    st = forward_demo.compare_stats(x_iter[0], expected_xt(state, 120, sch.config), x0[0],
+                                    sch.alpha_bar(120))
     target = math.sqrt(1 - sch.alpha_bar(120))
-    assert st["theory"]["resid_std"] == pytest.approx(target)
+    assert st.theory.resid_std == pytest.approx(target)
     for name in ("iterative", "closed"):
-        assert st[name]["resid_std"] == pytest.approx(target, rel=0.03)
-        assert abs(st[name]["resid_mean"]) < 0.03
-        assert st[name]["mean"] == pytest.approx(st["theory"]["mean"], abs=0.03)
-    assert abs(st["noise_correlation"]) < 0.05  # independent draws
-    assert st["rms_difference"] == pytest.approx(math.sqrt(2) * target, rel=0.05)
+        assert getattr(st, name).resid_std == pytest.approx(target, rel=0.03)
+        assert abs(getattr(st, name).resid_mean) < 0.03
+        assert getattr(st, name).mean == pytest.approx(st.theory.mean, abs=0.03)
+    assert abs(st.noise_correlation) < 0.05  # independent draws
+    assert st.rms_difference == pytest.approx(math.sqrt(2) * target, rel=0.05)
 
 
 # --- the UI ----------------------------------------------------------------------------------

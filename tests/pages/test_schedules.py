@@ -1,4 +1,7 @@
-"""Tab 1 (noise schedules): handlers against the core's numbers, bad input, CSV, the built UI."""
+"""Tab 1 (noise schedules): handlers against the core's numbers, bad input, CSV, the built UI.
+
+The server-side speed of the plot handler is measured by ``bench/ui_bench.py``, not here.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import csv  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -17,7 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from diffusion_core.schedule import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig  # noqa: E402
-from pages import common, schedules_tab  # noqa: E402
+from pages import common, schedules  # noqa: E402
 from tests.helpers import load_event_for  # noqa: E402
 
 ALL = list(BUILTIN_KINDS)
@@ -27,8 +28,8 @@ DEFAULTS = dict(T=1000, beta_start=1e-4, beta_end=0.02, scale_to_T=False, cosine
 
 def run(kinds=ALL, primary="cosine", x_axis="t", **kw):
     p = {**DEFAULTS, **kw}
-    return schedules_tab.update_schedules(kinds, primary, p["T"], p["beta_start"], p["beta_end"],
-                                          p["scale_to_T"], p["cosine_s"], p["power"], x_axis)
+    return schedules.update_schedules(kinds, primary, p["T"], p["beta_start"], p["beta_end"],
+                                      p["scale_to_T"], p["cosine_s"], p["power"], x_axis)
 
 
 def traces_of(fig, kind):
@@ -148,8 +149,8 @@ def test_no_overlay_gives_empty_figure_with_hint():
 
 
 def test_export_csv_columns_and_values():
-    path = Path(schedules_tab.export_csv(["linear", "cosine"], "cosine", 100, 1e-4, 0.02, False,
-                                         0.008, 2.0))
+    path = Path(schedules.export_csv(["linear", "cosine"], "cosine", 100, 1e-4, 0.02, False,
+                                     0.008, 2.0))
     temp_root = Path(os.environ["GRADIO_TEMP_DIR"]).resolve()
     assert temp_root in path.resolve().parents and path.suffix == ".csv"
     with path.open() as f:
@@ -166,37 +167,33 @@ def test_export_csv_columns_and_values():
 
 
 def test_export_button_reveals_file():
-    upd = schedules_tab.export_csv_shown(["sigmoid"], "sigmoid", 30, 1e-4, 0.02, False, 0.008,
-                                         2.0)
+    upd = schedules.export_csv_shown(["sigmoid"], "sigmoid", 30, 1e-4, 0.02, False, 0.008,
+                                     2.0)
     assert upd["visible"] is True and upd["value"].endswith("diffusion_schedules_T30.csv")
     assert Path(upd["value"]).read_text().startswith("t,sigmoid_beta,")
 
 
 def test_export_csv_bad_input():
     with pytest.raises(gr.Error, match="at least one"):
-        schedules_tab.export_csv([], "cosine", 100, 1e-4, 0.02, False, 0.008, 2.0)
+        schedules.export_csv([], "cosine", 100, 1e-4, 0.02, False, 0.008, 2.0)
     with pytest.raises(gr.Error):
-        schedules_tab.export_csv(["linear"], "linear", 99999, 1e-4, 0.02, False, 0.008, 2.0)
+        schedules.export_csv(["linear"], "linear", 99999, 1e-4, 0.02, False, 0.008, 2.0)
     with pytest.warns(UserWarning), pytest.raises(gr.Error, match="None of the ticked"):
-        schedules_tab.export_csv(["linear"], "cosine", 10, 1e-4, 0.02, True, 0.008, 2.0)
+        schedules.export_csv(["linear"], "cosine", 10, 1e-4, 0.02, True, 0.008, 2.0)
 
 
-def test_handler_is_fast_with_five_overlays():
-    run()  # warm the cached layout
-    times = []
-    for _ in range(15):
-        start = time.perf_counter()
-        run(T=1000)
-        times.append(time.perf_counter() - start)
-    # The benchmark demands ≤ 30 ms; leave room for a busy shared CI machine here.
-    assert statistics.median(times) < 0.06, times
+def test_five_overlays_at_T1000_twice_give_the_same_figure():
+    # The benchmark's case (its speed: bench/ui_bench.py); the cached layout is reused intact.
+    first, again = run(T=1000)[0], run(T=1000)[0]
+    assert len(first.data) == len(again.data) == 5 * len(ALL)
+    assert first.layout == again.layout
 
 
 def _build_tab():
     with gr.Blocks() as demo:
         shared = gr.State(ScheduleConfig(kind="sigmoid", T=500).to_dict())
         with gr.Tab("schedules"):
-            schedules_tab.render(shared)
+            schedules.render(shared)
     return demo, shared
 
 
@@ -252,6 +249,6 @@ def test_through_gradio_client():
 
 
 def test_explanation_states_the_code_definitions():
-    md = schedules_tab.EXPLANATION_MD
+    md = schedules.explanation_md()
     # The sigmoid argument is linspace(−6, 6, T) = −6 + 12u, cosine is clipped at 0.999.
     assert r"\sigma(-6 + 12u)" in md and "0.999" in md and "t = 0 \\dots T-1" in md

@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 core_schedules = common.LazyModule("diffusion_core.schedule")  # torch: first use, not build
 
-LATEX = [
-    {"left": "$$", "right": "$$", "display": True},
-    {"left": "$", "right": "$", "display": False},
-]
 X_AXIS_CHOICES = ("t", "t / T")
 DEFAULT_OVERLAYS = ("linear", "cosine")
 FIG_HEIGHT = 430
@@ -62,41 +58,11 @@ _CSV_COLUMNS = (
     ("log_snr", "log_snr"),
 )
 
-EXPLANATION_MD = r"""
-**What the curves are.** A schedule fixes the noise variance $\beta_t$ added at each step
-$t = 0 \dots T-1$ (the plots use this index, as the code does). Everything else follows from it:
 
-$$\bar\alpha_t = \prod_{s=0}^{t} (1-\beta_s) \quad\text{(DDPM eq. 4)}, \qquad
-x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\varepsilon, \qquad
-\mathrm{SNR}_t = \frac{\bar\alpha_t}{1-\bar\alpha_t}.$$
-
-$\sqrt{\bar\alpha_t}$ is how much of the image is left (signal scale), $\sqrt{1-\bar\alpha_t}$ how
-much noise there is (noise scale); log-SNR is the natural log of their squared ratio.
-
-**The schedules, exactly as the code defines them** (with $u = t/(T-1)$, running from 0 to 1):
-
-- **linear**: $\beta_t = \beta_\text{start} + (\beta_\text{end}-\beta_\text{start})\,u$
-  (DDPM: $10^{-4} \dots 0.02$, $T = 1000$).
-- **cosine** (Nichol & Dhariwal 2021, eq. 17): with
-  $f(\tau) = \cos^2\!\big(\tfrac{\tau + s}{1 + s}\cdot\tfrac{\pi}{2}\big)$,
-  $\beta_t = \min\!\big(1 - f(\tfrac{t+1}{T}) / f(\tfrac{t}{T}),\ 0.999\big)$, so
-  $\bar\alpha_t = f(\tfrac{t+1}{T})/f(0)$ until the clip. $\beta_\text{start}$, $\beta_\text{end}$
-  and the 1000/T scaling are not used.
-- **quadratic**: $\sqrt{\beta_t}$ goes in equal steps,
-  $\beta_t = \big(\sqrt{\beta_\text{start}} + u\,(\sqrt{\beta_\text{end}}-\sqrt{\beta_\text{start}})
-  \big)^2$.
-- **sigmoid**: $\beta_t = \beta_\text{start} + (\beta_\text{end}-\beta_\text{start})\,
-  \sigma(-6 + 12u)$, with $\sigma(z) = 1/(1+e^{-z})$.
-- **polynomial**: $\beta_t = \beta_\text{start} + (\beta_\text{end}-\beta_\text{start})\,u^p$
-  ($p = 1$ is linear; $p > 1$ keeps $\beta$ small for longer, so detail survives longer).
-
-**1000/T scaling** multiplies $\beta_\text{start}$ and $\beta_\text{end}$ by $1000/T$
-(improved-diffusion), so a short chain adds about as much noise as DDPM's $T = 1000$ chain. If
-that pushes $\beta_\text{end}$ to 1 or more, that schedule is skipped with a warning.
-
-**Health check.** Sampling starts from pure noise $\mathcal N(0, I)$, so the last step should
-leave (almost) no signal: we warn when $\sqrt{\bar\alpha_{T-1}} > @WARN@$.
-""".replace("@WARN@", f"{TERMINAL_SIGNAL_WARN:g}")
+def explanation_md() -> str:
+    """The "What am I looking at?" text (``pages/explanations/schedules.md``) with the health
+    threshold filled in."""
+    return common.explanation("schedules").replace("@WARN@", f"{TERMINAL_SIGNAL_WARN:g}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,8 +325,8 @@ def render(shared_schedule: gr.State) -> None:
                     csv_btn = gr.Button("Export CSV", size="sm")
                     csv_file = gr.File(label="CSV", interactive=False, visible=False)
             with gr.Accordion("What am I looking at? (definitions and equations)", open=False):
-                gr.Markdown(EXPLANATION_MD + "\n\n" + common.INDEX_CONVENTION_MD,
-                            latex_delimiters=LATEX)
+                gr.Markdown(explanation_md() + "\n\n" + common.INDEX_CONVENTION_MD,
+                            latex_delimiters=common.LATEX)
 
     def first_view():
         fig, html, _ = update_schedules(overlays, cfg.kind, cfg.T, cfg.beta_start, cfg.beta_end,

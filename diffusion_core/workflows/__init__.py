@@ -1,0 +1,42 @@
+"""UI-free sessions that the tabs, the CLIs, the benchmarks and the tests all drive.
+
+Each module runs one demo or job and returns plain records (frozen dataclasses, numpy arrays,
+tensors); none imports gradio or plotly. Index convention: t ∈ {0, …, T−1}; ᾱ at t = −1 is 1.
+Names load on first use (no torch import until then).
+
+==================  ==========================================================================
+module              what it drives
+==================  ==========================================================================
+``forward_demo``    tab 2: one image x0, one fixed ε, x_t at any t (DDPM eq. 4) and eq. 2 vs 4
+``toy2d``           tab 3: one user's 2D model (``Toy2DSession``: data, schedule, trainer), the
+                    restart rule, the step-cost guard, the vector field, sampling with frames
+                    and the quality score, the forward-diffusion frames
+``image_sampling``  tab 4 and the sample CLI: a checkpoint's sampler settings, one run's kept
+                    (x_t, x̂0) frames streamed from the reverse chain, its PNG and GIF files
+==================  ==========================================================================
+"""
+
+from .._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    # forward_demo (its functions are reached as forward_demo.NAME: compare, strip, … are too
+    # generic here)
+    "BUILTIN_IMAGES": ".forward_demo",
+    "CompareStats": ".forward_demo",
+    "Comparison": ".forward_demo",
+    "ForwardParts": ".forward_demo",
+    "FrameStats": ".forward_demo",
+    "Histogram": ".forward_demo",
+    "RouteStats": ".forward_demo",
+    "Strip": ".forward_demo",
+    # toy2d (its functions are reached as toy2d.NAME: train, sample, … are too generic here)
+    "DataSpec": ".toy2d",
+    "ForwardFrames": ".toy2d",
+    "Toy2DSampling": ".toy2d",
+    "Toy2DSamples": ".toy2d",
+    "Toy2DSession": ".toy2d",
+    "VectorField": ".toy2d",
+    # image_sampling (its functions are reached as image_sampling.NAME)
+    "Progress": ".image_sampling",
+    "SamplingRun": ".image_sampling",
+})
