@@ -1,4 +1,5 @@
-"""Tab 3 (2D toy trainer): handlers called directly, state kept per session, bad input."""
+"""Tab 3 (2D toy trainer, ``pages/toy2d``): handlers called directly, state kept per session,
+bad input. The workflow underneath is tested in ``tests/core/workflows/test_toy2d.py``."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from diffusion_core import data as toy_data  # noqa: E402
-from diffusion_core import metrics  # noqa: E402
+from diffusion_core.data.toy2d import make_2d  # noqa: E402
+from diffusion_core.data.toy2d_spec import TOY_SPECS  # noqa: E402
+from diffusion_core.evaluation.distances import sliced_wasserstein  # noqa: E402
 from diffusion_core.forward import q_sample  # noqa: E402
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
 from diffusion_core.training import Trainer, TrainingDiverged  # noqa: E402
-from pages import toy2d_tab as tab  # noqa: E402
+from diffusion_core.workflows.toy2d import Toy2DSession, fixed_noise  # noqa: E402
+from pages import common  # noqa: E402
+from pages import toy2d as tab  # noqa: E402
+from pages.toy2d.figures import FORWARD_FRAMES, GRID, MAX_FRAMES, SHOW_POINTS  # noqa: E402
+from pages.toy2d.inputs import DATASETS, PRESET  # noqa: E402
+from pages.widgets.animated import AnimatedFigure  # noqa: E402
+from tests.helpers import serving  # noqa: E402
 
 SHARED = ScheduleConfig(kind="cosine", T=1000).to_dict()
 # dataset, n, noise, seed, schedule source, kind, T, shared, width, depth, emb, act, lr, batch
@@ -55,7 +63,7 @@ def test_data_plot_shows_the_data_set_and_changes_with_it():
     moons = tab.data_plot("moons", 500, 0.05, 0)
     circles = tab.data_plot("circles", 500, 0.05, 0)
     x, y = _xy(moons.data[0])
-    want = toy_data.make_2d("moons", 500, noise=0.05, seed=0).numpy()
+    want = make_2d("moons", 500, noise=0.05, seed=0).numpy()
     np.testing.assert_allclose(np.stack([x, y], 1), want, atol=1e-6)
     xc, yc = _xy(circles.data[0])
     assert len(xc) == 500 and not np.allclose(xc, x)
@@ -67,9 +75,9 @@ def test_data_plot_shows_the_data_set_and_changes_with_it():
 
 def test_dataset_change_sets_its_default_noise_and_big_sets_are_subsampled():
     fig, noise = tab.dataset_changed("gaussians8", 20_000, 3)
-    assert noise == toy_data.TOY_SPECS["gaussians8"].default_noise
-    assert len(fig.data[0].x) == tab.SHOW_POINTS and "showing" in fig.layout.title.text
-    assert len(tab.DATASETS) >= 6
+    assert noise == TOY_SPECS["gaussians8"].default_noise
+    assert len(fig.data[0].x) == SHOW_POINTS and "showing" in fig.layout.title.text
+    assert len(DATASETS) >= 6
 
 
 # --- training --------------------------------------------------------------------------------
@@ -78,7 +86,7 @@ def test_dataset_change_sets_its_default_noise_and_big_sets_are_subsampled():
 def test_short_training_reduces_the_loss_and_leaves_a_model_in_state():
     out = list(tab.train(None, **BASE))
     state, fig, text = out[-1][0], out[-1][1], out[-1][2]
-    assert isinstance(state, tab.ToyState)
+    assert isinstance(state, Toy2DSession)
     assert state.trainer.step == 200 and len(state.losses) == 200
     assert np.mean(state.losses[-50:]) < 0.8 * np.mean(state.losses[:20])
     assert "200 / 200" in text and "Started a new model" in text
@@ -92,7 +100,7 @@ def test_short_training_reduces_the_loss_and_leaves_a_model_in_state():
     np.testing.assert_allclose(np.asarray(bars.y, dtype=float),
                                state.trainer.timestep_loss(), rtol=1e-6)
     # the first yield moves the t slider to the model's T
-    assert out[0][3]["maximum"] == state.T - 1 == tab.PRESET.schedule.T - 1
+    assert out[0][3]["maximum"] == state.T - 1 == PRESET.schedule.T - 1
 
 
 def test_second_press_continues_or_restarts_and_says_which(trained):
@@ -124,8 +132,8 @@ def test_closing_the_generator_midway_keeps_the_partial_model():
     assert 150 <= done < 100_000 and len(state.losses) == done
     assert max(gaps[1:]) < 0.5  # Stop reacts within half a second
     # the stored model is the trained one: it matches a fresh run of the same steps
-    fresh = tab._new_state(state.spec, state.schedule_config, state.model_config,
-                           state.trainer.config)
+    fresh = Toy2DSession.create(state.spec, state.schedule_config, state.model_config,
+                                state.trainer.config)
     assert not torch.equal(params(fresh.trainer.model), params(state.trainer.model))
     for p in fresh.trainer.run(100_000):  # same lr schedule (cosine over 100 000 steps)
         if p.step == done:
@@ -157,7 +165,7 @@ def test_schedule_sources(trained):
     state = run_train(source="custom", kind="quadratic", T=30, steps=5)[0]
     assert state.schedule_config.kind == "quadratic" and state.T == 30
     assert state.schedule_config.scale_to_T
-    assert trained.schedule_config == tab.PRESET.schedule
+    assert trained.schedule_config == PRESET.schedule
     with pytest.raises(gr.Error, match="Tab 1"):
         run_train(source="shared", shared={"kind": "nope"})
     with pytest.raises(gr.Error):
@@ -210,7 +218,7 @@ def test_vector_field_draws_one_arrow_per_grid_point(trained):
     t = 20
     fig = tab.vector_field(trained, t)
     cloud, lines, bases = fig.data
-    g = tab.GRID * tab.GRID
+    g = GRID * GRID
     assert len(bases.x) == g
     lx, ly = _xy(lines)
     assert len(lx) == 7 * g and np.isnan(lx).sum() == 2 * g and np.isnan(ly).sum() == 2 * g
@@ -253,15 +261,15 @@ def test_no_model_warns_instead_of_crashing():
 def test_sampling_returns_an_animation_and_quality_numbers(trained):
     outs = list(tab.sample(trained, "ddpm", None, 0.0, 800, 1))
     fig, md = outs[-1]
-    assert isinstance(fig, tab.AnimatedFigure)
+    assert isinstance(fig, AnimatedFigure)
     T = trained.T
     # one frame for x_T plus one per kept step; long chains are subsampled to MAX_FRAMES
-    assert len(fig.frames) == min(T + 1, tab.MAX_FRAMES)
+    assert len(fig.frames) == min(T + 1, MAX_FRAMES)
     assert fig.layout.sliders[0].steps[-1].label.startswith("−1")
     assert fig.layout.updatemenus[0].buttons[0].args[0] is None  # ▶ Play
     data_trace, samples = fig.data
-    assert data_trace.marker.color == tab.common.DATA_COLOR
-    assert samples.marker.color == tab.common.SAMPLE_COLOR
+    assert data_trace.marker.color == common.DATA_COLOR
+    assert samples.marker.color == common.SAMPLE_COLOR
     # the last frame is the final sample; the first one is N(0, I)
     np.testing.assert_array_equal(np.asarray(fig.frames[-1].data[0].x), np.asarray(samples.x))
     first = np.stack(_xy(fig.frames[0].data[0]), 1)
@@ -270,9 +278,9 @@ def test_sampling_returns_an_animation_and_quality_numbers(trained):
     sw = float(md.split("SW1 = ")[1].split("*")[0])
     floor = float(md.split("· floor ")[1].split(" ")[0])
     assert 0 < floor < sw < 0.5
-    fresh = toy_data.make_2d("moons", 800, noise=0.05, seed=1000)
+    fresh = make_2d("moons", 800, noise=0.05, seed=1000)
     pts = np.stack(_xy(samples), 1)
-    assert metrics.sliced_wasserstein(pts, fresh, seed=1) == pytest.approx(sw, abs=1e-3)
+    assert sliced_wasserstein(pts, fresh, seed=1) == pytest.approx(sw, abs=1e-3)
     assert "NN ratio = " in md
     # fixed ranges so the animation does not jump
     assert fig.layout.xaxis.range is not None and fig.layout.yaxis.range is not None
@@ -283,7 +291,7 @@ def test_sampling_frames_are_subsampled_and_reach_the_browser(trained):
     assert len(fig.frames) == 26 and "DDIM, 25 steps, η = 0.5" in md
     long_state = run_train(source="custom", kind="cosine", T=300, steps=5)[0]
     fig, _ = list(tab.sample(long_state, "ddpm", None, 0.0, 50, 0))[-1]
-    assert len(fig.frames) <= tab.MAX_FRAMES
+    assert len(fig.frames) <= MAX_FRAMES
     payload = json.loads(fig.to_json())
     assert "frames" not in payload  # gr.Plot would drop them ...
     assert len(payload["layout"]["meta"]["dl_frames"]) == len(fig.frames)  # ... so they ride here
@@ -315,9 +323,9 @@ def test_sampling_can_be_stopped(trained):
 
 def test_forward_animation_uses_eq4_with_one_fixed_noise():
     fig = tab.forward_animation("moons", 500, 0.05, 0, "custom", "linear", 100, SHARED)
-    assert isinstance(fig, tab.AnimatedFigure) and len(fig.frames) == tab.FORWARD_FRAMES + 1
-    pts = toy_data.make_2d("moons", 500, noise=0.05, seed=0)
-    eps = tab._fixed_noise(500, 0)
+    assert isinstance(fig, AnimatedFigure) and len(fig.frames) == FORWARD_FRAMES + 1
+    pts = make_2d("moons", 500, noise=0.05, seed=0)
+    eps = fixed_noise(500, 0)
     sched = NoiseSchedule(ScheduleConfig(kind="linear", T=100, beta_start=1e-4, beta_end=0.02,
                                          scale_to_T=True))
     np.testing.assert_allclose(np.stack(_xy(fig.frames[0].data[0]), 1), pts.numpy(), atol=1e-6)
@@ -353,7 +361,7 @@ def test_after_train_and_after_sample_handlers(trained):
     assert tab.train_finished(None, 3, "x") == (skip,) * 5
     # after a Stop the last text still says "Training": it becomes "Stopped", figures refresh
     field, loss, text, *rest = tab.train_finished(trained, 10, "**Training: step 5 / 9** …")
-    assert len(field.data[2].x) == tab.GRID**2 and "Stopped" in text and rest == [skip, skip]
+    assert len(field.data[2].x) == GRID**2 and "Stopped" in text and rest == [skip, skip]
     assert len(loss.data[0].y) == len(trained.losses)
     # after success the generator's own final text and figure stay
     field, loss, text, *_ = tab.train_finished(trained, 10, "**Done: step 9 / 9** · loss 1")
@@ -365,17 +373,10 @@ def test_after_train_and_after_sample_handlers(trained):
 
 @pytest.fixture(scope="module")
 def server():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     with gr.Blocks() as demo:
         tab.render(gr.State(ScheduleConfig().to_dict()))
-    demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                        quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    with serving(demo) as url:
+        yield url
 
 
 def test_cancelled_training_keeps_the_model_in_the_session(server):
@@ -406,7 +407,7 @@ def test_cancelled_training_keeps_the_model_in_the_session(server):
     assert "Started a new model" in text2
 
 
-@pytest.mark.parametrize("name", tab.DATASETS)
+@pytest.mark.parametrize("name", DATASETS)
 def test_every_data_set_plots_inside_the_view(name):
     fig = tab.data_plot(name, 300, 0.02, 5)
     x, y = _xy(fig.data[0])
@@ -420,4 +421,4 @@ def test_every_time_embedding_and_activation_trains(emb, act):
     state = run_train(steps=5, time_embedding=emb, activation=act)[0]
     assert state.model_config.time_embedding == emb and state.model_config.activation == act
     assert state.trainer.step == 5 and all(math.isfinite(v) for v in state.losses)
-    assert len(tab.vector_field(state, 0).data[2].x) == tab.GRID**2
+    assert len(tab.vector_field(state, 0).data[2].x) == GRID**2

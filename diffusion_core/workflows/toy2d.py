@@ -1,0 +1,380 @@
+"""The 2D toy session: train a small MLP ε-predictor on 2D points, then look at it.
+
+Index convention: t ∈ {0, …, T−1}; ᾱ_t = ∏_{s≤t}(1 − β_s); t = 0 is one noising step and
+ᾱ_{−1} = 1 is the clean data. The reverse chain starts from x ~ N(0, I) at t = T−1 and ends at
+t = −1 (the sample). Points are float32 ``[n, 2]`` in model coordinates
+(:mod:`diffusion_core.data.toy2d`).
+
+==========================  ===================================================================
+name                        what it does
+==========================  ===================================================================
+:class:`DataSpec`           which points: ``make_2d(name, n, noise=noise, seed=seed)``
+:class:`Toy2DSession`       one user's data, fixed ε, schedule, model and trainer; ``train``
+                            streams :class:`~diffusion_core.training.TrainProgress` and records
+                            every step's loss
+:func:`start_or_continue`   the restart rule (:func:`restart_reason`): same data, schedule and
+                            model settings continue the model, anything else starts a new one
+:func:`check_step_cost`     estimated seconds of one training step; refuses a model too big
+                            to stop within :data:`MAX_STEP_S`
+:func:`vector_field`        ε̂_θ(x, t) on a square grid over the noised cloud x_t (a record)
+:class:`Toy2DSampling`      the reverse chain as an iterable; ``result()`` gives frames at
+                            evenly spaced steps, the samples and their quality score
+:func:`forward_frames`      x_t of the data at evenly spaced t with one fixed ε (DDPM eq. 4)
+==========================  ===================================================================
+
+Nothing here imports gradio or plotly: the 2D tab (``pages/toy2d``) turns these records into
+figures, and tests drive them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..data.toy2d import make_2d
+from ..evaluation.toy2d import Toy2DQuality, toy2d_quality
+from ..forward import q_sample
+from ..models.build import build_model
+from ..models.mlp_config import MLPConfig
+from ..sampling.config import SamplerSettings
+from ..sampling.loop import SampleStep, sample
+from ..sampling.spacing import evenly_spaced
+from ..schedule.config import ScheduleConfig
+from ..schedule.noise_schedule import NoiseSchedule
+from ..training.config import TrainConfig
+from ..training.trainer import Trainer, TrainProgress
+
+FLOPS_PER_S = 2.5e10  # what one core sustains for these small matmuls (measured ~4e10)
+MAX_STEP_S = 0.2  # one training step must fit inside a Stop button's reaction time
+QUALITY_FLOOR_PAIRS = 4  # pairs of fresh draws averaged into the SW1 floor the tab shows
+
+
+# ---------------------------------------------------------------------------------------------
+# The session
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which points were drawn: ``make_2d(name, n, noise=noise, seed=seed)``."""
+
+    name: str
+    n: int
+    noise: float
+    seed: int
+
+    def draw(self) -> torch.Tensor:
+        """The points, float32 ``[n, 2]`` (the same spec always gives the same points)."""
+        return make_2d(self.name, self.n, noise=self.noise, seed=self.seed)
+
+
+def fixed_noise(n: int, seed: int) -> torch.Tensor:
+    """ε ``[n, 2]`` used for every picture of x_t of one data set (same seed ⇒ same ε)."""
+    g = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(n, 2, generator=g)
+
+
+@dataclass(eq=False)
+class Toy2DSession:
+    """One user's trained model and everything needed to look at it.
+
+    ``data [n, 2]`` are the training points, ``eps [n, 2]`` a fixed ε drawn once per data set
+    (:func:`fixed_noise`) so the noised cloud x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε (eq. 4) moves smoothly
+    with t. ``losses`` holds every step's batch loss since the model was created; ``runs``
+    counts the training runs (:func:`start_or_continue`).
+    """
+
+    spec: DataSpec
+    schedule_config: ScheduleConfig
+    model_config: MLPConfig
+    data: torch.Tensor
+    eps: torch.Tensor
+    schedule: NoiseSchedule
+    trainer: Trainer
+    losses: list[float] = field(default_factory=list)
+    runs: int = 0
+
+    @classmethod
+    def create(cls, spec: DataSpec, schedule_config: ScheduleConfig, model_config: MLPConfig,
+               train_config: TrainConfig) -> Toy2DSession:
+        """A fresh model on ``spec``'s points; ``ValueError`` for settings that do not fit.
+
+        The initial weights depend only on ``train_config.seed`` (the global torch RNG is
+        left as it was).
+        """
+        pts = spec.draw()
+        schedule = NoiseSchedule(schedule_config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train_config.seed)  # same settings ⇒ same initial weights
+            model = build_model(model_config)
+        trainer = Trainer(model, schedule, pts, train_config)
+        return cls(spec=spec, schedule_config=schedule_config, model_config=model_config,
+                   data=pts, eps=fixed_noise(spec.n, spec.seed), schedule=schedule,
+                   trainer=trainer)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model to look at and sample from (the EMA copy when EMA is on)."""
+        return self.trainer.sampling_model()
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
+
+    def train(self, steps: int | None = None) -> Iterator[TrainProgress]:
+        """Train ``steps`` more steps (default: the trainer's ``config.steps``).
+
+        Yields the trainer's progress reports after adding their losses to :attr:`losses`.
+        Closing the generator (a Stop button) stops at once; the model keeps what it learned.
+        :class:`~diffusion_core.training.TrainingDiverged` propagates, the model keeping its
+        last good weights.
+        """
+        for p in self.trainer.run(steps):
+            self.losses.extend(p.losses)
+            yield p
+
+
+def restart_reason(session: Toy2DSession | None, spec: DataSpec,
+                   schedule_config: ScheduleConfig, model_config: MLPConfig) -> str | None:
+    """Why ``session`` cannot simply continue training with these settings (None: it can)."""
+    if not isinstance(session, Toy2DSession):
+        return "new model"
+    changed = []
+    if session.spec != spec:
+        changed.append("data set")
+    if session.schedule_config != schedule_config:
+        changed.append("schedule")
+    if session.model_config != model_config:
+        changed.append("model")
+    return None if not changed else "new model: the " + " and ".join(changed) + " changed"
+
+
+def start_or_continue(session: Toy2DSession | None, spec: DataSpec,
+                      schedule_config: ScheduleConfig, model_config: MLPConfig,
+                      train_config: TrainConfig) -> tuple[Toy2DSession, str | None]:
+    """The session to train next and why it is new (``None``: ``session`` continues).
+
+    Continuing keeps the model, its optimiser state and its losses and takes the new learning
+    rate, batch size and step count from ``train_config``; any change of data, schedule or model
+    settings starts a new session (:func:`restart_reason`).
+    """
+    reason = restart_reason(session, spec, schedule_config, model_config)
+    if reason is not None:
+        session = Toy2DSession.create(spec, schedule_config, model_config, train_config)
+    else:
+        session.trainer.config = train_config  # new lr / batch / steps; optimizer state is kept
+    session.runs += 1
+    return session, reason
+
+
+def step_seconds(model_config: MLPConfig, train_config: TrainConfig) -> float:
+    """Estimated seconds of one training step on one CPU core (at :data:`FLOPS_PER_S`)."""
+    h, batch_size = model_config.hidden, train_config.batch_size
+    inputs = model_config.input_features + model_config.time_features
+    weights = inputs * h + (model_config.depth - 1) * h * h + 2 * h
+    seconds = 6.0 * batch_size * weights / FLOPS_PER_S  # forward + backward ≈ 3 × 2 flops
+    if train_config.target == "stf":  # the [batch × (batch + extra)] softmax of the STF target
+        seconds += 12.0 * batch_size * (batch_size + train_config.stf_extra) / FLOPS_PER_S
+    return seconds
+
+
+def check_step_cost(model_config: MLPConfig, train_config: TrainConfig) -> float:
+    """The estimated step time; ``ValueError`` if it outlasts :data:`MAX_STEP_S`."""
+    seconds = step_seconds(model_config, train_config)
+    if seconds > MAX_STEP_S:
+        raise ValueError(
+            f"Width {model_config.hidden} × depth {model_config.depth} with batch "
+            f"{train_config.batch_size} is too big for a CPU: one step would take about "
+            f"{seconds:.1f} s. Lower the width, depth or batch size."
+        )
+    return seconds
+
+
+def half_width(*clouds: torch.Tensor, q: float = 0.995, floor: float = 1.25) -> float:
+    """Half-width of a square centred on 0 that shows most of every cloud ``[N, 2]``.
+
+    The ``q`` quantile of each cloud's largest |coordinate|, plus 8 %, at least ``floor`` and
+    at most 6.
+    """
+    r = floor
+    for c in clouds:
+        if len(c):
+            r = max(r, float(torch.quantile(c.abs().max(dim=1).values.float(), q)) * 1.08)
+    return min(r, 6.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vector field
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """ε̂_θ(x, t) on a square grid over the noised data x_t (eq. 4, the session's fixed ε).
+
+    ``grid [G², 2]`` float64 points (row-major over ``axis``: x₁ varies fastest), ``pred_eps
+    [G², 2]`` float64 the model's output there (the arrows are −pred_eps), ``axis [G]`` the grid
+    coordinates on both axes (``±0.95 · half``), ``x_t [n, 2]`` the noised training points,
+    ``half`` the half-width of a square view holding the data and x_t.
+    """
+
+    t: int
+    alpha_bar: float
+    x_t: torch.Tensor
+    half: float
+    axis: np.ndarray
+    grid: np.ndarray
+    pred_eps: np.ndarray
+
+
+def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21) -> VectorField:
+    """The model's ε̂ at ``grid_size²`` grid points at timestep ``t`` (0..T−1)."""
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < session.T:
+        raise ValueError(f"t must be an integer in [0, {session.T - 1}]; got {t!r}")
+    x_t = q_sample(session.schedule, session.data, t, session.eps)  # eq. (4), fixed ε
+    half = half_width(session.data, x_t)
+    axis = np.linspace(-half * 0.95, half * 0.95, grid_size)
+    gx, gy = np.meshgrid(axis, axis)
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    with torch.inference_mode():
+        pred_eps = session.model(torch.from_numpy(grid).float(),
+                                 torch.full((len(grid),), t, dtype=torch.long)).double().numpy()
+    return VectorField(t=t, alpha_bar=session.schedule.alpha_bar(t), x_t=x_t, half=half,
+                       axis=axis, grid=grid, pred_eps=pred_eps)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Toy2DSamples:
+    """A finished reverse chain from N(0, I).
+
+    ``frames[i] [N, 2]`` is the cloud at timestep ``frame_t[i]``: ``frames[0]`` is x_T (the
+    chain's first t, T−1 with trailing spacing), the others follow at evenly spaced reverse
+    steps, the last one at t = −1 being ``samples`` itself. ``quality`` is
+    :func:`~diffusion_core.evaluation.toy2d.toy2d_quality` of ``samples`` (see
+    :meth:`Toy2DSampling.result`).
+    """
+
+    settings: SamplerSettings
+    seed: int
+    x_T: torch.Tensor
+    samples: torch.Tensor
+    frames: tuple[torch.Tensor, ...]
+    frame_t: tuple[int, ...]
+    quality: Toy2DQuality
+
+
+class Toy2DSampling:
+    """One run of the reverse chain on a session's model; iterate it, then take ``result()``.
+
+    ``x_T ~ N(0, I)`` and every step's noise come from one generator seeded with ``seed``, so a
+    fixed seed gives the same samples. Iterating yields each
+    :class:`~diffusion_core.sampling.SampleStep` (the UI shows progress and stops by not
+    iterating further) and keeps x at most ``max_frames − 1`` evenly spaced steps
+    (:func:`~diffusion_core.sampling.evenly_spaced`; the last step always), besides x_T.
+
+    ``settings.sample_kwargs(T)`` is what reaches the sampler: options that do not apply to
+    the chosen sampler (η under DDPM) are not passed.
+    """
+
+    def __init__(self, session: Toy2DSession, settings: SamplerSettings, n_samples: int,
+                 seed: int, *, max_frames: int = 60) -> None:
+        if not isinstance(settings, SamplerSettings):
+            raise ValueError("settings must be a SamplerSettings")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(f"n_samples must be an integer ≥ 1; got {n_samples!r}")
+        if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
+            raise ValueError(f"max_frames must be an integer ≥ 2; got {max_frames!r}")
+        self.session = session
+        self.settings = settings
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+        self.x_T = torch.randn(n_samples, 2, generator=self.generator)
+        self.num_steps = settings.resolved_steps(session.T)
+        self.keep = frozenset(evenly_spaced(self.num_steps, max_frames - 1))
+        self.frames: list[torch.Tensor] = [self.x_T]
+        self.frame_t: list[int] = []
+        self.x = self.x_T
+        self.done = False
+
+    def __iter__(self) -> Iterator[SampleStep]:
+        s = self.session
+        kwargs = self.settings.sample_kwargs(s.T)
+        for step in sample(s.model, s.schedule, self.x_T, generator=self.generator, **kwargs):
+            if not self.frame_t:
+                self.frame_t.append(step.t)
+            self.x = step.x_prev
+            if step.index in self.keep:
+                self.frames.append(step.x_prev)
+                self.frame_t.append(step.t_prev)
+            yield step
+        self.done = True
+
+    def result(self) -> Toy2DSamples:
+        """The record of the finished chain, with the samples' quality score.
+
+        The score is the tab's: SW1 to a fresh draw (data seed + 1000) with the sampling seed's
+        projections, the floor of :data:`QUALITY_FLOOR_PAIRS` pairs of fresh draws, and the NN
+        ratio to the training points (``toy2d_quality``).
+        """
+        if not self.done:
+            raise RuntimeError("the reverse chain has not finished: iterate it to the end first")
+        s = self.session
+        quality = toy2d_quality(self.x, s.spec.name, noise=s.spec.noise, data_seed=s.spec.seed,
+                                train_data=s.data, projection_seed=self.seed,
+                                floor_pairs=QUALITY_FLOOR_PAIRS)
+        return Toy2DSamples(settings=self.settings, seed=self.seed, x_T=self.x_T,
+                            samples=self.x, frames=tuple(self.frames),
+                            frame_t=tuple(self.frame_t), quality=quality)
+
+
+def sample_session(session: Toy2DSession, settings: SamplerSettings, n_samples: int,
+                   seed: int, *, max_frames: int = 60) -> Toy2DSamples:
+    """Run :class:`Toy2DSampling` to the end and return its record."""
+    run = Toy2DSampling(session, settings, n_samples, seed, max_frames=max_frames)
+    for _ in run:
+        pass
+    return run.result()
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward diffusion
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForwardFrames:
+    """The data noised with one fixed ε at evenly spaced t: ``x_t[i] = q_sample(…, t[i], eps)``.
+
+    ``data [n, 2]`` and ``eps [n, 2]`` (:func:`fixed_noise`) are the session's; ``timesteps``
+    ascend from 0 to T−1 and ``alpha_bar[i]`` is ᾱ at ``timesteps[i]``.
+    """
+
+    spec: DataSpec
+    schedule: NoiseSchedule
+    data: torch.Tensor
+    eps: torch.Tensor
+    timesteps: tuple[int, ...]
+    alpha_bar: tuple[float, ...]
+    x_t: tuple[torch.Tensor, ...]
+
+
+def forward_frames(spec: DataSpec, schedule_config: ScheduleConfig, *,
+                   frames: int = 30) -> ForwardFrames:
+    """x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε (eq. 4) of ``spec``'s points at ≤ ``frames`` evenly spaced t."""
+    schedule = NoiseSchedule(schedule_config)
+    pts = spec.draw()
+    eps = fixed_noise(spec.n, spec.seed)
+    ts = tuple(evenly_spaced(schedule.T, frames))
+    return ForwardFrames(
+        spec=spec, schedule=schedule, data=pts, eps=eps, timesteps=ts,
+        alpha_bar=tuple(schedule.alpha_bar(t) for t in ts),
+        x_t=tuple(q_sample(schedule, pts, t, eps) for t in ts),  # eq. (4), the same ε
+    )

@@ -1,0 +1,253 @@
+"""Tab 3 — train a small MLP noise predictor on 2D toy points, live, then sample from it.
+
+Index convention: t ∈ {0, …, T−1}; ᾱ_t = ∏_{s≤t}(1 − β_s); t = 0 is one noising step and
+ᾱ_{−1} = 1 is the clean data. The reverse chain starts from x ~ N(0, I) at t = T−1 and ends at
+t = −1 (the sample).
+
+A view only: the session, training, the vector field, sampling with its quality score and the
+forward-diffusion frames are :mod:`diffusion_core.workflows.toy2d`. Everything a user trains
+lives in their own ``gr.State`` (a ``Toy2DSession``); the handlers are plain module-level
+functions in :mod:`pages.toy2d.handlers` (generators for anything long), re-exported here, so
+tests can call them directly:
+
+============================  =================================================================
+handler                       what it does
+============================  =================================================================
+``data_plot``                 scatter of the chosen toy set (cheap; re-run on every data change)
+``dataset_changed``           the same, plus the set's default noise
+``train``                     generator: trains (or continues training) and streams the loss
+``train_finished``            after ▶ Train ends or is stopped: vector field, loss, stop text
+``vector_field``              arrows of −ε̂_θ(x, t) on a 21×21 grid over the noised cloud x_t
+``sample``                    generator: N(0, I) → reverse chain → animation + SW1 / NN ratio
+``sample_finished``           after Sample ends or is stopped: the stop text
+``forward_animation``         animated x_t of the data set at ~30 evenly spaced t (same ε)
+============================  =================================================================
+
+Modules: ``inputs`` (limits, defaults, input checks), ``figures`` (Plotly figures),
+``handlers`` (events); the animations use :mod:`pages.widgets.animated`.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from diffusion_core.data.toy2d_spec import TOY_SPECS
+from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
+from diffusion_core.schedule.config import BUILTIN_KINDS
+from pages import common
+from pages.toy2d import handlers
+from pages.toy2d.figures import FORWARD_FRAMES, GRID
+from pages.toy2d.handlers import (
+    data_plot,
+    dataset_changed,
+    forward_animation,
+    loss_figure,
+    sample,
+    sample_finished,
+    shared_schedule_changed,
+    train,
+    train_finished,
+    train_stopped,
+    vector_field,
+    vector_field_after_train,
+)
+from pages.toy2d.inputs import (
+    DATASETS,
+    DEFAULT_DATASET,
+    DEFAULT_POINTS,
+    MAX_BATCH,
+    MAX_DEPTH,
+    MAX_NOISE,
+    MAX_SAMPLES,
+    MAX_SEED,
+    MAX_STEPS,
+    PRESET,
+    SOURCE_PRESET,
+    WIDTHS,
+    source_choices,
+)
+from pages.widgets.animated import ELEM_CLASS, register_frames
+
+__all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME)
+    "data_plot", "dataset_changed", "forward_animation", "handlers", "loss_figure", "render",
+    "sample", "sample_finished", "shared_schedule_changed", "train", "train_finished",
+    "train_stopped", "vector_field", "vector_field_after_train",
+]
+
+
+def explanation_md() -> str:
+    """The long explanation (``pages/explanations/toy2d.md``; ``@P@`` is the preset's t power)."""
+    return common.explanation("toy2d").replace("@P@", f"{PRESET.train.timestep_power:g}")
+
+
+def render(shared_schedule: gr.State) -> None:
+    """Build the tab's components and wire its events (called inside ``gr.Tab``)."""
+    state = gr.State(None)
+    init_name, init_n, init_seed = DEFAULT_DATASET, DEFAULT_POINTS, 0
+    init_noise = TOY_SPECS[DEFAULT_DATASET].default_noise
+    p_train, p_model = PRESET.train, PRESET.model
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=300):
+            with gr.Row():
+                dataset = gr.Dropdown(list(DATASETS), value=init_name, label="Data set",
+                                      scale=2, min_width=120)
+                seed = gr.Number(value=0, label="Seed", precision=0, minimum=0,
+                                 maximum=MAX_SEED, scale=1, min_width=70)
+            with gr.Row():
+                n_points = gr.Slider(100, common.MAX_POINTS, value=init_n, step=100,
+                                     label="Points", min_width=120)
+                noise = gr.Slider(0.0, MAX_NOISE, value=init_noise, step=0.01,
+                                  label="Noise (std)", min_width=120)
+            source = gr.Dropdown(source_choices(shared_schedule.value), value=SOURCE_PRESET,
+                                 label="Noise schedule")
+            with gr.Row():
+                lr = gr.Number(value=p_train.lr, label="lr", min_width=70)
+                batch_size = gr.Number(value=p_train.batch_size, label="Batch", precision=0,
+                                       minimum=1, maximum=MAX_BATCH, min_width=60)
+                steps = gr.Number(value=p_train.steps, label="Steps", precision=0,
+                                  minimum=1, maximum=MAX_STEPS, min_width=60)
+            with gr.Row():
+                train_btn = gr.Button("▶ Train", variant="primary", min_width=80)
+                stop_btn = gr.Button("■ Stop", variant="stop", min_width=80)
+            progress = gr.Markdown("Press ▶ Train; press it again to keep training the same "
+                                   "model.", elem_classes=["dl-health"])
+            with gr.Accordion("Model and custom schedule", open=False):
+                with gr.Row():
+                    hidden = gr.Dropdown(list(WIDTHS), value=p_model.hidden, label="Width",
+                                         min_width=80)
+                    depth = gr.Slider(1, MAX_DEPTH, value=p_model.depth, step=1,
+                                      label="Depth", min_width=100)
+                with gr.Row():
+                    time_embedding = gr.Dropdown(list(TIME_EMBEDDINGS),
+                                                 value=p_model.time_embedding,
+                                                 label="Time embedding", min_width=100)
+                    activation = gr.Dropdown(list(ACTIVATIONS), value=p_model.activation,
+                                             label="Activation", min_width=100)
+                with gr.Row():
+                    kind = gr.Dropdown(list(BUILTIN_KINDS), value="cosine", label="Kind",
+                                       min_width=100)
+                    T = gr.Number(value=100, label="T (steps)", precision=0,
+                                  minimum=common.T_MIN, maximum=common.T_MAX, min_width=80)
+                gr.Markdown("Kind and T apply when the schedule is *Kind and T below*; "
+                            "linear-type kinds use β = 1e-4 … 0.02 × 1000/T.",
+                            elem_classes=["dl-health"])
+
+        with gr.Column(scale=3):
+            with gr.Tabs():
+                with gr.Tab("Data & training"):
+                    with gr.Row():
+                        data_fig = gr.Plot(None, show_label=False, scale=2, min_width=320)
+                        loss_fig = gr.Plot(loss_figure(None), show_label=False, scale=3,
+                                           min_width=400)
+                with gr.Tab("Vector field"):
+                    with gr.Row():
+                        with gr.Column(scale=1, min_width=220):
+                            t_slider = gr.Slider(0, PRESET.schedule.T - 1,
+                                                 value=PRESET.schedule.T // 2, step=1,
+                                                 label="t")
+                            gr.Markdown(
+                                "Arrows: $-\\hat\\varepsilon_\\theta(x, t)$ on a "
+                                f"{GRID}×{GRID} grid, the way the model would push a point at "
+                                "step t. Lengths are normalised (∝ |ε̂| up to its 90th "
+                                "percentile, drawn 0.9 cell long); colour "
+                                "and hover give $|\\hat\\varepsilon|$. Blue: the data noised "
+                                "to $x_t$ with one fixed $\\varepsilon$.",
+                                latex_delimiters=common.LATEX)
+                        field_fig = gr.Plot(show_label=False, scale=3)
+                with gr.Tab("Sample"):
+                    with gr.Row():
+                        with gr.Column(scale=1, min_width=220):
+                            sampler = gr.Radio(["ddpm", "ddim"], value="ddpm", label="Sampler")
+                            with gr.Row():
+                                sample_steps = gr.Number(value=PRESET.schedule.T,
+                                                         label="Steps", precision=0,
+                                                         min_width=70)
+                                eta = gr.Number(value=0.0, label="η (DDIM)", minimum=0,
+                                                maximum=1, step=0.1, min_width=70)
+                            with gr.Row():
+                                n_samples = gr.Number(value=1000, label="Samples", precision=0,
+                                                      minimum=2, maximum=MAX_SAMPLES,
+                                                      min_width=70)
+                                sample_seed = gr.Number(value=0, label="Seed", precision=0,
+                                                        minimum=0, maximum=MAX_SEED,
+                                                        min_width=70)
+                            clip_x0 = gr.Checkbox(False, label="clip x̂0 to [−1, 1]")
+                            with gr.Row():
+                                sample_btn = gr.Button("Sample", variant="primary",
+                                                       min_width=80)
+                                sample_stop = gr.Button("■ Stop", variant="stop",
+                                                        min_width=70)
+                        with gr.Column(scale=3):
+                            sample_fig = gr.Plot(show_label=False, elem_classes=[ELEM_CLASS])
+                            quality = gr.Markdown("Train a model, then sample.",
+                                                  elem_classes=["dl-health"])
+                with gr.Tab("Forward diffusion") as forward_tab:
+                    with gr.Row():
+                        with gr.Column(scale=1, min_width=220):
+                            forward_btn = gr.Button("Show forward diffusion", variant="primary")
+                            gr.Markdown(
+                                "The data noised with the schedule chosen on the left: "
+                                "$x_t = \\sqrt{\\bar\\alpha_t}\\,x_0 + "
+                                "\\sqrt{1-\\bar\\alpha_t}\\,\\varepsilon$ (eq. 4) at about "
+                                f"{FORWARD_FRAMES} evenly spaced t, the same ε in every "
+                                "frame. The model learns to undo this.",
+                                latex_delimiters=common.LATEX)
+                        forward_fig = gr.Plot(show_label=False, scale=3,
+                                              elem_classes=[ELEM_CLASS])
+            with gr.Accordion("How this works: DDPM Algorithms 1 and 2, the arrows, the scaling",
+                              open=False):
+                gr.Markdown(explanation_md(), latex_delimiters=common.LATEX)
+
+    # --- events -------------------------------------------------------------------------------
+    data_inputs = [dataset, n_points, noise, seed]
+    common.on_load(lambda: data_plot(init_name, init_n, init_noise, init_seed),
+                   [data_fig], concurrency_limit=8,
+                   concurrency_id="toy_data", show_progress="hidden")
+    schedule_inputs = [source, kind, T, shared_schedule]
+    dataset.input(dataset_changed, [dataset, n_points, seed], [data_fig, noise],
+                  api_name="toy_dataset", concurrency_limit=8, concurrency_id="toy_data")
+    gr.on([n_points.release, noise.release, seed.submit, seed.blur], data_plot, data_inputs,
+          data_fig, api_name="toy_data_plot", concurrency_limit=8, concurrency_id="toy_data")
+    shared_schedule.change(shared_schedule_changed, [shared_schedule, source], source,
+                           api_name="toy_shared_schedule", concurrency_limit=8,
+                           concurrency_id="toy_cheap")
+
+    train_event = train_btn.click(
+        train,
+        [state, *data_inputs, *schedule_inputs, hidden, depth, time_embedding, activation, lr,
+         batch_size, steps],
+        [state, loss_fig, progress, t_slider, sample_steps],
+        api_name="toy_train", concurrency_limit=2, concurrency_id="toy_heavy",
+        trigger_mode="once", show_progress="minimal",
+    )
+    # .then runs after success and after Stop (a cancel); it also clears Gradio's "Error"
+    # badge on the cancelled event's outputs by writing all of them.
+    train_event.then(train_finished, [state, t_slider, progress],
+                     [field_fig, loss_fig, progress, t_slider, sample_steps],
+                     api_name="toy_train_finished", concurrency_limit=8,
+                     concurrency_id="toy_field")
+    stop_btn.click(None, None, None, cancels=[train_event], api_name="toy_train_stop",
+                   queue=False)
+
+    gr.on([t_slider.release], vector_field, [state, t_slider], field_fig,
+          api_name="toy_vector_field", concurrency_limit=8, concurrency_id="toy_field",
+          trigger_mode="always_last", show_progress="hidden")
+
+    sample_event = sample_btn.click(
+        sample, [state, sampler, sample_steps, eta, n_samples, sample_seed, clip_x0],
+        [sample_fig, quality], api_name="toy_sample", concurrency_limit=2,
+        concurrency_id="toy_heavy", trigger_mode="once", show_progress="minimal",
+    )
+    sample_event.then(sample_finished, quality, [sample_fig, quality],
+                      api_name="toy_sample_finished", concurrency_limit=8,
+                      concurrency_id="toy_cheap")
+    sample_stop.click(None, None, None, cancels=[sample_event], api_name="toy_sample_stop",
+                      queue=False)
+    forward_btn.click(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,
+                      api_name="toy_forward", concurrency_limit=4, concurrency_id="toy_forward")
+    forward_tab.select(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,
+                       api_name="toy_forward_on_select", concurrency_limit=4,
+                       concurrency_id="toy_forward")
+    # Browser-only: register animation frames with Plotly whenever an animated plot changes.
+    register_frames(sample_fig, forward_fig)

@@ -1,0 +1,288 @@
+"""Tab 3's event handlers: check the inputs, drive the 2D workflow, format what it returns.
+
+Plain module-level functions (generators for anything long) so tests can call them directly;
+each user's model lives in their own ``gr.State`` as a
+:class:`~diffusion_core.workflows.toy2d.Toy2DSession`. The work itself (training, the vector
+field, sampling, the quality score, forward diffusion) is in
+:mod:`diffusion_core.workflows.toy2d`; here are the Stop-friendly yield cadence, the figures
+(:mod:`pages.toy2d.figures`) and the messages.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+
+from diffusion_core.data.toy2d_spec import TOY_SPECS
+from pages import common
+from pages.toy2d.figures import (
+    ANIM_POINTS,
+    FORWARD_FRAMES,
+    GRID,
+    MAX_FRAMES,
+    data_figure,
+    forward_figure,
+    loss_figure,
+    sample_figure,
+    vector_field_figure,
+)
+from pages.toy2d.inputs import (
+    MAX_SAMPLES,
+    MAX_SEED,
+    check_dataset,
+    data_spec,
+    is_session,
+    model_config,
+    need_model,
+    schedule_from_ui,
+    source_choices,
+    train_config,
+)
+
+# Imported by the first event that needs them, not while the UI is built (see pages.common).
+torch = common.LazyModule("torch")
+workflow = common.LazyModule("diffusion_core.workflows.toy2d")
+sampling = common.LazyModule("diffusion_core.sampling")
+training = common.LazyModule("diffusion_core.training")
+
+YIELD_EVERY_S = 0.1  # progress text / state at least this often (Stop reacts within 0.5 s)
+FIGURE_EVERY_S = 0.6  # rebuild the loss figure at most this often while training
+
+__all__ = [
+    "data_plot", "dataset_changed", "forward_animation", "loss_figure", "sample",
+    "sample_finished", "shared_schedule_changed", "train", "train_finished", "train_stopped",
+    "vector_field", "vector_field_after_train",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+def data_plot(dataset, n, noise, seed) -> go.Figure:
+    """Scatter of the toy set ``make_2d(dataset, n, noise=noise, seed=seed)``."""
+    spec = data_spec(dataset, n, noise, seed)
+    return data_figure(spec, spec.draw())
+
+
+def dataset_changed(dataset, n, seed) -> tuple[go.Figure, float]:
+    """A new data set: its default noise and its scatter."""
+    check_dataset(dataset)
+    noise = TOY_SPECS[dataset].default_noise
+    return data_plot(dataset, n, noise, seed), noise
+
+
+def shared_schedule_changed(shared, source):
+    """Tab 1 changed its schedule: refresh the label of that choice (keep the selection)."""
+    return gr.update(choices=source_choices(shared), value=source)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def _progress_md(state, p, note: str, *, stopped: bool = False) -> str:
+    if p is None:
+        return f"**Step 0 / {state.trainer.config.steps}** · {note}"
+    rate = p.run_step / p.elapsed_s if p.elapsed_s > 0 else float("nan")
+    head = "Done" if p.done else ("Stopped" if stopped else "Training")
+    return (f"**{head}: step {p.run_step:,} / {p.run_steps:,}** · loss {p.loss:.3f} · "
+            f"{p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \n{note} "
+            f"({state.trainer.step:,} steps in total)")
+
+
+def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth,
+          time_embedding, activation, lr, batch_size, steps):
+    """Train (or keep training) this session's model; a generator for the Train button.
+
+    Yields ``(state, loss figure, progress Markdown, t-slider update, sampler-steps update)``
+    (``gr.skip()`` for parts that did not change) at least
+    every 0.1 s of work, so the Stop button (which closes the generator) leaves the model
+    trained so far in ``state``. The same data, schedule and model settings continue the
+    model (learning rate, batch and steps may change); other settings start a new one.
+    """
+    spec = data_spec(dataset, n, noise, seed)
+    sched_cfg = schedule_from_ui(source, kind, T, shared)
+    model_cfg = model_config(hidden, depth, time_embedding, activation, sched_cfg.T)
+    train_cfg = train_config(lr, batch_size, steps)
+    try:
+        workflow.check_step_cost(model_cfg, train_cfg)
+        state, reason = workflow.start_or_continue(state, spec, sched_cfg, model_cfg, train_cfg)
+    except ValueError as e:
+        raise gr.Error(str(e)) from None
+    if reason is not None:
+        note = f"Started a {reason} ({spec.name}, {sched_cfg.kind} T = {sched_cfg.T})"
+        # A new model may have a new T: move the t slider and the sampler's step count.
+        t_update = gr.update(maximum=state.T - 1, value=state.T // 2)
+        steps_update = gr.update(value=state.T, maximum=state.T)
+    else:
+        note = f"Continuing the model from step {state.trainer.step:,} (same settings)"
+        t_update = steps_update = gr.skip()
+    yield state, loss_figure(state), _progress_md(state, None, note), t_update, steps_update
+
+    skip = gr.skip()
+    p = None
+    last_yield = last_fig = time.perf_counter()
+    try:
+        for p in state.train(train_cfg.steps):
+            now = time.perf_counter()
+            if p.done:
+                break
+            if now - last_fig >= FIGURE_EVERY_S:
+                last_fig = last_yield = now
+                yield state, loss_figure(state), _progress_md(state, p, note), skip, skip
+            elif now - last_yield >= YIELD_EVERY_S:
+                last_yield = now
+                yield state, skip, _progress_md(state, p, note), skip, skip
+    except training.TrainingDiverged as e:
+        gr.Warning(f"Training diverged: {e}")
+        yield (state, loss_figure(state),
+               _progress_md(state, p, f"⚠️ Diverged (NaN loss): {e}", stopped=True), skip,
+               skip)
+        return
+    yield state, loss_figure(state), _progress_md(state, p, note), skip, skip
+
+
+def train_stopped(state) -> str:
+    """Progress text after Stop (the cancelled generator cannot write it)."""
+    if not is_session(state):
+        return "Stopped before any training step."
+    recent = state.losses[-50:]
+    loss = f" · recent loss {np.mean(recent):.3f}" if recent else ""
+    return (f"**Stopped** after {state.trainer.step:,} steps in total{loss}. The model keeps "
+            "what it learned: press ▶ Train to continue, or look at the vector field and "
+            "samples.")
+
+
+def train_finished(state, t, text):
+    """Runs after ▶ Train ends, is stopped (cancelled) or diverges; not after a gr.Error.
+
+    Refreshes the vector field and, after a Stop, the loss figure and the progress text. Its
+    outputs are all of the train event's outputs: writing them clears the "Error" badge that
+    Gradio 6 puts on the outputs of a cancelled event.
+    Returns ``(vector field, loss figure, progress, t slider, sampler steps)``.
+    """
+    skip = gr.skip()
+    if not is_session(state):
+        return skip, skip, skip, skip, skip
+    field_fig = vector_field_after_train(state, t)
+    if isinstance(text, str) and (text.startswith("**Done") or "Diverged" in text):
+        return field_fig, skip, skip, skip, skip
+    return field_fig, loss_figure(state), train_stopped(state), skip, skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Vector field
+# ---------------------------------------------------------------------------------------------
+
+
+def vector_field(state, t) -> go.Figure:
+    """Arrows of −ε̂_θ(x, t) on a GRID×GRID grid over the noised cloud x_t (same ε each time).
+
+    Arrow length is normalised: proportional to |ε̂| up to its 90th percentile over the grid,
+    which (and anything longer) spans 0.9 grid cells; hover shows the true ε̂ and the marker
+    colour is |ε̂|.
+    """
+    state = need_model(state)
+    if state is None:
+        return gr.skip()
+    t = common.number("t", t, 0, state.T - 1, integer=True)
+    return vector_field_figure(state, workflow.vector_field(state, t, grid_size=GRID))
+
+
+def vector_field_after_train(state, t) -> go.Figure:
+    """The vector field refreshed after training, silently skipped if there is no model."""
+    if not is_session(state):
+        return gr.skip()
+    try:
+        t = min(max(int(t), 0), state.T - 1)
+    except (TypeError, ValueError):
+        t = state.T // 2
+    return vector_field(state, t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+# ---------------------------------------------------------------------------------------------
+
+
+def sample_finished(text):
+    """Runs after Sample ends or is stopped; says so after a Stop (and clears its badges).
+
+    Returns ``(figure, quality Markdown)``.
+    """
+    if isinstance(text, str) and text.startswith("Sampling"):
+        return gr.skip(), "Sampling stopped: " + text.removeprefix("Sampling").strip(" …")
+    return gr.skip(), gr.skip()
+
+
+def _quality_md(q, n: int, how: str) -> str:
+    if q.bad:
+        return (f"⚠️ {q.bad} of {n} samples are NaN/inf — the model is not usable yet; "
+                "train longer or with a lower learning rate.")
+    return (f"**SW1 = {q.sw1:.4f}** · floor {q.floor:.4f} ({q.ratio:.1f}× the floor; "
+            f"lower is better) · **NN ratio = {q.nn:.2f}** (1 is ideal) · {n:,} samples, "
+            f"{how}")
+
+
+def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False):
+    """Sample N points with the reverse chain; a generator for the Sample button.
+
+    ``clip_x0`` clamps the predicted x̂0 to [−1, 1] in every step (see sampling.sample); η
+    applies to DDIM only (under DDPM it is not passed to the sampler).
+
+    Yields ``(figure | no-change, Markdown)``: progress while running, then the animated
+    figure (≤ 60 frames, final samples over the data) and the quality numbers.
+    """
+    state = need_model(state)
+    if state is None:
+        yield gr.skip(), "Train a model first."
+        return
+    if sampler not in ("ddpm", "ddim"):
+        raise gr.Error("Sampler must be ddpm or ddim.")
+    T = state.T
+    steps = common.number("Sampling steps", T if steps in (None, "") else steps, 1, T,
+                          integer=True)
+    eta = common.number("η", eta, 0.0, 1.0)
+    n_samples = common.number("Number of samples", n_samples, 2, MAX_SAMPLES, integer=True)
+    seed = common.number("Sampling seed", seed, 0, MAX_SEED, integer=True)
+
+    settings = sampling.SamplerSettings(sampler=sampler, steps=steps, eta=eta,
+                                        spacing="trailing", clip_x0=bool(clip_x0))
+    how = settings.describe(T)
+    run = workflow.Toy2DSampling(state, settings, n_samples, seed, max_frames=MAX_FRAMES)
+    yield gr.skip(), f"Sampling ({how}) …"
+    last = time.perf_counter()
+    for step in run:
+        now = time.perf_counter()
+        if now - last >= YIELD_EVERY_S:
+            last = now
+            yield gr.skip(), f"Sampling ({how}): step {step.index + 1} / {step.num_steps} …"
+
+    result = run.result()
+    fig = sample_figure(state, result, how)
+    moved = min(n_samples, ANIM_POINTS)  # the animation's fixed subset (figures.subset)
+    shown = "" if moved == n_samples else f"; the animation moves {moved:,} of them"
+    md = _quality_md(result.quality, n_samples, how + shown)
+    if sampler == "ddim" and not clip_x0 and state.schedule.alpha_bar(T - 1) < 1e-4:
+        md += ("\n\n⚠️ This schedule ends at ᾱ_(T−1) = "
+               f"{state.schedule.alpha_bar(T - 1):.1e}: DDIM's first step divides by "
+               "√ᾱ_t, so small errors in ε̂ blow up. Tick *clip x̂0* or use DDPM.")
+    yield fig, md
+
+
+# ---------------------------------------------------------------------------------------------
+# Forward diffusion animation
+# ---------------------------------------------------------------------------------------------
+
+
+def forward_animation(dataset, n, noise, seed, source, kind, T, shared) -> go.Figure:
+    """x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε of the data set at ~30 evenly spaced t (one fixed ε)."""
+    spec = data_spec(dataset, n, noise, seed)
+    cfg = schedule_from_ui(source, kind, T, shared)
+    return forward_figure(workflow.forward_frames(spec, cfg, frames=FORWARD_FRAMES))

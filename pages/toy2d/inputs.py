@@ -1,0 +1,120 @@
+"""Tab 3's limits and defaults, and its inputs checked into configs (bad input → ``gr.Error``).
+
+Torch-free: the layout reads these while the app is built; the workflow
+(:mod:`diffusion_core.workflows.toy2d`) is imported by the first event that needs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from diffusion_core import presets
+from diffusion_core.data.toy2d_spec import TOY_DATASETS
+from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS, MLPConfig
+from diffusion_core.schedule.config import ScheduleConfig
+from diffusion_core.training.config import TrainConfig
+from pages import common
+
+if TYPE_CHECKING:
+    from diffusion_core.workflows.toy2d import DataSpec, Toy2DSession
+
+workflow = common.LazyModule("diffusion_core.workflows.toy2d")
+
+PRESET = presets.TOY  # the app and CLI default 2D recipe (see diffusion_core/presets.py)
+DATASETS: tuple[str, ...] = TOY_DATASETS
+DEFAULT_DATASET = "moons"
+DEFAULT_POINTS = 2000
+MAX_NOISE = 0.5
+MAX_SEED = common.MAX_SEED
+WIDTHS = (32, 64, 128, 256, 512)
+MAX_DEPTH = 6
+MAX_BATCH = 4096
+MAX_STEPS = 100_000
+MAX_SAMPLES = 5000
+
+SOURCE_PRESET, SOURCE_SHARED, SOURCE_CUSTOM = "preset", "shared", "custom"
+
+
+def is_session(state) -> bool:
+    """Whether ``state`` holds a trained session (imports the workflow only if it might)."""
+    return state is not None and isinstance(state, workflow.Toy2DSession)
+
+
+def need_model(state) -> Toy2DSession | None:
+    """The session, or ``None`` after a warning that asks the user to train first."""
+    if is_session(state):
+        return state
+    gr.Warning("Train a model first: press ▶ Train (a few hundred steps are enough to see "
+               "something).")
+    return None
+
+
+def check_dataset(dataset) -> None:
+    if dataset not in DATASETS:
+        raise gr.Error(f"Unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}.")
+
+
+def data_spec(dataset, n, noise, seed) -> DataSpec:
+    check_dataset(dataset)
+    n = common.number("Number of points", n, 10, common.MAX_POINTS, integer=True)
+    noise = common.number("Noise (std of the jitter)", noise, 0.0, MAX_NOISE)
+    seed = common.number("Data seed", seed, 0, MAX_SEED, integer=True)
+    return workflow.DataSpec(dataset, n, float(noise), seed)
+
+
+def schedule_from_ui(source, kind, T, shared) -> ScheduleConfig:
+    """The schedule the user picked: the 2D preset, tab 1's, or kind + T chosen here."""
+    if source == SOURCE_PRESET:
+        return PRESET.schedule
+    if source == SOURCE_SHARED:
+        try:
+            cfg = ScheduleConfig.from_dict(dict(shared or {}))
+        except (TypeError, ValueError) as e:
+            raise gr.Error(f"Tab 1's schedule cannot be used here: {e}") from None
+        if cfg.T > common.T_MAX:
+            raise gr.Error(f"Tab 1's schedule has T = {cfg.T}; this tab allows T ≤ "
+                           f"{common.T_MAX}.")
+        return cfg
+    if source == SOURCE_CUSTOM:
+        # Linear-type kinds get DDPM's 1e-4..0.02 scaled by 1000/T so short chains still end
+        # near pure noise (improved-diffusion); cosine ignores the β range.
+        return common.schedule_config(kind, T, 1e-4, 0.02, scale_to_T=True)
+    raise gr.Error(f"Unknown schedule choice {source!r}.")
+
+
+def model_config(hidden, depth, time_embedding, activation, T: int) -> MLPConfig:
+    hidden = common.number("Width", hidden, WIDTHS[0], WIDTHS[-1], integer=True)
+    depth = common.number("Depth", depth, 1, MAX_DEPTH, integer=True)
+    if time_embedding not in TIME_EMBEDDINGS:
+        raise gr.Error(f"Time embedding must be one of {', '.join(TIME_EMBEDDINGS)}.")
+    if activation not in ACTIVATIONS:
+        raise gr.Error(f"Activation must be one of {', '.join(ACTIVATIONS)}.")
+    return replace(PRESET.model, hidden=hidden, depth=depth, time_embedding=time_embedding,
+                   activation=activation, num_timesteps=T)
+
+
+def train_config(lr, batch_size, steps) -> TrainConfig:
+    lr = common.number("Learning rate", lr, 1e-6, 1.0)
+    batch_size = common.number("Batch size", batch_size, 1, MAX_BATCH, integer=True)
+    steps = common.number("Training steps", steps, 1, MAX_STEPS, integer=True)
+    return replace(PRESET.train, lr=lr, batch_size=batch_size, steps=steps, report_every=1)
+
+
+def _schedule_label(shared) -> str:
+    try:
+        cfg = ScheduleConfig.from_dict(dict(shared or {}))
+        return f"Tab 1's schedule ({cfg.kind}, T = {cfg.T})"
+    except (TypeError, ValueError):
+        return "Tab 1's schedule"
+
+
+def source_choices(shared) -> list[tuple[str, str]]:
+    p = PRESET.schedule
+    return [
+        (f"2D preset ({p.kind}, T = {p.T})", SOURCE_PRESET),
+        (_schedule_label(shared), SOURCE_SHARED),
+        ("Kind and T below", SOURCE_CUSTOM),
+    ]
