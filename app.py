@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from diffusion_core.schedule.config import ScheduleConfig  # noqa: E402
-from pages import common, forward, sampler_tab, schedules, toy2d_tab  # noqa: E402
+from pages import common, forward, sampler, schedules, toy2d  # noqa: E402
 
 TITLE = "Diffusion Lab"
 INTRO = (
@@ -52,6 +52,9 @@ def warm_up() -> None:
     import diffusion_core.sampling.loop  # noqa: F401
     import diffusion_core.evaluation.distances  # noqa: F401
     import diffusion_core.training.trainer  # noqa: F401
+    import diffusion_core.workflows.toy2d  # noqa: F401
+    import diffusion_core.workflows.image_sampling  # noqa: F401
+    import diffusion_core.workflows.forward_demo  # noqa: F401
 
 
 def build_demo() -> gr.Blocks:
@@ -65,9 +68,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("2 · Forward noising", id="forward"):
                 forward.render(shared_schedule)
             with gr.Tab("3 · 2D toy trainer", id="toy2d"):
-                toy2d_tab.render(shared_schedule)
+                toy2d.render(shared_schedule)
             with gr.Tab("4 · Image sampler", id="sampler"):
-                sampler_tab.render(shared_schedule)
+                sampler.render(shared_schedule)
     return demo
 
 

@@ -6,8 +6,9 @@
 
 Writes ``PREFIX.npz`` with the array ``samples``: ``[N, 2]`` in the 2D data set's own
 coordinates, or ``[N, C, H, W]`` in [−1, 1] for images; for images also ``PREFIX.png`` (a
-grid) and ``PREFIX.gif`` (the reverse chain). Defaults: the checkpoint's recorded sampler
-settings. Bad arguments exit with status 2 and one line on stderr.
+grid) and ``PREFIX.gif`` (the reverse chain: x_t beside x̂0, as the app's image sampler
+tab draws it). Defaults: the checkpoint's recorded sampler settings. Bad arguments exit with
+status 2 and one line on stderr. The run is :mod:`diffusion_core.workflows.image_sampling`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,12 @@ import torch
 
 from .. import data as datasets
 from ..checkpoints import Checkpoint, load_checkpoint
-from ..images import make_grid, save_gif, save_png
-from ..models import UNetConfig
-from ..sampling import SAMPLER_NAMES, SPACINGS, VARIANCES, resolve_sampler_settings, sample
+from ..sampling import SAMPLER_NAMES, SPACINGS, VARIANCES, SamplerSettings
+from ..workflows import image_sampling
 from .common import CliError, Parser
 
 MAX_N = 100_000
-GIF_FRAMES = 40
+PNG_SCALE = 4  # the PNG of all samples: each pixel 4 × 4, tiles 1 px apart
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,17 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def sampler_kwargs(ck: Checkpoint, args) -> dict:
+def sampler_settings(ck: Checkpoint, args) -> SamplerSettings:
     """The checkpoint's recorded sampler settings, overridden by the arguments given (the one
-    rule of :func:`diffusion_core.sampling.resolve_sampler_settings`), as ``sample`` kwargs."""
-    recorded = ck.training.get("sampler_defaults") if isinstance(ck.training, dict) else None
-    settings = resolve_sampler_settings(
-        recorded, {name: getattr(args, name)
-                   for name in ("sampler", "steps", "eta", "spacing", "variance")},
-        image=isinstance(ck.model_config, UNetConfig))
+    rule, :func:`diffusion_core.workflows.image_sampling.sampler_settings`)."""
+    settings = image_sampling.sampler_settings(
+        ck, {name: getattr(args, name)
+             for name in ("sampler", "steps", "eta", "spacing", "variance")})
     if args.steps is not None and not 1 <= args.steps <= ck.schedule.T:
         raise CliError(f"--steps must be in [1, T = {ck.schedule.T}]; got {args.steps}")
-    return settings.sample_kwargs(ck.schedule.T)
+    return settings
 
 
 def run(argv: list[str] | None = None) -> dict[str, Path]:
@@ -65,35 +63,30 @@ def run(argv: list[str] | None = None) -> dict[str, Path]:
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CliError("--device cuda was asked for, but no CUDA GPU is available")
     ck = load_checkpoint(args.checkpoint)
-    model = ck.model.to(args.device)
-    schedule = ck.schedule.to(args.device)
-    is_image = isinstance(ck.model_config, UNetConfig)
-    shape = ((ck.model_config.channels, ck.model_config.image_size, ck.model_config.image_size)
-             if is_image else (2,))
-    g = torch.Generator(device=args.device).manual_seed(args.seed)
-    x = torch.randn((args.n, *shape), generator=g, device=args.device)
-    kw = sampler_kwargs(ck, args)
-    frames: list[np.ndarray] = []
-    num_steps = 0
-    for step in sample(model, schedule, x, generator=g, **kw):
-        num_steps = step.num_steps
-        if is_image:
-            keep = max(1, step.num_steps // GIF_FRAMES)
-            if step.index % keep == 0 or step.t_prev == -1:
-                frames.append(make_grid(step.x_prev[:64], scale=4))
-        x = step.x_prev
+    ck.model.to(args.device)
+    settings = sampler_settings(ck, args)
+    num_steps = settings.resolved_steps(ck.schedule.T)
+    record = None
+    if image_sampling.is_image_model(ck):
+        # The app's run: the same frames and GIF as the image sampler tab (first 64 images).
+        record = image_sampling.SamplingRun.plan(ck, settings, args.n, args.seed)
+        for _ in image_sampling.stream(ck, record, device=args.device):
+            pass
+        samples = record.final
+    else:
+        samples = image_sampling.sample_checkpoint(ck, settings, args.n, args.seed,
+                                                   device=args.device).cpu()
+        samples = datasets.to_data_coords(samples, ck.dataset["name"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     out = {}
-    samples = x.cpu()
-    if not is_image:
-        samples = datasets.to_data_coords(samples, ck.dataset["name"])
     npz = args.out.with_suffix(".npz")
     np.savez_compressed(npz, samples=samples.numpy())
     out["npz"] = npz
-    if is_image:
-        out["png"] = save_png(make_grid(samples, scale=4), args.out.with_suffix(".png"))
-        out["gif"] = save_gif(frames, args.out.with_suffix(".gif"))
-    print(f"{args.n} samples, {kw['sampler']} with {num_steps} steps → "
+    if record is not None:
+        out["png"] = image_sampling.save_png(samples, args.out.with_suffix(".png"),
+                                             scale=PNG_SCALE, pad=1)
+        out["gif"] = image_sampling.save_gif(record, args.out.with_suffix(".gif"))
+    print(f"{args.n} samples, {settings.sampler} with {num_steps} steps → "
           + ", ".join(str(p) for p in out.values()))
     return out
 

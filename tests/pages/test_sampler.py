@@ -1,4 +1,8 @@
-"""Tab 4 (image sampler): model listing/loading, the streaming sampler, frames, files, errors."""
+"""Tab 4 (image sampler): model listing/loading, the streaming sampler, frames, files, errors.
+
+The run itself is ``diffusion_core.workflows.image_sampling`` (its own tests are in
+``tests/core/workflows/test_image_sampling.py``); these drive the tab's handlers.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ from diffusion_core.checkpoints import save_checkpoint  # noqa: E402
 from diffusion_core.images import make_grid  # noqa: E402
 from diffusion_core.models import UNetConfig, build_model  # noqa: E402
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
-from pages import sampler_tab as tab  # noqa: E402
+from diffusion_core.workflows import image_sampling  # noqa: E402
+from pages import sampler as tab  # noqa: E402
+from pages.sampler import handlers  # noqa: E402
+from pages.sampler import models as shelf  # noqa: E402
 
 TINY = UNetConfig(channels=1, image_size=8, dim=8, dim_mults=(1, 2), groups=4, attn_heads=1,
                   attn_dim_head=8, use_linear_attention=False, use_mid_attention=False)
@@ -37,7 +44,7 @@ def models_dir(tmp_path, monkeypatch):
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "tiny", build_model(TINY), TINY,
                     ScheduleConfig(kind="cosine", T=T), dataset={"name": "test"})
-    monkeypatch.setattr(tab, "ASSETS_MODELS", tmp_path)
+    monkeypatch.setattr(shelf, "ASSETS_MODELS", tmp_path)
     return tmp_path
 
 
@@ -65,7 +72,7 @@ def test_demo_model_is_deterministic_and_works():
     with torch.inference_mode():
         out = ck.model(x, torch.tensor([0, 999]))
     assert out.shape == x.shape and torch.isfinite(out).all()
-    tab._demo_checkpoint.cache_clear()
+    shelf._demo_checkpoint.cache_clear()
     again = tab.load_model(tab.DEMO_KEY)
     for a, b in zip(ck.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(a, b)  # seeded: the same demo weights every time
@@ -133,7 +140,7 @@ def test_run_to_the_end(models_dir, kw):
     assert run.done and run.steps_done == steps and len(run.xt) == len(run.x0) == steps + 1
     assert len(run.captions) == steps + 1 and run.captions[-1].startswith("t = −1")
     scale = run.scale
-    assert tab.MIN_SCALE <= scale <= tab.MAX_SCALE
+    assert image_sampling.MIN_SCALE <= scale <= image_sampling.MAX_SCALE
     final = last["xt"]
     assert final.dtype == np.uint8 and final.shape == _grid_shape(n, 8, scale)
     # the final grid is exactly what the core sampler gives with the same seed
@@ -145,7 +152,7 @@ def test_run_to_the_end(models_dir, kw):
                                  variance=kw["variance"], clip_x0=True, generator=g)
     np.testing.assert_array_equal(final, make_grid(want, scale=scale, pad=scale))
     # the last kept frame, enlarged, is that same grid; the first is x_T
-    np.testing.assert_array_equal(tab._show(run.xt[-1], scale), final)
+    np.testing.assert_array_equal(handlers._show(run.xt[-1], scale), final)
     np.testing.assert_array_equal(run.xt[0], make_grid(x_T, pad=1)[..., 0])
     # files: the PNG is the same grid, enlarged 4–8× for slides
     png = Image.open(last["png"]["value"])
@@ -157,7 +164,7 @@ def test_run_to_the_end(models_dir, kw):
     gif = Image.open(last["gif"]["value"])
     assert gif.format == "GIF" and gif.n_frames == len(run.xt)  # ≤ 60 frames: all of them
     side = run.xt[0].shape[1]
-    gscale = max(1, min(scale, tab.GIF_SIDE // side))
+    gscale = max(1, min(scale, image_sampling.GIF_SIDE // side))
     assert gif.size == (2 * side * gscale + 4 * gscale, run.xt[0].shape[0] * gscale)
     assert last["frame"]["maximum"] == steps and last["frame"]["interactive"]
     assert "ms per step" in last["status"] and "Done" in last["status"]
@@ -177,21 +184,22 @@ def test_fixed_seed_gives_identical_run(models_dir):
 
 
 def test_frames_are_subsampled_for_long_chains(models_dir):
-    assert len(tab._kept_steps(1000, 100)) == 99
-    kept = tab._kept_steps(1000, 100)
+    assert len(image_sampling.kept_steps(1000, 100)) == 99
+    kept = image_sampling.kept_steps(1000, 100)
     assert 0 in kept and 999 in kept
-    assert tab._kept_steps(5, 100) == set(range(5))
-    assert tab._frame_budget(64, 3, 256) >= 2  # huge images: fewer frames, never < 2
+    assert image_sampling.kept_steps(5, 100) == set(range(5))
+    assert image_sampling.frame_budget(64, 3, 256) >= 2  # huge images: fewer frames, never < 2
 
 
 def test_display_scale_keeps_grids_crisp_and_in_the_box():
-    assert tab._display_scale(16, 16) == 4  # 16 images of 16×16: 4× (288 px)
+    assert image_sampling.grid_scale(16, 16) == 4  # 16 images of 16×16: 4× (288 px)
     for n in (1, 4, 16, 64):
         for size in (8, 16, 32):
-            s = tab._display_scale(n, size)
+            s = image_sampling.grid_scale(n, size)
             side = int(np.ceil(np.sqrt(n))) * (size + 2)
-            assert tab.MIN_SCALE <= s <= tab.MAX_SCALE
-            assert side * s <= tab.DISPLAY_SIDE or s == tab.MIN_SCALE
+            assert image_sampling.MIN_SCALE <= s <= image_sampling.MAX_SCALE
+            assert (side * s <= image_sampling.DISPLAY_SIDE
+                    or s == image_sampling.MIN_SCALE)
 
 
 def test_new_run_frees_the_previous_runs_files(models_dir):
@@ -207,8 +215,8 @@ def test_frame_slider_returns_the_right_frame(models_dir):
     run = last["run"]
     for i in (0, 2, len(run.xt) - 1):
         xt, x0, caption = tab.show_frame(run, i)
-        np.testing.assert_array_equal(xt, tab._show(run.xt[i], run.scale))
-        np.testing.assert_array_equal(x0, tab._show(run.x0[i], run.scale))
+        np.testing.assert_array_equal(xt, handlers._show(run.xt[i], run.scale))
+        np.testing.assert_array_equal(x0, handlers._show(run.x0[i], run.scale))
         assert caption.startswith(f"Frame {i} / {len(run.xt) - 1}")
         assert "ms per step" in caption
     assert "t = −1" in tab.show_frame(run, len(run.xt) - 1)[2]
@@ -219,7 +227,7 @@ def test_frame_slider_returns_the_right_frame(models_dir):
 
 
 def test_closing_mid_way_is_clean(models_dir, monkeypatch):
-    monkeypatch.setattr(tab, "BEAT_S", 0.0)  # yield after every step
+    monkeypatch.setattr(handlers, "BEAT_S", 0.0)  # yield after every step
     gen = tab.run_sampler("tiny", previous=None, **DDPM)
     outs = [next(gen) for _ in range(6)]
     run = outs[-1][3]
@@ -227,7 +235,7 @@ def test_closing_mid_way_is_clean(models_dir, monkeypatch):
     assert not run.done and 0 < run.steps_done < T and run.gif is None
     slider, text, xt_img, _ = tab.run_finished(run, "")
     assert "Stopped after step" in text and slider["maximum"] == len(run.xt) - 1
-    np.testing.assert_array_equal(xt_img, tab._show(run.xt[-1], run.scale))
+    np.testing.assert_array_equal(xt_img, handlers._show(run.xt[-1], run.scale))
     xt, _, _ = tab.show_frame(run, len(run.xt) - 1)
     assert xt.shape[2] == 3
     # the session stays usable
@@ -258,7 +266,7 @@ def test_unknown_model_is_a_plain_error(models_dir):
 
 
 def test_demo_runs_when_no_models(tmp_path, monkeypatch):
-    monkeypatch.setattr(tab, "ASSETS_MODELS", tmp_path)
+    monkeypatch.setattr(shelf, "ASSETS_MODELS", tmp_path)
     _, last = run_all(key=tab.DEMO_KEY, **{**DDIM5, "steps": 2, "n_images": 1})
     assert last["run"].done and last["xt"].shape == _grid_shape(1, 16, last["run"].scale)
 
@@ -301,14 +309,14 @@ def test_pictures_are_rate_limited_but_yields_are_frequent(monkeypatch):
     ck = Checkpoint(model=_SlowZeroModel(), model_config=TINY,
                     schedule=NoiseSchedule(ScheduleConfig(kind="cosine", T=200)),
                     dataset={"name": "zeros"})
-    monkeypatch.setattr(tab, "load_model", lambda key: ck)
-    monkeypatch.setattr(tab, "BEAT_S", 0.0)  # a heartbeat after every step
+    monkeypatch.setattr(handlers, "load_model", lambda key: ck)
+    monkeypatch.setattr(handlers, "BEAT_S", 0.0)  # a heartbeat after every step
     outs = list(tab.run_sampler("zeros", previous=None, **{**DDIM5, "steps": 200}))
     pictures = [o for o in outs[1:-1] if isinstance(o[0], np.ndarray)]
     assert len(outs) > 150  # Stop can react after every step …
-    assert 5 <= len(pictures) <= tab.MAX_UI_UPDATES + 2  # … but pictures are sent ≤ ~30 times
+    assert 5 <= len(pictures) <= handlers.MAX_UI_UPDATES + 2  # … but pictures are sent ≤ ~30 times
     run = outs[-1][3]
-    assert len(run.xt) == tab.MAX_FRAMES  # 99 kept steps + the final sample
+    assert len(run.xt) == image_sampling.MAX_FRAMES  # 99 kept steps + the final sample
 
 
 def test_rgb_checkpoint(models_dir):

@@ -1,0 +1,155 @@
+"""Tab 4 — sample images from a pretrained checkpoint and watch the reverse chain.
+
+Index convention: t ∈ {0, …, T−1}; ᾱ_t = ∏_{s≤t}(1 − β_s); t = 0 is one noising step and
+ᾱ_{−1} = 1 is the clean image. The chain starts from x ~ N(0, I) at the first visited t and
+ends at t = −1 (the sample).
+
+The schedule is the checkpoint's own: a network only knows the noise levels ᾱ_t it was trained
+on, so tab 1's schedule (``shared_schedule``) does not apply here and is ignored.
+
+A view only: :mod:`.models` lists, loads and describes the checkpoints; :mod:`.handlers` holds
+the event handlers (re-exported here); the run itself is
+:mod:`diffusion_core.workflows.image_sampling`, which the sample CLI drives too.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import gradio as gr
+
+from diffusion_core.sampling.config import SPACINGS
+from pages import common
+
+from .handlers import (
+    DEFAULT_IMAGES,
+    FRAME_LABEL,
+    MAX_IMAGES,
+    _cleanup,
+    model_changed,
+    rescan_models,
+    run_finished,
+    run_sampler,
+    sampler_changed,
+    show_frame,
+)
+from .models import (
+    CARD,
+    DEFAULT_SAMPLER,
+    DEMO_KEY,
+    DEMO_LABEL,
+    DEMO_SCHEDULE,
+    ROOT,
+    _models_root,
+    list_models,
+    load_model,
+)
+
+__all__ = ["CARD", "DEMO_KEY", "DEMO_LABEL", "list_models", "load_model", "model_changed",
+           "render", "rescan_models", "run_finished", "run_sampler", "sampler_changed",
+           "show_frame"]
+
+BENCH_PLOT = ROOT / "bench" / "results" / "quality_vs_steps.png"
+SAMPLER_CHOICES = [("DDIM", "ddim"), ("DDPM", "ddpm")]
+VARIANCE_CHOICES = [("β̃", "beta_tilde"), ("β", "beta")]
+IMG_HEIGHT = 380
+STATE_TTL_S = 3600  # a session's frames and files are freed an hour after its last run
+
+
+def render(shared_schedule: gr.State) -> None:
+    """Build the tab (inside the caller's ``gr.Tab``).
+
+    ``shared_schedule`` is deliberately unused: a checkpoint only works with its own schedule.
+    """
+    del shared_schedule
+    choices = list_models(_models_root())
+    key0 = choices[0][1]
+    # Placeholders until the page loads: the load event (below) loads the model (torch) and
+    # sets the card and the sampler controls from it, exactly as choosing it in the list does.
+    kw0 = DEFAULT_SAMPLER.kwargs()
+    T0 = DEMO_SCHEDULE.T
+    run_state = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=_cleanup)
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=330):
+            model = gr.Dropdown(choices, value=key0, label="Pretrained model")
+            info = gr.Markdown("", elem_classes=["dl-health"])
+            with gr.Row(equal_height=True):
+                sampler = gr.Radio(SAMPLER_CHOICES, value=kw0["sampler"], label="Sampler",
+                                   scale=3, min_width=190)
+                clip_x0 = gr.Checkbox(bool(kw0["clip_x0"]), label="clip x̂0", scale=2,
+                                      min_width=100)
+            with gr.Row():
+                steps = gr.Number(kw0["steps"], label="Steps", precision=0, minimum=1,
+                                  maximum=T0, min_width=80)
+                eta = gr.Number(float(kw0["eta"]), label="η (DDIM)", minimum=0, maximum=1,
+                                step=0.1, min_width=80, interactive=kw0["sampler"] == "ddim")
+                variance = gr.Dropdown(VARIANCE_CHOICES, value=kw0["variance"],
+                                       label="σ² DDPM", min_width=80,
+                                       interactive=kw0["sampler"] == "ddpm")
+            with gr.Row():
+                spacing = gr.Dropdown(list(SPACINGS), value=kw0["spacing"],
+                                      label="Spacing", min_width=110, scale=5)
+                n_images = gr.Number(DEFAULT_IMAGES, label="Images", precision=0,
+                                     minimum=1, maximum=MAX_IMAGES, min_width=70, scale=4)
+                seed = gr.Number(0, label="Seed", precision=0, minimum=0,
+                                 maximum=common.MAX_SEED, min_width=70, scale=4)
+            with gr.Row():
+                run_btn = gr.Button("▶ Sample", variant="primary", min_width=80)
+                stop_btn = gr.Button("■ Stop", variant="stop", min_width=80)
+
+        with gr.Column(scale=5):
+            with gr.Row(equal_height=True):
+                kw = dict(format="png", height=IMG_HEIGHT, interactive=False,
+                          buttons=["download", "fullscreen"], min_width=200,
+                          elem_classes=["dl-pixel"])
+                img_xt = gr.Image(None, label="xₜ — the chain now (last: the samples)", **kw)
+                img_x0 = gr.Image(None, label="x̂₀ — predicted clean images",
+                                  **kw)
+            with gr.Row(equal_height=True):
+                frame = gr.Slider(0, 1, value=0, step=1, interactive=False, scale=4,
+                                  label=FRAME_LABEL)
+                gif_btn = gr.DownloadButton("⬇ GIF", interactive=False, size="sm", scale=1,
+                                            min_width=110)
+                png_btn = gr.DownloadButton("⬇ PNG", interactive=False, size="sm", scale=1,
+                                            min_width=110)
+            status = gr.Markdown(f"Press ▶ Sample to watch noise turn into images (up to "
+                                 f"{MAX_IMAGES} at once).", elem_classes=["dl-health"])
+            with gr.Accordion("Model card", open=False):
+                card = gr.Markdown("", latex_delimiters=common.LATEX)
+            if BENCH_PLOT.is_file():
+                with gr.Accordion("How many steps do I need?", open=False):
+                    gr.Image(str(BENCH_PLOT), format="png", interactive=False,
+                             show_label=False, buttons=["fullscreen"])
+            with gr.Accordion("How this works: DDPM eq. 11, DDIM eq. 12, x̂0 and η",
+                              open=False):
+                gr.Markdown(common.explanation("sampler"), latex_delimiters=common.LATEX)
+
+    # --- events -------------------------------------------------------------------------------
+    cheap = dict(concurrency_limit=8, show_progress="hidden")
+    model_outputs = [info, card, steps, sampler, eta, spacing, variance, clip_x0]
+    model.change(model_changed, model, model_outputs, api_name="sampler_model",
+                 concurrency_id="sampler_model", **cheap)
+    common.on_load(functools.partial(model_changed, key0), model_outputs,
+                   concurrency_id="sampler_model", **cheap)
+    # On every page load: models trained since the app started appear in the list.
+    gr.on(None, functools.partial(rescan_models, key0), None, model,
+          api_name="sampler_rescan", concurrency_id="sampler_model", **cheap)
+    sampler.input(sampler_changed, [sampler, model], [steps, eta, variance],
+                  api_name="sampler_kind", concurrency_id="sampler_model", **cheap)
+
+    run_event = run_btn.click(
+        run_sampler,
+        [model, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0, run_state],
+        [img_xt, img_x0, status, run_state, frame, gif_btn, png_btn],
+        api_name="sampler_run", concurrency_limit=2, concurrency_id="sampler_heavy",
+        trigger_mode="once", show_progress="minimal",
+    )
+    # .then fires after success and after ■ Stop (not after a gr.Error).
+    run_event.then(run_finished, [run_state, status], [frame, status, img_xt, img_x0],
+                   api_name="sampler_run_finished", concurrency_id="sampler_frame", **cheap)
+    stop_btn.click(None, None, None, cancels=[run_event], api_name="sampler_stop",
+                   queue=False)
+    frame.input(show_frame, [run_state, frame], [img_xt, img_x0, status],
+                api_name="sampler_frame", concurrency_id="sampler_frame",
+                trigger_mode="always_last", **cheap)

@@ -1,0 +1,277 @@
+"""Tab 4's event handlers: plain module-level functions (the sampler is a generator), so tests
+call them directly. The run itself (frames kept, timing, files) is
+:mod:`diffusion_core.workflows.image_sampling`; here are the controls' values, validation
+messages, pictures and status lines.
+
+=====================  ========================================================================
+handler                what it does
+=====================  ========================================================================
+``model_changed``      the model's summary + card and its recorded sampler settings
+``rescan_models``      re-reads ``assets/models/`` (models may appear while the app runs)
+``sampler_changed``    DDPM ↔ DDIM: which controls apply, and that sampler's number of steps
+``run_sampler``        generator: streams x_t and x̂0 grids, keeps ≤ 100 frames, writes GIF/PNG
+``run_finished``       after the run ends or is stopped: arms the frame slider
+``show_frame``         the frame slider: one kept frame (x_t beside x̂0)
+=====================  ========================================================================
+
+Everything a user produces (kept frames, output files) lives in their own ``gr.State`` (an
+:class:`~diffusion_core.workflows.image_sampling.SamplingRun`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from diffusion_core.sampling.config import SAMPLERS, SPACINGS, VARIANCES, SamplerSettings
+from pages import common
+
+from .models import _models_root, list_models, load_model, model_card_md, model_summary_md
+
+# Imported by the first event that needs it, not while the UI is built (see pages.common).
+image_sampling = common.LazyModule("diffusion_core.workflows.image_sampling")
+
+MAX_IMAGES = 64  # the workflow's frames show up to 64 images: all of them here
+DEFAULT_IMAGES = 16
+BEAT_S = 0.1  # yield at least this often, so ■ Stop reacts within ~0.1 s (or one step)
+MAX_UI_UPDATES = 30  # new pictures at most this many times per run
+SLOW_RUN_S = 60.0  # tell the user when a run will take longer than this
+FRAME_LABEL = "Frame: scrub the reverse chain after a run"
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and sampler controls
+# ---------------------------------------------------------------------------------------------
+
+
+def model_changed(key):
+    """Dropdown change → (summary, card, steps, sampler, η, spacing, variance, clip x̂0).
+
+    The sampler controls are set to the checkpoint's settings: the image preset, then what
+    the checkpoint recorded (:func:`~diffusion_core.workflows.image_sampling.sampler_settings`).
+    """
+    ck = load_model(key)
+    settings = image_sampling.sampler_settings(ck)
+    T = ck.schedule.T
+    return (
+        model_summary_md(key, ck),
+        model_card_md(key, ck),
+        gr.update(value=settings.resolved_steps(T), maximum=T),
+        settings.sampler,
+        gr.update(value=float(settings.eta), interactive="eta" in settings.info.options),
+        settings.spacing,
+        gr.update(value=settings.variance,
+                  interactive="variance" in settings.info.options),
+        bool(settings.clip_x0),
+    )
+
+
+def rescan_models(current):
+    """Re-read the model folder; keep the current choice when it is still there."""
+    choices = list_models(_models_root())
+    keys = [k for _, k in choices]
+    return gr.update(choices=choices, value=current if current in keys else keys[0])
+
+
+def sampler_changed(sampler, key):
+    """DDPM: full chain by default, β/β̃ applies. DDIM: 25 steps by default, η applies."""
+    if sampler not in SAMPLERS:
+        raise gr.Error("Sampler must be DDPM or DDIM.")
+    info = SAMPLERS[sampler]
+    T = load_model(key).schedule.T
+    return (gr.update(value=info.default_steps(T)),
+            gr.update(interactive="eta" in info.options),
+            gr.update(interactive="variance" in info.options))
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures, text and files of a run
+# ---------------------------------------------------------------------------------------------
+
+
+def _show(grid: np.ndarray, scale: int) -> np.ndarray:
+    """Enlarge a scale-1 frame by an integer factor (nearest neighbour) → ``[H, W, 3]`` uint8.
+
+    Equal to ``images.make_grid(x, scale=scale, pad=scale)``: every pixel, borders included,
+    becomes a scale × scale block, so 16×16 samples stay crisp.
+    """
+    big = image_sampling.enlarge(grid, scale)
+    if big.ndim == 2:
+        big = big[..., None]
+    return np.ascontiguousarray(np.broadcast_to(big, (*big.shape[:2], 3)))
+
+
+def _cleanup(run) -> None:
+    """Remove a run's output folder (Gradio has copied the files it served into its cache)."""
+    if getattr(run, "out_dir", None) is not None:
+        shutil.rmtree(run.out_dir, ignore_errors=True)
+
+
+def _is_run(run) -> bool:
+    return run is not None and isinstance(run, image_sampling.SamplingRun)
+
+
+def _out_base() -> Path:
+    base = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir())
+    base = base / "diffusion-lab-sampler"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def _validate(sampler, variance, steps, eta, spacing, n_images, seed, T: int):
+    if sampler not in SAMPLERS:
+        raise gr.Error("Sampler must be DDPM or DDIM.")
+    if variance not in VARIANCES:
+        raise gr.Error("DDPM variance must be β̃ (beta_tilde) or β (beta).")
+    if spacing not in SPACINGS:
+        raise gr.Error(f"Spacing must be one of {', '.join(SPACINGS)}.")
+    steps = common.number("Steps", T if steps in (None, "") else steps, 1, T, integer=True)
+    eta = common.number("η", 0.0 if eta in (None, "") else eta, 0.0, 1.0)
+    n_images = common.number("Number of images", n_images, 1, MAX_IMAGES, integer=True)
+    seed = common.number("Seed", seed, 0, common.MAX_SEED, integer=True)
+    return sampler, variance, steps, eta, spacing, n_images, seed
+
+
+def _how(sampler, variance, steps, eta, spacing, clip_x0, T) -> str:
+    if sampler == "ddpm":
+        var = "β̃" if variance == "beta_tilde" else "β"
+        how = f"DDPM, {steps} steps (σ² = {var}"
+        how += ")" if steps == T else f", respaced, {spacing})"
+    else:
+        how = f"DDIM, {steps} steps, η = {eta:g}, {spacing}"
+    return how + (", x̂0 clipped" if clip_x0 else "")
+
+
+def _progress_md(run, how: str, step, elapsed: float, per_step: float) -> str:
+    left = per_step * (run.num_steps - step.index - 1)
+    return (f"**Step {step.index + 1} / {run.num_steps}** · t = {step.t} → {step.t_prev} · "
+            f"{per_step * 1000:.0f} ms/step · {elapsed:.1f} s, ≈ {left:.0f} s left · {how}")
+
+
+def _timing_md(run) -> str:
+    return (f"**{run.ms_per_step:.1f} ms per step** (network + update, {run.n_images} "
+            f"image{'s' if run.n_images > 1 else ''}) · total **{run.total_s:.2f} s** for "
+            f"{run.steps_done} steps, drawing included · {len(run.xt)} frames kept")
+
+
+def _file_button(path: Path | None, what: str):
+    if path is None:
+        return gr.update(value=None, interactive=False, label=f"⬇ {what}")
+    kb = path.stat().st_size / 1024
+    size = f"{kb / 1024:.1f} MB" if kb >= 1024 else f"{kb:.0f} kB"
+    return gr.update(value=str(path), interactive=True, label=f"⬇ {what} ({size})")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------------------------
+
+
+@common.friendly_errors
+def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0=True,
+                previous=None):
+    """Sample ``n_images`` images with the chosen sampler, streaming the reverse chain.
+
+    Yields ``(x_t image, x̂0 image, status Markdown, SamplingRun, frame slider, GIF button,
+    PNG button)``. While running: a yield at least every :data:`BEAT_S` s (only the progress
+    text in the status line changes, so ■ Stop reacts fast) and new pictures at most about
+    :data:`MAX_UI_UPDATES` times. The workflow keeps every step's (x_t, x̂0) when there are
+    ≤ 100 steps, else ≤ 100 evenly spaced frames (fewer if they would exceed its byte budget).
+    At the end: the final grid (PNG), the animation (GIF) and the timing.
+    """
+    ck = load_model(key)
+    T = ck.schedule.T
+    sampler, variance, steps, eta, spacing, n_images, seed = _validate(
+        sampler, variance, steps, eta, spacing, n_images, seed, T)
+    clip_x0 = bool(clip_x0)
+    settings = SamplerSettings(sampler=sampler, steps=steps, eta=eta, spacing=spacing,
+                               variance=variance, clip_x0=clip_x0)
+    _cleanup(previous)
+
+    how = _how(sampler, variance, steps, eta, spacing, clip_x0, T)
+    run = image_sampling.SamplingRun.plan(ck, settings, n_images, seed)
+    scale = run.scale
+    skip = gr.skip()
+    frozen = gr.update(minimum=0, maximum=1, value=0, interactive=False, label=FRAME_LABEL)
+    no_file = (_file_button(None, "GIF"), _file_button(None, "PNG"))
+    chain = image_sampling.stream(ck, run)
+    yield (skip, skip, f"Starting: {how} …", run, frozen, *no_file)
+
+    last_beat = last_ui = time.perf_counter()
+    ui_every = BEAT_S
+    try:
+        for progress in chain:
+            step, per_step = progress.step, progress.per_step_s
+            if step.index == 0:  # now we know the cost: ≤ MAX_UI_UPDATES pictures per run
+                ui_every = max(BEAT_S, per_step * steps / MAX_UI_UPDATES)
+            if step.t_prev == -1:
+                break
+            now = time.perf_counter()
+            text = _progress_md(run, how, step, progress.elapsed_s, per_step)
+            if step.index == 0 and per_step * steps > SLOW_RUN_S:
+                text += (f"\n\nThis run will take about {per_step * steps / 60:.1f} min on "
+                         "this machine; ■ Stop any time, or use DDIM with fewer steps.")
+            if now - last_ui >= ui_every:
+                last_ui = last_beat = now
+                yield (_show(image_sampling.frame_grid(step.x_t), scale),
+                       _show(image_sampling.frame_grid(step.pred_x0), scale),
+                       text, run, skip, skip, skip)
+            elif now - last_beat >= BEAT_S:
+                last_beat = now
+                yield skip, skip, text, run, skip, skip, skip
+    finally:
+        chain.close()
+
+    if not run.done:  # cannot happen (steps ≥ 1), but never crash on an empty chain
+        raise gr.Error("The sampler produced no steps.")
+    image_sampling.write_files(run, tempfile.mkdtemp(prefix="run-", dir=_out_base()))
+    text = f"✓ Done: {n_images} image{'s' if n_images > 1 else ''}, {how}, seed {seed}."
+    if run.nonfinite:
+        text += (f" ⚠ {run.nonfinite} image(s) contain NaN/inf (shown grey): the model is "
+                 "broken.")
+    last = len(run.xt) - 1
+    yield (_show(run.xt[-1], scale), _show(run.x0[-1], scale), text + "  \n" + _timing_md(run),
+           run, gr.update(minimum=0, maximum=last, value=last, interactive=True,
+                          label=f"Frame (0 … {last}): scrub the reverse chain"),
+           _file_button(run.gif, "GIF"), _file_button(run.png, "PNG"))
+
+
+def run_finished(run, text):
+    """After ▶ Sample ends or is stopped (``.then``): arm the slider on the frames kept so far.
+
+    Returns ``(frame slider, status Markdown, x_t image, x̂0 image)``; after a stop the
+    images show the last kept frame (after success they are already the final ones).
+    """
+    skip = gr.skip()
+    if not _is_run(run) or not run.xt:
+        return gr.update(interactive=False), text, skip, skip
+    last = len(run.xt) - 1
+    slider = gr.update(minimum=0, maximum=max(last, 1), value=last, interactive=last > 0,
+                       label=f"Frame (0 … {last}): scrub the reverse chain")
+    if run.done:
+        return slider, text, skip, skip
+    return (slider,
+            f"■ Stopped after step {run.steps_done} / {run.num_steps}. The slider scrubs the "
+            f"{len(run.xt)} frames kept so far; no files were written.",
+            _show(run.xt[-1], run.scale), _show(run.x0[-1], run.scale))
+
+
+def show_frame(run, index):
+    """Frame slider → ``(x_t image, x̂0 image, status Markdown)`` of kept frame ``index``.
+
+    The status line gives the frame's t and, after a finished run, the timing.
+    """
+    if not _is_run(run) or not run.xt:
+        raise gr.Error("Press ▶ Sample first; then the slider scrubs the reverse chain.")
+    last = len(run.xt) - 1
+    i = common.number("Frame", index, 0, max(last, 0), integer=True)
+    text = f"Frame {i} / {last} · {run.captions[i]}"
+    if run.done:
+        text += "  \n" + _timing_md(run)
+    return _show(run.xt[i], run.scale), _show(run.x0[i], run.scale), text
