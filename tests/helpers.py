@@ -58,3 +58,18 @@ class GaussianEps(torch.nn.Module):
     def forward(self, x_t, t):
         ab = self.ab[t].to(x_t.dtype)[:, None]
         return (1 - ab).sqrt() * (x_t - ab.sqrt() * MU) / (ab * SIGMA**2 + 1 - ab)
+
+
+def diverge_at_step(monkeypatch, step: int) -> None:
+    """Make every ``Trainer`` raise ``TrainingDiverged`` from training step ``step`` on, as a
+    NaN loss would (the trainer's own NaN guard is tested in tests/core/training)."""
+    from diffusion_core.training import Trainer, TrainingDiverged
+
+    real_step = Trainer.train_step
+
+    def flaky(self, lr):
+        if self.step >= step:
+            raise TrainingDiverged(f"the loss became nan at step {step + 1}")
+        return real_step(self, lr)
+
+    monkeypatch.setattr(Trainer, "train_step", flaky)

@@ -22,14 +22,16 @@ from diffusion_core.data.toy2d_spec import TOY_SPECS  # noqa: E402
 from diffusion_core.evaluation.distances import sliced_wasserstein  # noqa: E402
 from diffusion_core.forward import q_sample  # noqa: E402
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
-from diffusion_core.training import Trainer, TrainingDiverged  # noqa: E402
 from diffusion_core.workflows.toy2d import Toy2DSession, fixed_noise  # noqa: E402
 from pages import common  # noqa: E402
 from pages import toy2d as tab  # noqa: E402
 from pages.toy2d.figures import FORWARD_FRAMES, GRID, MAX_FRAMES, SHOW_POINTS  # noqa: E402
 from pages.toy2d.inputs import DATASETS, PRESET  # noqa: E402
 from pages.widgets.animated import AnimatedFigure  # noqa: E402
-from tests.helpers import serving  # noqa: E402
+from tests.helpers import (
+    diverge_at_step,  # noqa: E402
+    serving,  # noqa: E402
+)
 
 SHARED = ScheduleConfig(kind="cosine", T=1000).to_dict()
 # dataset, n, noise, seed, schedule source, kind, T, shared, width, depth, emb, act, lr, batch
@@ -142,14 +144,7 @@ def test_closing_the_generator_midway_keeps_the_partial_model():
 
 
 def test_nan_loss_warns_and_keeps_the_model(monkeypatch):
-    real_step = Trainer.train_step
-
-    def flaky(self, lr):
-        if self.step >= 30:
-            raise TrainingDiverged("the loss became nan at step 31")
-        return real_step(self, lr)
-
-    monkeypatch.setattr(Trainer, "train_step", flaky)
+    diverge_at_step(monkeypatch, 30)
     with pytest.warns(UserWarning, match="diverged"):
         out = list(tab.train(None, **BASE))
     state, _, text, *_ = out[-1]

@@ -19,8 +19,9 @@ from diffusion_core.forward import q_sample
 from diffusion_core.sampling import SamplerSettings, sample_final
 from diffusion_core.sampling.spacing import evenly_spaced
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig
-from diffusion_core.training import Trainer, TrainingDiverged
+from diffusion_core.training import TrainingDiverged
 from diffusion_core.workflows import toy2d as wf
+from tests.helpers import diverge_at_step
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = wf.DataSpec("moons", 1000, 0.05, 0)
@@ -106,14 +107,7 @@ def test_training_is_deterministic_and_stops_when_closed():
 
 
 def test_divergence_propagates_and_keeps_the_losses_so_far(monkeypatch):
-    real_step = Trainer.train_step
-
-    def flaky(self, lr):
-        if self.step >= 30:
-            raise TrainingDiverged("the loss became nan at step 31")
-        return real_step(self, lr)
-
-    monkeypatch.setattr(Trainer, "train_step", flaky)
+    diverge_at_step(monkeypatch, 30)
     session = new_session()
     with pytest.raises(TrainingDiverged):
         list(session.train(100))
