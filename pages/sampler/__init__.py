@@ -18,7 +18,7 @@ import functools
 
 import gradio as gr
 
-from diffusion_core.sampling.config import SPACINGS
+from diffusion_core.sampling.config import SAMPLERS, SPACINGS
 from pages import common
 
 from .handlers import (
@@ -50,7 +50,9 @@ __all__ = ["CARD", "DEMO_KEY", "DEMO_LABEL", "list_models", "load_model", "model
            "show_frame"]
 
 BENCH_PLOT = ROOT / "bench" / "results" / "quality_vs_steps.png"
-SAMPLER_CHOICES = [("DDIM", "ddim"), ("DDPM", "ddpm")]
+# (label, name) from the sampler registry, the image preset's sampler first.
+SAMPLER_CHOICES = [(s.label, s.name) for s in sorted(
+    SAMPLERS.values(), key=lambda s: s.name != DEFAULT_SAMPLER.sampler)]
 VARIANCE_CHOICES = [("β̃", "beta_tilde"), ("β", "beta")]
 IMG_HEIGHT = 380
 STATE_TTL_S = 3600  # a session's frames and files are freed an hour after its last run
@@ -83,10 +85,11 @@ def render(shared_schedule: gr.State) -> None:
                 steps = gr.Number(kw0["steps"], label="Steps", precision=0, minimum=1,
                                   maximum=T0, min_width=80)
                 eta = gr.Number(float(kw0["eta"]), label="η (DDIM)", minimum=0, maximum=1,
-                                step=0.1, min_width=80, interactive=kw0["sampler"] == "ddim")
+                                step=0.1, min_width=80,
+                                interactive="eta" in SAMPLERS[kw0["sampler"]].options)
                 variance = gr.Dropdown(VARIANCE_CHOICES, value=kw0["variance"],
                                        label="σ² DDPM", min_width=80,
-                                       interactive=kw0["sampler"] == "ddpm")
+                                       interactive="variance" in SAMPLERS[kw0["sampler"]].options)
             with gr.Row():
                 spacing = gr.Dropdown(list(SPACINGS), value=kw0["spacing"],
                                       label="Spacing", min_width=110, scale=5)

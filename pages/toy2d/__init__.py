@@ -33,6 +33,7 @@ import gradio as gr
 
 from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
+from diffusion_core.sampling.config import SAMPLER_NAMES
 from diffusion_core.schedule.config import BUILTIN_KINDS
 from pages import common
 from pages.toy2d import handlers
@@ -158,7 +159,8 @@ def render(shared_schedule: gr.State) -> None:
                 with gr.Tab("Sample"):
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
-                            sampler = gr.Radio(["ddpm", "ddim"], value="ddpm", label="Sampler")
+                            sampler = gr.Radio(list(SAMPLER_NAMES), value=PRESET.sampler.sampler,
+                                               label="Sampler")
                             with gr.Row():
                                 sample_steps = gr.Number(value=PRESET.schedule.T,
                                                          label="Steps", precision=0,

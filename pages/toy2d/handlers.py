@@ -17,6 +17,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from diffusion_core.data.toy2d_spec import TOY_SPECS
+from diffusion_core.sampling.config import SAMPLER_NAMES
 from pages import common
 from pages.toy2d.figures import (
     ANIM_POINTS,
@@ -243,8 +244,8 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False):
     if state is None:
         yield gr.skip(), "Train a model first."
         return
-    if sampler not in ("ddpm", "ddim"):
-        raise gr.Error("Sampler must be ddpm or ddim.")
+    if sampler not in SAMPLER_NAMES:
+        raise gr.Error(f"Sampler must be one of {', '.join(SAMPLER_NAMES)}.")
     T = state.T
     steps = common.number("Sampling steps", T if steps in (None, "") else steps, 1, T,
                           integer=True)
