@@ -11,6 +11,7 @@ module              what it drives
 ``toy2d``           tab 3: one user's 2D model (``Toy2DSession``: data, schedule, trainer), the
                     restart rule, the step-cost guard, the vector field, sampling with frames
                     and the quality score, the forward-diffusion frames
+``budget``          :class:`Budget`: the step and wall-time caps of one job (the app's limits)
 ``image_sampling``  tab 4 and the sample CLI: a checkpoint's sampler settings, one run's kept
                     (x_t, x̂0) frames streamed from the reverse chain, its PNG and GIF files
 ==================  ==========================================================================
@@ -19,6 +20,7 @@ module              what it drives
 from .._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "Budget": ".budget",
     # forward_demo (its functions are reached as forward_demo.NAME: compare, strip, … are too
     # generic here)
     "BUILTIN_IMAGES": ".forward_demo",
