@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -10,7 +11,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from diffusion_core.schedule.config import ScheduleConfig  # noqa: E402
-from pages import common, forward, sampler, schedules, toy2d  # noqa: E402
+from pages import common, forward, limits, sampler, schedules, sessions, toy2d  # noqa: E402
 
 TITLE = "Diffusion Lab"
 INTRO = (
@@ -57,11 +58,18 @@ def warm_up() -> None:
     import diffusion_core.workflows.forward_demo  # noqa: F401
 
 
-def build_demo() -> gr.Blocks:
-    """Build the whole app. The schedule chosen on the first tab is shared via ``gr.State``."""
-    with gr.Blocks(title=TITLE) as demo:
+def build_demo(lim: limits.Limits | None = None) -> gr.Blocks:
+    """Build the whole app under limits ``lim`` (default: from the environment).
+
+    The schedule chosen on the first tab is shared via ``gr.State``. Served files (uploads,
+    images, CSVs) older than the cache age are deleted on a schedule.
+    """
+    lim = limits.configure(lim if lim is not None else limits.Limits.from_env())
+    cache_age = int(lim.cache_minutes * 60)
+    with gr.Blocks(title=TITLE, delete_cache=(max(60, cache_age // 2), cache_age)) as demo:
         gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
-        shared_schedule = gr.State(ScheduleConfig(kind="cosine", T=1000).to_dict())
+        shared_schedule = gr.State(ScheduleConfig(kind="cosine", T=1000).to_dict(),
+                                   time_to_live=lim.state_ttl_s)
         with gr.Tabs():
             with gr.Tab("1 · Noise schedules", id="schedules"):
                 schedules.render(shared_schedule)
@@ -75,18 +83,46 @@ def build_demo() -> gr.Blocks:
 
 
 def launch_kwargs() -> dict:
+    """Where and how to serve, with the upload and session limits of :data:`limits.ACTIVE`."""
+    lim = limits.ACTIVE
     return dict(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         theme=common.theme(),
         css=common.CSS,
         footer_links=[],
+        max_file_size=lim.max_upload_bytes,
+        state_session_capacity=lim.max_sessions,
     )
 
 
+def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
+    """Queue and launch ``demo`` (not blocking) and start its janitor; returns the janitor.
+
+    Used by ``__main__`` and by the tests, so both serve with the same limits. Files written
+    for visitors by an earlier run are removed first.
+    """
+    lim = limits.ACTIVE
+    sessions.clear_outputs()
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(**{**launch_kwargs(), **overrides}, prevent_thread_lock=True)
+    janitor = sessions.Janitor(demo, session_idle_s=lim.session_idle_s,
+                               file_age_s=lim.cache_minutes * 60,
+                               period_s=min(30.0, lim.session_idle_s / 4))
+    janitor.start()
+    return janitor
+
+
+def configure_logging() -> None:
+    """One line per event worth knowing (refused inputs at INFO); faults keep tracebacks."""
+    logging.basicConfig(level=os.environ.get("DIFFUSION_LAB_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 if __name__ == "__main__":
-    demo = build_demo().queue(default_concurrency_limit=2)
-    demo.launch(**launch_kwargs(), prevent_thread_lock=True)
+    configure_logging()
+    demo = build_demo()
+    serve(demo)
     configure_threads()
     warm_up()
     demo.block_thread()

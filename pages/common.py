@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import logging
 import math
 from collections.abc import Callable
 from functools import wraps
@@ -25,6 +26,29 @@ import plotly.graph_objects as go
 from plotly.utils import PlotlyJSONEncoder
 
 from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig
+
+log = logging.getLogger("diffusion_lab")
+
+SHORT = 40  # characters of a user's string echoed back in a message
+
+
+def short(value: Any, limit: int = SHORT) -> str:
+    """``repr(value)`` cut to ``limit`` characters (messages never echo a huge input)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+class UserError(gr.Error):
+    """A refused input or a spent limit: the user reads the message; the server logs one line.
+
+    Gradio prints a full traceback for every ``gr.Error`` unless told not to; a user's mistake
+    is not a fault of the app, so it is logged as one INFO line (faults keep their traceback).
+    """
+
+    def __init__(self, message: str, **kwargs) -> None:
+        kwargs.setdefault("print_exception", False)
+        super().__init__(message, **kwargs)
+        log.info("refused: %s", message if len(message) <= 200 else message[:199] + "…")
 
 
 class LazyModule:
@@ -118,6 +142,7 @@ CSS = """
 .gradio-container {max-width: 1400px !important;}
 .dl-health {font-size: 0.95rem;}
 .dl-warn {color: #b45309; font-weight: 600;}
+.dl-limit {font-size: 0.85rem; opacity: 0.75;}
 footer {display: none !important;}
 """
 
@@ -159,42 +184,60 @@ def compact_layout_json(fig: go.Figure) -> str:
     return json.dumps(layout, cls=PlotlyJSONEncoder)
 
 
-def number(name: str, value, lo: float, hi: float, *, integer: bool = False) -> float | int:
-    """Validate one numeric UI input; raises ``gr.Error`` in plain words when it is bad."""
+def number(name: str, value, lo: float, hi: float, *, integer: bool = False,
+           default: float | None = None) -> float | int:
+    """Validate one numeric UI input; raises :class:`UserError` in plain words when it is bad.
+
+    An empty box (``None`` or ``""``) means ``default`` when one is given.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if default is not None:
+            return default
+        raise UserError(f"{name} is empty: enter {_allowed(lo, hi, integer)}.")
+    if isinstance(value, bool):
+        raise UserError(f"{name} must be {_allowed(lo, hi, integer)} (got {short(value)}).")
     try:
         v = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"{name} must be a number (got {value!r}).") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"{name} must be {_allowed(lo, hi, integer)} (got {short(value)}).") \
+            from None
     if not math.isfinite(v) or not lo <= v <= hi:
-        raise gr.Error(f"{name} must be between {lo:g} and {hi:g} (got {value!r}).")
+        raise UserError(f"{name} must be {_allowed(lo, hi, integer)} (got {short(value)}).")
     if integer:
         if v != int(v):
-            raise gr.Error(f"{name} must be a whole number (got {value!r}).")
+            raise UserError(f"{name} must be a whole number (got {short(value)}).")
         return int(v)
     return v
 
 
+def _allowed(lo: float, hi: float, integer: bool) -> str:
+    what = "a whole number" if integer else "a number"
+    fmt = (lambda x: f"{int(x):,}") if integer else (lambda x: f"{x:g}")
+    return f"{what} from {fmt(lo)} to {fmt(hi)}"
+
+
 def schedule_config(kind: str, T, beta_start, beta_end, scale_to_T: bool = False,
                     cosine_s=0.008, power=2.0) -> ScheduleConfig:
-    """Build a :class:`ScheduleConfig` from UI values, turning bad input into ``gr.Error``."""
+    """Build a :class:`ScheduleConfig` from UI values, turning bad input into :class:`UserError`."""
     if kind not in BUILTIN_KINDS:
-        raise gr.Error(f"Unknown schedule {kind!r}; choose one of {', '.join(BUILTIN_KINDS)}.")
+        raise UserError(f"Unknown schedule {short(kind)}; choose one of "
+                        f"{', '.join(BUILTIN_KINDS)}.")
     T = number("T (number of steps)", T, T_MIN, T_MAX, integer=True)
     beta_start = number("β_start", beta_start, 1e-8, 0.999)
     beta_end = number("β_end", beta_end, 1e-8, 0.999)
     cosine_s = number("cosine offset s", cosine_s, 0.0, 0.5)
     power = number("polynomial power p", power, 0.1, 10.0)
     if kind != "cosine" and beta_end <= beta_start:
-        raise gr.Error(f"β_end ({beta_end:g}) must be larger than β_start ({beta_start:g}).")
+        raise UserError(f"β_end ({beta_end:g}) must be larger than β_start ({beta_start:g}).")
     try:
         return ScheduleConfig(kind=kind, T=T, beta_start=beta_start, beta_end=beta_end,
                               scale_to_T=bool(scale_to_T), cosine_s=cosine_s, power=power)
     except ValueError as e:
-        raise gr.Error(str(e)) from None
+        raise UserError(str(e)) from None
 
 
 def friendly_errors(fn: Callable) -> Callable:
-    """Turn a core ``ValueError`` into a ``gr.Error`` with its message (no stack trace).
+    """Turn a core ``ValueError`` into a :class:`UserError` with its message (no stack trace).
 
     Works for plain functions and generators. ``gr.Error`` passes through unchanged.
     """
@@ -208,7 +251,7 @@ def friendly_errors(fn: Callable) -> Callable:
             except gr.Error:
                 raise
             except ValueError as e:
-                raise gr.Error(str(e)) from None
+                raise UserError(str(e)) from None
         return gen_wrapper
 
     @wraps(fn)
@@ -218,7 +261,7 @@ def friendly_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            raise UserError(str(e)) from None
     return wrapper
 
 

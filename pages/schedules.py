@@ -12,10 +12,7 @@ Handlers are plain module-level functions (tests call them directly):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -24,7 +21,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from diffusion_core.schedule.config import BUILTIN_KINDS, TERMINAL_SIGNAL_WARN, ScheduleConfig
-from pages import common
+from pages import common, sessions
+from pages.widgets import inputs as ui
 
 if TYPE_CHECKING:
     from diffusion_core.schedule import NoiseSchedule
@@ -135,10 +133,16 @@ def schedules_figure(schedules: dict[str, NoiseSchedule], x_axis: str = "t") -> 
 
 
 def _check_kinds(kinds) -> list[str]:
-    kinds = list(kinds or [])
+    if kinds is None:
+        kinds = []
+    if not isinstance(kinds, list | tuple):
+        raise common.UserError(f"Schedules to overlay must be a list of names from "
+                               f"{', '.join(BUILTIN_KINDS)} (got {common.short(kinds)}).")
+    kinds = list(kinds)
     bad = [k for k in kinds if k not in BUILTIN_KINDS]
     if bad:
-        raise gr.Error(f"Unknown schedule(s) {bad}; choose from {', '.join(BUILTIN_KINDS)}.")
+        raise common.UserError(f"Unknown schedule(s) {common.short(bad)}; choose from "
+                               f"{', '.join(BUILTIN_KINDS)}.")
     return [k for k in BUILTIN_KINDS if k in kinds]  # fixed order → stable colours/legend
 
 
@@ -154,7 +158,7 @@ def _build(kinds: list[str], primary: str, T, beta_start, beta_end, scale_to_T, 
         notes for the skipped ones).
     """
     if primary not in BUILTIN_KINDS:
-        raise gr.Error(f"Primary schedule must be one of {', '.join(BUILTIN_KINDS)}.")
+        raise common.UserError(f"Primary schedule must be one of {', '.join(BUILTIN_KINDS)}.")
     # Validate every number once, without the scaling (which may legitimately fail per kind).
     # Cosine ignores β_start/β_end, so only insist on β_end > β_start when a β-kind is in use.
     needs_betas = any(k != "cosine" for k in [*kinds, primary])
@@ -227,7 +231,7 @@ def update_schedules(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine
     unchanged (``gr.skip()``).
     """
     if x_axis not in X_AXIS_CHOICES:
-        raise gr.Error(f"x axis must be one of {X_AXIS_CHOICES}.")
+        raise common.UserError(f"x axis must be one of {X_AXIS_CHOICES}.")
     kinds = _check_kinds(kinds)
     schedules, primary_cfg, notes = _build(kinds, primary, T, beta_start, beta_end, scale_to_T,
                                            cosine_s, power)
@@ -236,12 +240,6 @@ def update_schedules(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine
     fig = schedules_figure(schedules, x_axis)
     shared = primary_cfg.to_dict() if primary_cfg is not None else gr.skip()
     return fig, health_html(schedules, primary, notes), shared
-
-
-def _temp_dir() -> Path:
-    root = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
-    root.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix="schedules-", dir=root))
 
 
 def export_csv(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s, power) -> str:
@@ -253,13 +251,13 @@ def export_csv(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s, po
     """
     kinds = _check_kinds(kinds)
     if not kinds:
-        raise gr.Error("Tick at least one schedule to export.")
+        raise common.UserError("Tick at least one schedule to export.")
     schedules, _, notes = _build(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s,
                                  power)
     for n in notes:
         gr.Warning(n)
     if not schedules:
-        raise gr.Error("None of the ticked schedules can be built with these settings.")
+        raise common.UserError("None of the ticked schedules can be built with these settings.")
     T = next(iter(schedules.values())).T
     header = ["t"]
     cols = [np.arange(T, dtype=np.float64)]
@@ -267,7 +265,7 @@ def export_csv(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s, po
         for suffix, name in _CSV_COLUMNS:
             header.append(f"{kind}_{suffix}")
             cols.append(sched.float64[name].numpy())
-    path = _temp_dir() / f"diffusion_schedules_T{T}.csv"
+    path = sessions.output_dir("csv") / f"diffusion_schedules_T{T}.csv"
     np.savetxt(path, np.column_stack(cols), delimiter=",", header=",".join(header), comments="",
                fmt=["%d"] + ["%.10g"] * (len(cols) - 1))
     return str(path)
@@ -300,20 +298,20 @@ def render(shared_schedule: gr.State) -> None:
     overlays = list(dict.fromkeys([*DEFAULT_OVERLAYS, cfg.kind]))
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=290):
-            kinds = gr.CheckboxGroup(list(BUILTIN_KINDS), value=overlays,
+            kinds = ui.CheckboxGroup(list(BUILTIN_KINDS), value=overlays,
                                      label="Schedules to overlay")
-            primary = gr.Dropdown(list(BUILTIN_KINDS), value=cfg.kind,
+            primary = ui.Dropdown(list(BUILTIN_KINDS), value=cfg.kind,
                                   label="Primary (the other tabs' default)")
-            T = gr.Slider(min(10, cfg.T), common.T_MAX, value=cfg.T, step=1, label="T (steps)")
+            T = ui.Slider(min(10, cfg.T), common.T_MAX, value=cfg.T, step=1, label="T (steps)")
             with gr.Row():
-                beta_start = gr.Number(cfg.beta_start, label="β_start", step=1e-4,
+                beta_start = ui.Number(cfg.beta_start, label="β_start", step=1e-4,
                                        min_width=100)
-                beta_end = gr.Number(cfg.beta_end, label="β_end", step=1e-3, min_width=100)
-            scale = gr.Checkbox(cfg.scale_to_T, label="Scale β_start, β_end by 1000/T")
+                beta_end = ui.Number(cfg.beta_end, label="β_end", step=1e-3, min_width=100)
+            scale = ui.Checkbox(cfg.scale_to_T, label="Scale β_start, β_end by 1000/T")
             with gr.Accordion("cosine s, polynomial p", open=False), gr.Row():
-                cosine_s = gr.Number(cfg.cosine_s, label="cosine offset s", step=0.001,
+                cosine_s = ui.Number(cfg.cosine_s, label="cosine offset s", step=0.001,
                                      min_width=100)
-                power = gr.Slider(0.5, 5.0, value=cfg.power, step=0.1,
+                power = ui.Slider(0.5, 5.0, value=cfg.power, step=0.1,
                                   label="polynomial power p", min_width=100)
         with gr.Column(scale=3):
             plot = gr.Plot(None, label="Schedules (hover for values)", show_label=False)
@@ -321,7 +319,7 @@ def render(shared_schedule: gr.State) -> None:
                 with gr.Column(scale=3, min_width=360):
                     health = gr.HTML("", elem_classes=["dl-health"])
                 with gr.Column(scale=1, min_width=180):
-                    x_axis = gr.Radio(list(X_AXIS_CHOICES), value="t", label="x axis")
+                    x_axis = ui.Radio(list(X_AXIS_CHOICES), value="t", label="x axis")
                     csv_btn = gr.Button("Export CSV", size="sm")
                     csv_file = gr.File(label="CSV", interactive=False, visible=False)
             with gr.Accordion("What am I looking at? (definitions and equations)", open=False):

@@ -27,10 +27,7 @@ def server():
     app.configure_threads()
     demo = app.build_demo()
     port = free_port()
-    kwargs = {k: v for k, v in app.launch_kwargs().items()
-              if k not in ("server_name", "server_port")}
-    demo.queue(default_concurrency_limit=2).launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-        **kwargs)
+    janitor = app.serve(demo, server_name="127.0.0.1", server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
+    janitor.stop()
     demo.close()

@@ -72,13 +72,15 @@ def builtin_image(key: str) -> torch.Tensor:
     raise ValueError(f"Unknown image {key!r}; choose one of {', '.join(BUILTIN_IMAGES)}.")
 
 
-def load_upload(path) -> tuple[torch.Tensor, list[str]]:
+def load_upload(path, *, max_pixels: int = data.MAX_IMAGE_PIXELS
+                ) -> tuple[torch.Tensor, list[str]]:
     """A user's image file → (``[C, H, W]`` in [−1, 1], notes on what was changed).
 
-    The longest side is scaled down to :data:`PHOTO_SIZE`. Raises ``FileNotFoundError`` or
+    The longest side is scaled down to :data:`PHOTO_SIZE` (cheaply: the decoder reduces
+    first). Files over ``max_pixels`` pixels are refused. Raises ``FileNotFoundError`` or
     ``ValueError`` (see :func:`diffusion_core.data.load_image_file`).
     """
-    return data.load_image_file(path, max_side=PHOTO_SIZE)
+    return data.load_image_file(path, max_side=PHOTO_SIZE, max_pixels=max_pixels)
 
 
 def draw_eps(x0: torch.Tensor, seed: int) -> torch.Tensor:

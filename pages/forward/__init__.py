@@ -16,8 +16,9 @@ from __future__ import annotations
 import gradio as gr
 
 from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig
-from pages import common
+from pages import common, limits, sessions
 from pages.common import MAX_SEED
+from pages.widgets import inputs as ui
 
 from .handlers import (
     IMAGE_CHOICES,
@@ -64,27 +65,34 @@ def render(shared_schedule: gr.State) -> None:
     t0 = round(0.25 * (cfg.T - 1))
     # The image and schedule states are filled when a browser opens the page (first_view
     # below); their change events then draw the view, as for any later change.
-    image_state = gr.State(None)
-    sched_state = gr.State(None)
-    t_state = gr.State(t0)  # mirror of the slider, written by show_t and resolve_schedule
+    ttl = limits.ACTIVE.state_ttl_s
+    image_state = gr.State(None, time_to_live=ttl,
+                           delete_callback=sessions.on_free("image"))
+    sched_state = gr.State(None, time_to_live=ttl,
+                           delete_callback=sessions.on_free("schedule"))
+    # mirror of the slider, written by show_t and resolve_schedule
+    t_state = gr.State(t0, time_to_live=ttl)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=290):
-            choice = gr.Dropdown(list(IMAGE_CHOICES), value="china", label="Image x₀")
+            choice = ui.Dropdown(list(IMAGE_CHOICES), value="china", label="Image x₀")
             upload = gr.UploadButton("Upload your own image…", file_count="single",
-                                     type="filepath", size="sm")
+                                     file_types=["image"], type="filepath", size="sm")
+            gr.Markdown(f"Images up to {limits.ACTIVE.upload_mb:g} MB and "
+                        f"{limits.ACTIVE.upload_megapixels:g} megapixels.",
+                        elem_classes=["dl-limit"])
             note = gr.Markdown("")
-            use_shared = gr.Checkbox(True, label="Use tab 1's primary schedule")
+            use_shared = ui.Checkbox(True, label="Use tab 1's primary schedule")
             with gr.Row():
-                kind = gr.Dropdown(list(BUILTIN_KINDS), value=cfg.kind, label="schedule",
+                kind = ui.Dropdown(list(BUILTIN_KINDS), value=cfg.kind, label="schedule",
                                    interactive=False, min_width=110)
-                T = gr.Number(cfg.T, label="T", precision=0, minimum=common.T_MIN,
+                T = ui.Number(cfg.T, label="T", precision=0, minimum=common.T_MIN,
                               maximum=common.T_MAX, interactive=False, min_width=80)
-            t = gr.Slider(0, cfg.T - 1, value=t0, step=1, label="t (0 … T−1)")
+            t = ui.Slider(0, cfg.T - 1, value=t0, step=1, label="t (0 … T−1)")
             with gr.Row():
-                seed = gr.Number(0, label="noise seed", precision=0, minimum=0,
+                seed = ui.Number(0, label="noise seed", precision=0, minimum=0,
                                  maximum=MAX_SEED, min_width=90)
                 new_btn = gr.Button("New noise ε", size="sm", min_width=90, scale=0)
-            compare_on = gr.Checkbox(
+            compare_on = ui.Checkbox(
                 False, label="Compare eq. 2 (step by step) with eq. 4 (closed form)")
         with gr.Column(scale=3):
             gr.Markdown("Signal part + noise part = xₜ (DDPM eq. 4), both parts at their true "
@@ -121,8 +129,10 @@ def render(shared_schedule: gr.State) -> None:
     common.on_load(first_view, [image_state, sched_state, note], **setup)
     choice.input(load_image, [choice, upload, seed], [image_state, note],
                  api_name="forward_image", **setup)
+    # Decoding an upload is the one memory-hungry step of this tab: one at a time, server-wide.
     upload.upload(load_upload, [upload, seed], [choice, image_state, note],
-                  api_name="forward_upload", **setup)
+                  api_name="forward_upload", concurrency_limit=1, concurrency_id="upload",
+                  show_progress="hidden")
     seed.change(set_noise, [image_state, seed], image_state, api_name="forward_seed",
                 trigger_mode="always_last", **setup)
     new_btn.click(new_noise, seed, seed, api_name="forward_new_noise", **setup)
@@ -155,4 +165,4 @@ def render(shared_schedule: gr.State) -> None:
           inputs=[image_state, sched_state, t_state, compare_on], api_name="forward_compare",
           **compare_kw)
     t.release(inputs=[image_state, sched_state, t, compare_on],
-              api_name="forward_compare_release", **compare_kw)
+              api_name="forward_compare_release", api_visibility="private", **compare_kw)

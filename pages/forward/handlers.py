@@ -21,7 +21,7 @@ from pathlib import Path
 import gradio as gr
 
 from diffusion_core.schedule.config import ScheduleConfig
-from pages import common
+from pages import common, limits
 from pages.common import MAX_SEED
 
 from . import views
@@ -45,14 +45,14 @@ IMAGE_KEYS = tuple(k for _, k in IMAGE_CHOICES)
 
 def _check_image_state(state):
     if not isinstance(state, dict) or "x0" not in state or "eps" not in state:
-        raise gr.Error("No image loaded yet: pick one on the left.")
+        raise common.UserError("No image loaded yet: pick one on the left.")
     return state["x0"], state["eps"]
 
 
 def _schedule(sched):
     """The session's :class:`NoiseSchedule` (built once per config, then cached)."""
     if not isinstance(sched, dict) or "config" not in sched:
-        raise gr.Error("No schedule yet: choose one on the left.")
+        raise common.UserError("No schedule yet: choose one on the left.")
     return demo.noise_schedule(ScheduleConfig.from_dict(sched["config"]))
 
 
@@ -75,7 +75,8 @@ def builtin_image(key: str):
         return demo.builtin_image(key)
     except ValueError:
         keys = ", ".join(IMAGE_KEYS[:-1])
-        raise gr.Error(f"Unknown image {key!r}; choose one of {keys}.") from None
+        raise common.UserError(f"Unknown image {common.short(key)}; choose one of {keys}.") \
+            from None
 
 
 def _image_state(x0, seed, name: str) -> dict:
@@ -92,8 +93,7 @@ def load_image(choice, upload_path, seed):
     """Image radio → (image state, note Markdown). "upload" reads ``upload_path``."""
     if choice == "upload":
         if not upload_path:
-            gr.Warning("Drop an image file into the upload box first.")
-            return gr.skip(), "Drop an image file into the upload box below."
+            return gr.skip(), "Press “Upload your own image…” above to choose a file."
         return _load_file(upload_path, seed)
     x0 = builtin_image(choice)
     c, h, w = x0.shape
@@ -102,14 +102,22 @@ def load_image(choice, upload_path, seed):
 
 
 def _load_file(path, seed):
+    lim = limits.ACTIVE
     try:
-        x0, notes = demo.load_upload(path)
+        size = Path(str(path)).stat().st_size
+    except (OSError, ValueError):
+        raise common.UserError("The uploaded file is gone; please upload it again.") from None
+    if size > lim.max_upload_bytes:
+        raise common.UserError(f"The file is {size / 2**20:.1f} MB; this server takes images "
+                               f"up to {lim.upload_mb:g} MB.")
+    try:
+        x0, notes = demo.load_upload(path, max_pixels=lim.max_upload_pixels)
     except FileNotFoundError:
-        raise gr.Error("The uploaded file is gone; please upload it again.") from None
+        raise common.UserError("The uploaded file is gone; please upload it again.") from None
     except ValueError as e:
         name = Path(str(path)).name  # don't show the server's temp folder
         msg = str(e).replace(str(path), name)
-        raise gr.Error(f"“{name}” cannot be used as an image: {msg}") from None
+        raise common.UserError(f"“{name}” cannot be used as an image: {msg}") from None
     for n in notes:
         gr.Info(f"Your image: {n}.")
     c, h, w = x0.shape
@@ -121,7 +129,7 @@ def _load_file(path, seed):
 def load_upload(upload_path, seed):
     """File upload → (image radio value "upload", image state, note)."""
     if not upload_path:
-        raise gr.Error("No file received; please upload again.")
+        raise common.UserError("No file received; please upload again.")
     state, note = _load_file(upload_path, seed)
     return "upload", state, note
 
@@ -150,7 +158,7 @@ def _shared_config(shared) -> ScheduleConfig:
     try:
         return ScheduleConfig.from_dict(dict(shared))
     except (TypeError, ValueError) as e:
-        raise gr.Error(f"The schedule from tab 1 is not usable ({e}).") from None
+        raise common.UserError(f"The schedule from tab 1 is not usable ({e}).") from None
 
 
 def schedule_state(cfg: ScheduleConfig) -> dict:

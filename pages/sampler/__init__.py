@@ -19,7 +19,8 @@ import functools
 import gradio as gr
 
 from diffusion_core.sampling.config import SAMPLERS, SPACINGS
-from pages import common
+from pages import common, limits, sessions
+from pages.widgets import inputs as ui
 
 from .handlers import (
     DEFAULT_IMAGES,
@@ -55,7 +56,6 @@ SAMPLER_CHOICES = [(s.label, s.name) for s in sorted(
     SAMPLERS.values(), key=lambda s: s.name != DEFAULT_SAMPLER.sampler)]
 VARIANCE_CHOICES = [("β̃", "beta_tilde"), ("β", "beta")]
 IMG_HEIGHT = 380
-STATE_TTL_S = 3600  # a session's frames and files are freed an hour after its last run
 
 
 def render(shared_schedule: gr.State) -> None:
@@ -70,32 +70,36 @@ def render(shared_schedule: gr.State) -> None:
     # sets the card and the sampler controls from it, exactly as choosing it in the list does.
     kw0 = DEFAULT_SAMPLER.kwargs()
     T0 = DEMO_SCHEDULE.T
-    run_state = gr.State(None, time_to_live=STATE_TTL_S, delete_callback=_cleanup)
+    lim = limits.ACTIVE
+    # The session's kept frames and output files: freed this long after the last run, or when
+    # the session is dropped (pages.sessions); _cleanup removes the files.
+    run_state = gr.State(None, time_to_live=lim.state_ttl_s,
+                         delete_callback=sessions.on_free("image run", _cleanup))
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=330):
-            model = gr.Dropdown(choices, value=key0, label="Pretrained model")
+            model = ui.Dropdown(choices, value=key0, label="Pretrained model")
             info = gr.Markdown("", elem_classes=["dl-health"])
             with gr.Row(equal_height=True):
-                sampler = gr.Radio(SAMPLER_CHOICES, value=kw0["sampler"], label="Sampler",
+                sampler = ui.Radio(SAMPLER_CHOICES, value=kw0["sampler"], label="Sampler",
                                    scale=3, min_width=190)
-                clip_x0 = gr.Checkbox(bool(kw0["clip_x0"]), label="clip x̂0", scale=2,
+                clip_x0 = ui.Checkbox(bool(kw0["clip_x0"]), label="clip x̂0", scale=2,
                                       min_width=100)
             with gr.Row():
-                steps = gr.Number(kw0["steps"], label="Steps", precision=0, minimum=1,
+                steps = ui.Number(kw0["steps"], label="Steps", precision=0, minimum=1,
                                   maximum=T0, min_width=80)
-                eta = gr.Number(float(kw0["eta"]), label="η (DDIM)", minimum=0, maximum=1,
+                eta = ui.Number(float(kw0["eta"]), label="η (DDIM)", minimum=0, maximum=1,
                                 step=0.1, min_width=80,
                                 interactive="eta" in SAMPLERS[kw0["sampler"]].options)
-                variance = gr.Dropdown(VARIANCE_CHOICES, value=kw0["variance"],
+                variance = ui.Dropdown(VARIANCE_CHOICES, value=kw0["variance"],
                                        label="σ² DDPM", min_width=80,
                                        interactive="variance" in SAMPLERS[kw0["sampler"]].options)
             with gr.Row():
-                spacing = gr.Dropdown(list(SPACINGS), value=kw0["spacing"],
+                spacing = ui.Dropdown(list(SPACINGS), value=kw0["spacing"],
                                       label="Spacing", min_width=110, scale=5)
-                n_images = gr.Number(DEFAULT_IMAGES, label="Images", precision=0,
+                n_images = ui.Number(DEFAULT_IMAGES, label="Images", precision=0,
                                      minimum=1, maximum=MAX_IMAGES, min_width=70, scale=4)
-                seed = gr.Number(0, label="Seed", precision=0, minimum=0,
+                seed = ui.Number(0, label="Seed", precision=0, minimum=0,
                                  maximum=common.MAX_SEED, min_width=70, scale=4)
             with gr.Row():
                 run_btn = gr.Button("▶ Sample", variant="primary", min_width=80)
@@ -110,14 +114,16 @@ def render(shared_schedule: gr.State) -> None:
                 img_x0 = gr.Image(None, label="x̂₀ — predicted clean images",
                                   **kw)
             with gr.Row(equal_height=True):
-                frame = gr.Slider(0, 1, value=0, step=1, interactive=False, scale=4,
+                frame = ui.Slider(0, 1, value=0, step=1, interactive=False, scale=4,
                                   label=FRAME_LABEL)
                 gif_btn = gr.DownloadButton("⬇ GIF", interactive=False, size="sm", scale=1,
                                             min_width=110)
                 png_btn = gr.DownloadButton("⬇ PNG", interactive=False, size="sm", scale=1,
                                             min_width=110)
             status = gr.Markdown(f"Press ▶ Sample to watch noise turn into images (up to "
-                                 f"{MAX_IMAGES} at once).", elem_classes=["dl-health"])
+                                 f"{MAX_IMAGES} at once; a run may take ≤ "
+                                 f"{lim.sample_seconds:g} s on this server).",
+                                 elem_classes=["dl-health"])
             with gr.Accordion("Model card", open=False):
                 card = gr.Markdown("", latex_delimiters=common.LATEX)
             if BENCH_PLOT.is_file():
@@ -137,7 +143,8 @@ def render(shared_schedule: gr.State) -> None:
                    concurrency_id="sampler_model", **cheap)
     # On every page load: models trained since the app started appear in the list.
     gr.on(None, functools.partial(rescan_models, key0), None, model,
-          api_name="sampler_rescan", concurrency_id="sampler_model", **cheap)
+          api_name="sampler_rescan", api_visibility="private", concurrency_id="sampler_model",
+          **cheap)
     sampler.input(sampler_changed, [sampler, model], [steps, eta, variance],
                   api_name="sampler_kind", concurrency_id="sampler_model", **cheap)
 
@@ -145,14 +152,15 @@ def render(shared_schedule: gr.State) -> None:
         run_sampler,
         [model, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0, run_state],
         [img_xt, img_x0, status, run_state, frame, gif_btn, png_btn],
-        api_name="sampler_run", concurrency_limit=2, concurrency_id="sampler_heavy",
+        api_name="sampler_run", concurrency_limit=lim.sample_slots, concurrency_id="sample",
         trigger_mode="once", show_progress="minimal",
     )
     # .then fires after success and after ■ Stop (not after a gr.Error).
     run_event.then(run_finished, [run_state, status], [frame, status, img_xt, img_x0],
-                   api_name="sampler_run_finished", concurrency_id="sampler_frame", **cheap)
+                   api_name="sampler_run_finished", api_visibility="private",
+                   concurrency_id="sampler_frame", **cheap)
     stop_btn.click(None, None, None, cancels=[run_event], api_name="sampler_stop",
-                   queue=False)
+                   api_visibility="private", queue=False)
     frame.input(show_frame, [run_state, frame], [img_xt, img_x0, status],
                 api_name="sampler_frame", concurrency_id="sampler_frame",
                 trigger_mode="always_last", **cheap)

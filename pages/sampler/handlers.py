@@ -20,9 +20,7 @@ Everything a user produces (kept frames, output files) lives in their own ``gr.S
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import gradio as gr
 import numpy as np
 
 from diffusion_core.sampling.config import SAMPLERS, SPACINGS, VARIANCES, SamplerSettings
-from pages import common
+from pages import common, jobs, limits, sessions
 
 from .models import _models_root, list_models, load_model, model_card_md, model_summary_md
 
@@ -82,7 +80,7 @@ def rescan_models(current):
 def sampler_changed(sampler, key):
     """DDPM: full chain by default, β/β̃ applies. DDIM: 25 steps by default, η applies."""
     if sampler not in SAMPLERS:
-        raise gr.Error("Sampler must be DDPM or DDIM.")
+        raise common.UserError("Sampler must be DDPM or DDIM.")
     info = SAMPLERS[sampler]
     T = load_model(key).schedule.T
     return (gr.update(value=info.default_steps(T)),
@@ -117,25 +115,34 @@ def _is_run(run) -> bool:
     return run is not None and isinstance(run, image_sampling.SamplingRun)
 
 
-def _out_base() -> Path:
-    base = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir())
-    base = base / "diffusion-lab-sampler"
-    base.mkdir(parents=True, exist_ok=True)
-    return base
+def _validate(sampler, variance, steps, eta, spacing, n_images, seed, ck):
+    """The controls checked against checkpoint ``ck``; an empty box means its default.
 
-
-def _validate(sampler, variance, steps, eta, spacing, n_images, seed, T: int):
+    The default number of steps is the one the Steps box gets when this sampler is chosen:
+    what the checkpoint recorded for it, else the sampler's own (DDIM 25; DDPM the full chain).
+    """
     if sampler not in SAMPLERS:
-        raise gr.Error("Sampler must be DDPM or DDIM.")
+        raise common.UserError("Sampler must be DDPM or DDIM.")
     if variance not in VARIANCES:
-        raise gr.Error("DDPM variance must be β̃ (beta_tilde) or β (beta).")
+        raise common.UserError("DDPM variance must be β̃ (beta_tilde) or β (beta).")
     if spacing not in SPACINGS:
-        raise gr.Error(f"Spacing must be one of {', '.join(SPACINGS)}.")
-    steps = common.number("Steps", T if steps in (None, "") else steps, 1, T, integer=True)
-    eta = common.number("η", 0.0 if eta in (None, "") else eta, 0.0, 1.0)
-    n_images = common.number("Number of images", n_images, 1, MAX_IMAGES, integer=True)
-    seed = common.number("Seed", seed, 0, common.MAX_SEED, integer=True)
+        raise common.UserError(f"Spacing must be one of {', '.join(SPACINGS)}.")
+    T = ck.schedule.T
+    steps = common.number("Steps", steps, 1, T, integer=True,
+                          default=_default_steps(ck, sampler))
+    eta = common.number("η", eta, 0.0, 1.0, default=0.0)
+    n_images = common.number("Number of images", n_images, 1, MAX_IMAGES, integer=True,
+                             default=DEFAULT_IMAGES)
+    seed = common.number("Seed", seed, 0, common.MAX_SEED, integer=True, default=0)
     return sampler, variance, steps, eta, spacing, n_images, seed
+
+
+def _default_steps(ck, sampler: str) -> int:
+    T = ck.schedule.T
+    recorded = image_sampling.sampler_settings(ck)
+    if recorded.sampler == sampler:
+        return recorded.resolved_steps(T)
+    return SAMPLERS[sampler].default_steps(T)
 
 
 def _how(sampler, variance, steps, eta, spacing, clip_x0, T) -> str:
@@ -152,6 +159,18 @@ def _progress_md(run, how: str, step, elapsed: float, per_step: float) -> str:
     left = per_step * (run.num_steps - step.index - 1)
     return (f"**Step {step.index + 1} / {run.num_steps}** · t = {step.t} → {step.t_prev} · "
             f"{per_step * 1000:.0f} ms/step · {elapsed:.1f} s, ≈ {left:.0f} s left · {how}")
+
+
+def _slow_note(expected_s: float, budget) -> str:
+    """A line for a run expected to be slow or to hit the time cap ("" otherwise)."""
+    cap = budget.max_seconds
+    if cap is not None and expected_s > cap:
+        return (f"  \nThis run would take about {expected_s:.0f} s; it will stop at this "
+                f"server's {cap:g} s limit. Use DDIM with 20–50 steps, or fewer images.")
+    if expected_s > SLOW_RUN_S:
+        return (f"  \nThis run will take about {expected_s / 60:.1f} min on this machine; "
+                "■ Stop any time, or use DDIM with fewer steps.")
+    return ""
 
 
 def _timing_md(run) -> str:
@@ -173,10 +192,18 @@ def _file_button(path: Path | None, what: str):
 # ---------------------------------------------------------------------------------------------
 
 
+LIMIT_PREFIX = "⏱ Stopped at"  # a run that spent the server's time budget says this
+
+
+@jobs.heavy("sampling")
 @common.friendly_errors
 def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0=True,
-                previous=None):
+                previous=None, request: gr.Request | None = None):
     """Sample ``n_images`` images with the chosen sampler, streaming the reverse chain.
+
+    A run may take the server's sampling budget (:data:`pages.limits.ACTIVE`); one that
+    spends it stops like ■ Stop (the frames kept so far stay scrubbable) and says so.
+    ``request`` (filled in by Gradio) identifies the session: one heavy job per session.
 
     Yields ``(x_t image, x̂0 image, status Markdown, SamplingRun, frame slider, GIF button,
     PNG button)``. While running: a yield at least every :data:`BEAT_S` s (only the progress
@@ -188,7 +215,8 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     ck = load_model(key)
     T = ck.schedule.T
     sampler, variance, steps, eta, spacing, n_images, seed = _validate(
-        sampler, variance, steps, eta, spacing, n_images, seed, T)
+        sampler, variance, steps, eta, spacing, n_images, seed, ck)
+    budget = limits.ACTIVE.sampling_budget()
     clip_x0 = bool(clip_x0)
     settings = SamplerSettings(sampler=sampler, steps=steps, eta=eta, spacing=spacing,
                                variance=variance, clip_x0=clip_x0)
@@ -205,6 +233,7 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
 
     last_beat = last_ui = time.perf_counter()
     ui_every = BEAT_S
+    slow_note = ""
     try:
         for progress in chain:
             step, per_step = progress.step, progress.per_step_s
@@ -212,11 +241,19 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
                 ui_every = max(BEAT_S, per_step * steps / MAX_UI_UPDATES)
             if step.t_prev == -1:
                 break
+            spent = budget.stop_reason(step.index + 1, progress.elapsed_s)
+            if spent is not None:
+                gr.Warning(f"Sampling stopped at {spent}.")
+                yield (_show(run.xt[-1], scale), _show(run.x0[-1], scale),
+                       f"{LIMIT_PREFIX} {spent} (this server's cap per run) after step "
+                       f"{step.index + 1} / {run.num_steps}. The slider scrubs the "
+                       f"{len(run.xt)} frames kept so far; no files were written. Use DDIM "
+                       "with 20–50 steps, or fewer images.", run, skip, skip, skip)
+                return
             now = time.perf_counter()
-            text = _progress_md(run, how, step, progress.elapsed_s, per_step)
-            if step.index == 0 and per_step * steps > SLOW_RUN_S:
-                text += (f"\n\nThis run will take about {per_step * steps / 60:.1f} min on "
-                         "this machine; ■ Stop any time, or use DDIM with fewer steps.")
+            if step.index == 0:
+                slow_note = _slow_note(per_step * steps, budget)
+            text = _progress_md(run, how, step, progress.elapsed_s, per_step) + slow_note
             if now - last_ui >= ui_every:
                 last_ui = last_beat = now
                 yield (_show(image_sampling.frame_grid(step.x_t), scale),
@@ -229,8 +266,8 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
         chain.close()
 
     if not run.done:  # cannot happen (steps ≥ 1), but never crash on an empty chain
-        raise gr.Error("The sampler produced no steps.")
-    image_sampling.write_files(run, tempfile.mkdtemp(prefix="run-", dir=_out_base()))
+        raise common.UserError("The sampler produced no steps.")
+    image_sampling.write_files(run, sessions.output_dir("sampler"))
     text = f"✓ Done: {n_images} image{'s' if n_images > 1 else ''}, {how}, seed {seed}."
     if run.nonfinite:
         text += (f" ⚠ {run.nonfinite} image(s) contain NaN/inf (shown grey): the model is "
@@ -254,7 +291,7 @@ def run_finished(run, text):
     last = len(run.xt) - 1
     slider = gr.update(minimum=0, maximum=max(last, 1), value=last, interactive=last > 0,
                        label=f"Frame (0 … {last}): scrub the reverse chain")
-    if run.done:
+    if run.done or (isinstance(text, str) and text.startswith(LIMIT_PREFIX)):
         return slider, text, skip, skip
     return (slider,
             f"■ Stopped after step {run.steps_done} / {run.num_steps}. The slider scrubs the "
@@ -268,7 +305,7 @@ def show_frame(run, index):
     The status line gives the frame's t and, after a finished run, the timing.
     """
     if not _is_run(run) or not run.xt:
-        raise gr.Error("Press ▶ Sample first; then the slider scrubs the reverse chain.")
+        raise common.UserError("Press ▶ Sample first; then the slider scrubs the reverse chain.")
     last = len(run.xt) - 1
     i = common.number("Frame", index, 0, max(last, 0), integer=True)
     text = f"Frame {i} / {last} · {run.captions[i]}"

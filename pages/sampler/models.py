@@ -18,8 +18,6 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import gradio as gr
-
 from diffusion_core import checkpoints, presets
 from diffusion_core.models.unet_config import UNetConfig
 from pages import common
@@ -124,13 +122,13 @@ def load_model(key) -> Checkpoint:
         return _demo_checkpoint()
     root = _models_root()
     if not isinstance(key, str) or key not in {k for _, k in list_models(root)}:
-        raise gr.Error(f"Unknown model {key!r}. Reload the page to rescan the model folder "
-                       "and pick one from the list.")
+        raise common.UserError(f"Unknown model {common.short(key)}. Reload the page to rescan "
+                               "the model folder and pick one from the list.")
     directory = root / key
     try:
         return _load_cached(str(directory), _stamp(directory))
     except (ValueError, OSError) as e:
-        raise gr.Error(f"Could not load the model {key!r}: {e}") from None
+        raise common.UserError(f"Could not load the model {common.short(key)}: {e}") from None
 
 
 def model_summary_md(key, ck: Checkpoint) -> str:

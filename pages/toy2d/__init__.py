@@ -35,7 +35,7 @@ from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
 from diffusion_core.sampling.config import SAMPLER_NAMES
 from diffusion_core.schedule.config import BUILTIN_KINDS
-from pages import common
+from pages import common, limits, sessions
 from pages.toy2d import handlers
 from pages.toy2d.figures import FORWARD_FRAMES, GRID
 from pages.toy2d.handlers import (
@@ -61,12 +61,13 @@ from pages.toy2d.inputs import (
     MAX_NOISE,
     MAX_SAMPLES,
     MAX_SEED,
-    MAX_STEPS,
     PRESET,
     SOURCE_PRESET,
     WIDTHS,
+    max_steps,
     source_choices,
 )
+from pages.widgets import inputs as ui
 from pages.widgets.animated import ELEM_CLASS, register_frames
 
 __all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME)
@@ -83,7 +84,11 @@ def explanation_md() -> str:
 
 def render(shared_schedule: gr.State) -> None:
     """Build the tab's components and wire its events (called inside ``gr.Tab``)."""
-    state = gr.State(None)
+    lim = limits.ACTIVE
+    # The session's model: freed (with its optimiser and losses) this long after it last
+    # changed, or when the session is dropped (pages.sessions).
+    state = gr.State(None, time_to_live=lim.state_ttl_s,
+                     delete_callback=sessions.on_free("2D model"))
     init_name, init_n, init_seed = DEFAULT_DATASET, DEFAULT_POINTS, 0
     init_noise = TOY_SPECS[DEFAULT_DATASET].default_noise
     p_train, p_model = PRESET.train, PRESET.model
@@ -91,44 +96,46 @@ def render(shared_schedule: gr.State) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             with gr.Row():
-                dataset = gr.Dropdown(list(DATASETS), value=init_name, label="Data set",
+                dataset = ui.Dropdown(list(DATASETS), value=init_name, label="Data set",
                                       scale=2, min_width=120)
-                seed = gr.Number(value=0, label="Seed", precision=0, minimum=0,
+                seed = ui.Number(value=0, label="Seed", precision=0, minimum=0,
                                  maximum=MAX_SEED, scale=1, min_width=70)
             with gr.Row():
-                n_points = gr.Slider(100, common.MAX_POINTS, value=init_n, step=100,
+                n_points = ui.Slider(100, common.MAX_POINTS, value=init_n, step=100,
                                      label="Points", min_width=120)
-                noise = gr.Slider(0.0, MAX_NOISE, value=init_noise, step=0.01,
+                noise = ui.Slider(0.0, MAX_NOISE, value=init_noise, step=0.01,
                                   label="Noise (std)", min_width=120)
-            source = gr.Dropdown(source_choices(shared_schedule.value), value=SOURCE_PRESET,
+            source = ui.Dropdown(source_choices(shared_schedule.value), value=SOURCE_PRESET,
                                  label="Noise schedule")
             with gr.Row():
-                lr = gr.Number(value=p_train.lr, label="lr", min_width=70)
-                batch_size = gr.Number(value=p_train.batch_size, label="Batch", precision=0,
+                lr = ui.Number(value=p_train.lr, label="lr", min_width=70)
+                batch_size = ui.Number(value=p_train.batch_size, label="Batch", precision=0,
                                        minimum=1, maximum=MAX_BATCH, min_width=60)
-                steps = gr.Number(value=p_train.steps, label="Steps", precision=0,
-                                  minimum=1, maximum=MAX_STEPS, min_width=60)
+                steps = ui.Number(value=p_train.steps, label="Steps", precision=0,
+                                  minimum=1, maximum=max_steps(), min_width=60)
             with gr.Row():
                 train_btn = gr.Button("▶ Train", variant="primary", min_width=80)
                 stop_btn = gr.Button("■ Stop", variant="stop", min_width=80)
             progress = gr.Markdown("Press ▶ Train; press it again to keep training the same "
                                    "model.", elem_classes=["dl-health"])
+            gr.Markdown(f"One press trains {lim.training_budget().describe()} on this "
+                        "server; ▶ Train again continues.", elem_classes=["dl-limit"])
             with gr.Accordion("Model and custom schedule", open=False):
                 with gr.Row():
-                    hidden = gr.Dropdown(list(WIDTHS), value=p_model.hidden, label="Width",
+                    hidden = ui.Dropdown(list(WIDTHS), value=p_model.hidden, label="Width",
                                          min_width=80)
-                    depth = gr.Slider(1, MAX_DEPTH, value=p_model.depth, step=1,
+                    depth = ui.Slider(1, MAX_DEPTH, value=p_model.depth, step=1,
                                       label="Depth", min_width=100)
                 with gr.Row():
-                    time_embedding = gr.Dropdown(list(TIME_EMBEDDINGS),
+                    time_embedding = ui.Dropdown(list(TIME_EMBEDDINGS),
                                                  value=p_model.time_embedding,
                                                  label="Time embedding", min_width=100)
-                    activation = gr.Dropdown(list(ACTIVATIONS), value=p_model.activation,
+                    activation = ui.Dropdown(list(ACTIVATIONS), value=p_model.activation,
                                              label="Activation", min_width=100)
                 with gr.Row():
-                    kind = gr.Dropdown(list(BUILTIN_KINDS), value="cosine", label="Kind",
+                    kind = ui.Dropdown(list(BUILTIN_KINDS), value="cosine", label="Kind",
                                        min_width=100)
-                    T = gr.Number(value=100, label="T (steps)", precision=0,
+                    T = ui.Number(value=100, label="T (steps)", precision=0,
                                   minimum=common.T_MIN, maximum=common.T_MAX, min_width=80)
                 gr.Markdown("Kind and T apply when the schedule is *Kind and T below*; "
                             "linear-type kinds use β = 1e-4 … 0.02 × 1000/T.",
@@ -144,7 +151,7 @@ def render(shared_schedule: gr.State) -> None:
                 with gr.Tab("Vector field"):
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
-                            t_slider = gr.Slider(0, PRESET.schedule.T - 1,
+                            t_slider = ui.Slider(0, PRESET.schedule.T - 1,
                                                  value=PRESET.schedule.T // 2, step=1,
                                                  label="t")
                             gr.Markdown(
@@ -159,22 +166,24 @@ def render(shared_schedule: gr.State) -> None:
                 with gr.Tab("Sample"):
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
-                            sampler = gr.Radio(list(SAMPLER_NAMES), value=PRESET.sampler.sampler,
+                            sampler = ui.Radio(list(SAMPLER_NAMES), value=PRESET.sampler.sampler,
                                                label="Sampler")
                             with gr.Row():
-                                sample_steps = gr.Number(value=PRESET.schedule.T,
+                                sample_steps = ui.Number(value=PRESET.schedule.T,
                                                          label="Steps", precision=0,
                                                          min_width=70)
-                                eta = gr.Number(value=0.0, label="η (DDIM)", minimum=0,
+                                eta = ui.Number(value=0.0, label="η (DDIM)", minimum=0,
                                                 maximum=1, step=0.1, min_width=70)
                             with gr.Row():
-                                n_samples = gr.Number(value=1000, label="Samples", precision=0,
+                                n_samples = ui.Number(value=1000, label="Samples", precision=0,
                                                       minimum=2, maximum=MAX_SAMPLES,
                                                       min_width=70)
-                                sample_seed = gr.Number(value=0, label="Seed", precision=0,
+                                sample_seed = ui.Number(value=0, label="Seed", precision=0,
                                                         minimum=0, maximum=MAX_SEED,
                                                         min_width=70)
-                            clip_x0 = gr.Checkbox(False, label="clip x̂0 to [−1, 1]")
+                            clip_x0 = ui.Checkbox(False, label="clip x̂0 to [−1, 1]")
+                            gr.Markdown(f"A run may take ≤ {lim.sample_seconds:g} s on this "
+                                        "server.", elem_classes=["dl-limit"])
                             with gr.Row():
                                 sample_btn = gr.Button("Sample", variant="primary",
                                                        min_width=80)
@@ -212,7 +221,8 @@ def render(shared_schedule: gr.State) -> None:
     gr.on([n_points.release, noise.release, seed.submit, seed.blur], data_plot, data_inputs,
           data_fig, api_name="toy_data_plot", concurrency_limit=8, concurrency_id="toy_data")
     shared_schedule.change(shared_schedule_changed, [shared_schedule, source], source,
-                           api_name="toy_shared_schedule", concurrency_limit=8,
+                           api_name="toy_shared_schedule", api_visibility="private",
+                           concurrency_limit=8,
                            concurrency_id="toy_cheap")
 
     train_event = train_btn.click(
@@ -220,17 +230,17 @@ def render(shared_schedule: gr.State) -> None:
         [state, *data_inputs, *schedule_inputs, hidden, depth, time_embedding, activation, lr,
          batch_size, steps],
         [state, loss_fig, progress, t_slider, sample_steps],
-        api_name="toy_train", concurrency_limit=2, concurrency_id="toy_heavy",
+        api_name="toy_train", concurrency_limit=lim.train_slots, concurrency_id="train",
         trigger_mode="once", show_progress="minimal",
     )
     # .then runs after success and after Stop (a cancel); it also clears Gradio's "Error"
     # badge on the cancelled event's outputs by writing all of them.
     train_event.then(train_finished, [state, t_slider, progress],
                      [field_fig, loss_fig, progress, t_slider, sample_steps],
-                     api_name="toy_train_finished", concurrency_limit=8,
-                     concurrency_id="toy_field")
+                     api_name="toy_train_finished", api_visibility="private",
+                     concurrency_limit=8, concurrency_id="toy_field")
     stop_btn.click(None, None, None, cancels=[train_event], api_name="toy_train_stop",
-                   queue=False)
+                   api_visibility="private", queue=False)
 
     gr.on([t_slider.release], vector_field, [state, t_slider], field_fig,
           api_name="toy_vector_field", concurrency_limit=8, concurrency_id="toy_field",
@@ -238,18 +248,19 @@ def render(shared_schedule: gr.State) -> None:
 
     sample_event = sample_btn.click(
         sample, [state, sampler, sample_steps, eta, n_samples, sample_seed, clip_x0],
-        [sample_fig, quality], api_name="toy_sample", concurrency_limit=2,
-        concurrency_id="toy_heavy", trigger_mode="once", show_progress="minimal",
+        [sample_fig, quality], api_name="toy_sample", concurrency_limit=lim.sample_slots,
+        concurrency_id="sample", trigger_mode="once", show_progress="minimal",
     )
     sample_event.then(sample_finished, quality, [sample_fig, quality],
-                      api_name="toy_sample_finished", concurrency_limit=8,
-                      concurrency_id="toy_cheap")
+                      api_name="toy_sample_finished", api_visibility="private",
+                      concurrency_limit=8, concurrency_id="toy_cheap")
     sample_stop.click(None, None, None, cancels=[sample_event], api_name="toy_sample_stop",
-                      queue=False)
+                      api_visibility="private", queue=False)
     forward_btn.click(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,
                       api_name="toy_forward", concurrency_limit=4, concurrency_id="toy_forward")
     forward_tab.select(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,
-                       api_name="toy_forward_on_select", concurrency_limit=4,
+                       api_name="toy_forward_on_select", api_visibility="private",
+                       concurrency_limit=4,
                        concurrency_id="toy_forward")
     # Browser-only: register animation frames with Plotly whenever an animated plot changes.
     register_frames(sample_fig, forward_fig)

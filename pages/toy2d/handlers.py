@@ -17,8 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from diffusion_core.data.toy2d_spec import TOY_SPECS
-from diffusion_core.sampling.config import SAMPLER_NAMES
-from pages import common
+from diffusion_core.sampling.config import SAMPLER_NAMES, SAMPLERS
+from pages import common, jobs, limits
 from pages.toy2d.figures import (
     ANIM_POINTS,
     FORWARD_FRAMES,
@@ -87,19 +87,33 @@ def shared_schedule_changed(shared, source):
 # ---------------------------------------------------------------------------------------------
 
 
-def _progress_md(state, p, note: str, *, stopped: bool = False) -> str:
+LIMIT_PREFIX = "**⏱ Stopped at"  # a run that spent its budget starts its text with this
+
+
+def _progress_md(state, p, note: str, *, stopped: bool = False, limit: str | None = None
+                 ) -> str:
     if p is None:
         return f"**Step 0 / {state.trainer.config.steps}** · {note}"
     rate = p.run_step / p.elapsed_s if p.elapsed_s > 0 else float("nan")
+    if limit is not None:
+        return (f"{LIMIT_PREFIX} {limit}** (this server's cap per press) after "
+                f"{p.run_step:,} of {p.run_steps:,} steps · loss {p.loss:.3f} · "
+                f"{p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \nThe model keeps what it learned "
+                f"({state.trainer.step:,} steps in total): press ▶ Train to continue.")
     head = "Done" if p.done else ("Stopped" if stopped else "Training")
     return (f"**{head}: step {p.run_step:,} / {p.run_steps:,}** · loss {p.loss:.3f} · "
             f"{p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \n{note} "
             f"({state.trainer.step:,} steps in total)")
 
 
+@jobs.heavy("training a 2D model")
 def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth,
-          time_embedding, activation, lr, batch_size, steps):
+          time_embedding, activation, lr, batch_size, steps, request: gr.Request | None = None):
     """Train (or keep training) this session's model; a generator for the Train button.
+
+    One press trains at most the server's budget (:data:`pages.limits.ACTIVE`: steps and
+    seconds); when it is spent the run stops cleanly, keeps the model and says so.
+    ``request`` (filled in by Gradio) identifies the session: one heavy job per session.
 
     Yields ``(state, loss figure, progress Markdown, t-slider update, sampler-steps update)``
     (``gr.skip()`` for parts that did not change) at least
@@ -111,11 +125,13 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     sched_cfg = schedule_from_ui(source, kind, T, shared)
     model_cfg = model_config(hidden, depth, time_embedding, activation, sched_cfg.T)
     train_cfg = train_config(lr, batch_size, steps)
+    budget = limits.ACTIVE.training_budget()
     try:
+        budget.check_steps(train_cfg.steps, "training steps")
         workflow.check_step_cost(model_cfg, train_cfg)
         state, reason = workflow.start_or_continue(state, spec, sched_cfg, model_cfg, train_cfg)
     except ValueError as e:
-        raise gr.Error(str(e)) from None
+        raise common.UserError(str(e)) from None
     if reason is not None:
         note = f"Started a {reason} ({spec.name}, {sched_cfg.kind} T = {sched_cfg.T})"
         # A new model may have a new T: move the t slider and the sampler's step count.
@@ -128,11 +144,16 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
 
     skip = gr.skip()
     p = None
+    spent = None
     last_yield = last_fig = time.perf_counter()
+    run = state.train(train_cfg.steps)
     try:
-        for p in state.train(train_cfg.steps):
+        for p in run:
             now = time.perf_counter()
             if p.done:
+                break
+            spent = budget.stop_reason(p.run_step, p.elapsed_s)
+            if spent is not None:
                 break
             if now - last_fig >= FIGURE_EVERY_S:
                 last_fig = last_yield = now
@@ -146,7 +167,11 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
                _progress_md(state, p, f"⚠️ Diverged (NaN loss): {e}", stopped=True), skip,
                skip)
         return
-    yield state, loss_figure(state), _progress_md(state, p, note), skip, skip
+    finally:
+        run.close()
+    if spent is not None:
+        gr.Info(f"Training stopped at {spent} of one press; press ▶ Train to continue.")
+    yield state, loss_figure(state), _progress_md(state, p, note, limit=spent), skip, skip
 
 
 def train_stopped(state) -> str:
@@ -172,7 +197,8 @@ def train_finished(state, t, text):
     if not is_session(state):
         return skip, skip, skip, skip, skip
     field_fig = vector_field_after_train(state, t)
-    if isinstance(text, str) and (text.startswith("**Done") or "Diverged" in text):
+    if isinstance(text, str) and (text.startswith(("**Done", LIMIT_PREFIX))
+                                  or "Diverged" in text):
         return field_fig, skip, skip, skip, skip
     return field_fig, loss_figure(state), train_stopped(state), skip, skip
 
@@ -217,7 +243,7 @@ def sample_finished(text):
 
     Returns ``(figure, quality Markdown)``.
     """
-    if isinstance(text, str) and text.startswith("Sampling"):
+    if isinstance(text, str) and text.startswith("Sampling") and "stopped" not in text:
         return gr.skip(), "Sampling stopped: " + text.removeprefix("Sampling").strip(" …")
     return gr.skip(), gr.skip()
 
@@ -231,11 +257,16 @@ def _quality_md(q, n: int, how: str) -> str:
             f"{how}")
 
 
-def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False):
+@jobs.heavy("sampling")
+def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
+           request: gr.Request | None = None):
     """Sample N points with the reverse chain; a generator for the Sample button.
 
     ``clip_x0`` clamps the predicted x̂0 to [−1, 1] in every step (see sampling.sample); η
-    applies to DDIM only (under DDPM it is not passed to the sampler).
+    applies to DDIM only (under DDPM it is not passed to the sampler). An empty Steps box
+    means the sampler's default (DDPM: the full chain; DDIM: 25 steps). A run may take the
+    server's sampling budget (:data:`pages.limits.ACTIVE`); one that spends it stops with a
+    message and no samples (a half-run chain is not a sample).
 
     Yields ``(figure | no-change, Markdown)``: progress while running, then the animated
     figure (≤ 60 frames, final samples over the data) and the quality numbers.
@@ -245,25 +276,38 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False):
         yield gr.skip(), "Train a model first."
         return
     if sampler not in SAMPLER_NAMES:
-        raise gr.Error(f"Sampler must be one of {', '.join(SAMPLER_NAMES)}.")
+        raise common.UserError(f"Sampler must be one of {', '.join(SAMPLER_NAMES)}.")
     T = state.T
-    steps = common.number("Sampling steps", T if steps in (None, "") else steps, 1, T,
-                          integer=True)
-    eta = common.number("η", eta, 0.0, 1.0)
+    steps = common.number("Sampling steps", steps, 1, T, integer=True,
+                          default=SAMPLERS[sampler].default_steps(T))
+    eta = common.number("η", eta, 0.0, 1.0, default=0.0)
     n_samples = common.number("Number of samples", n_samples, 2, MAX_SAMPLES, integer=True)
-    seed = common.number("Sampling seed", seed, 0, MAX_SEED, integer=True)
+    seed = common.number("Sampling seed", seed, 0, MAX_SEED, integer=True, default=0)
+    budget = limits.ACTIVE.sampling_budget()
 
     settings = sampling.SamplerSettings(sampler=sampler, steps=steps, eta=eta,
                                         spacing="trailing", clip_x0=bool(clip_x0))
     how = settings.describe(T)
     run = workflow.Toy2DSampling(state, settings, n_samples, seed, max_frames=MAX_FRAMES)
     yield gr.skip(), f"Sampling ({how}) …"
-    last = time.perf_counter()
-    for step in run:
-        now = time.perf_counter()
-        if now - last >= YIELD_EVERY_S:
-            last = now
-            yield gr.skip(), f"Sampling ({how}): step {step.index + 1} / {step.num_steps} …"
+    start = last = time.perf_counter()
+    chain = iter(run)
+    try:
+        for step in chain:
+            now = time.perf_counter()
+            spent = budget.stop_reason(step.index + 1, now - start)
+            if spent is not None and step.t_prev != -1:
+                gr.Warning(f"Sampling stopped at {spent}.")
+                yield gr.skip(), (
+                    f"{LIMIT_PREFIX} {spent}** (this server's cap per run) after step "
+                    f"{step.index + 1} / {step.num_steps}: no samples to score. Use fewer "
+                    "steps (DDIM with 20–50 is close to the full chain) or fewer samples.")
+                return
+            if now - last >= YIELD_EVERY_S:
+                last = now
+                yield gr.skip(), f"Sampling ({how}): step {step.index + 1} / {step.num_steps} …"
+    finally:
+        chain.close()
 
     result = run.result()
     fig = sample_figure(state, result, how)

@@ -16,7 +16,7 @@ from diffusion_core.data.toy2d_spec import TOY_DATASETS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS, MLPConfig
 from diffusion_core.schedule.config import ScheduleConfig
 from diffusion_core.training.config import TrainConfig
-from pages import common
+from pages import common, limits
 
 if TYPE_CHECKING:
     from diffusion_core.workflows.toy2d import DataSpec, Toy2DSession
@@ -32,7 +32,7 @@ MAX_SEED = common.MAX_SEED
 WIDTHS = (32, 64, 128, 256, 512)
 MAX_DEPTH = 6
 MAX_BATCH = 4096
-MAX_STEPS = 100_000
+# Training steps per press: the server's cap (pages.limits; DIFFUSION_LAB_TRAIN_STEPS).
 MAX_SAMPLES = 5000
 
 SOURCE_PRESET, SOURCE_SHARED, SOURCE_CUSTOM = "preset", "shared", "custom"
@@ -54,7 +54,8 @@ def need_model(state) -> Toy2DSession | None:
 
 def check_dataset(dataset) -> None:
     if dataset not in DATASETS:
-        raise gr.Error(f"Unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}.")
+        raise common.UserError(f"Unknown data set {common.short(dataset)}; choose one of "
+                               f"{', '.join(DATASETS)}.")
 
 
 def data_spec(dataset, n, noise, seed) -> DataSpec:
@@ -73,33 +74,42 @@ def schedule_from_ui(source, kind, T, shared) -> ScheduleConfig:
         try:
             cfg = ScheduleConfig.from_dict(dict(shared or {}))
         except (TypeError, ValueError) as e:
-            raise gr.Error(f"Tab 1's schedule cannot be used here: {e}") from None
+            raise common.UserError(f"Tab 1's schedule cannot be used here: {e}") from None
         if cfg.T > common.T_MAX:
-            raise gr.Error(f"Tab 1's schedule has T = {cfg.T}; this tab allows T ≤ "
+            raise common.UserError(f"Tab 1's schedule has T = {cfg.T}; this tab allows T ≤ "
                            f"{common.T_MAX}.")
         return cfg
     if source == SOURCE_CUSTOM:
         # Linear-type kinds get DDPM's 1e-4..0.02 scaled by 1000/T so short chains still end
         # near pure noise (improved-diffusion); cosine ignores the β range.
         return common.schedule_config(kind, T, 1e-4, 0.02, scale_to_T=True)
-    raise gr.Error(f"Unknown schedule choice {source!r}.")
+    raise common.UserError(f"Unknown schedule choice {common.short(source)}.")
 
 
 def model_config(hidden, depth, time_embedding, activation, T: int) -> MLPConfig:
     hidden = common.number("Width", hidden, WIDTHS[0], WIDTHS[-1], integer=True)
     depth = common.number("Depth", depth, 1, MAX_DEPTH, integer=True)
     if time_embedding not in TIME_EMBEDDINGS:
-        raise gr.Error(f"Time embedding must be one of {', '.join(TIME_EMBEDDINGS)}.")
+        raise common.UserError(f"Time embedding must be one of {', '.join(TIME_EMBEDDINGS)}.")
     if activation not in ACTIVATIONS:
-        raise gr.Error(f"Activation must be one of {', '.join(ACTIVATIONS)}.")
+        raise common.UserError(f"Activation must be one of {', '.join(ACTIVATIONS)}.")
     return replace(PRESET.model, hidden=hidden, depth=depth, time_embedding=time_embedding,
                    activation=activation, num_timesteps=T)
 
 
+def max_steps() -> int:
+    """Training steps one press may ask for (the server's cap)."""
+    return limits.ACTIVE.train_steps
+
+
 def train_config(lr, batch_size, steps) -> TrainConfig:
-    lr = common.number("Learning rate", lr, 1e-6, 1.0)
-    batch_size = common.number("Batch size", batch_size, 1, MAX_BATCH, integer=True)
-    steps = common.number("Training steps", steps, 1, MAX_STEPS, integer=True)
+    """The recipe from the boxes; an empty box means the preset's value."""
+    p = PRESET.train
+    lr = common.number("Learning rate", lr, 1e-6, 1.0, default=p.lr)
+    batch_size = common.number("Batch size", batch_size, 1, MAX_BATCH, integer=True,
+                               default=p.batch_size)
+    steps = common.number("Training steps", steps, 1, max_steps(), integer=True,
+                          default=p.steps)
     return replace(PRESET.train, lr=lr, batch_size=batch_size, steps=steps, report_every=1)
 
 

@@ -68,7 +68,7 @@ def test_cancelled_training_really_stops(server, monkeypatch):
 
     monkeypatch.setattr(training.Trainer, "train_step", counting)
     client = _client(server)
-    job = client.submit(**TRAIN_KW, steps=100_000, api_name="/toy_train")
+    job = client.submit(**TRAIN_KW, steps=20_000, api_name="/toy_train")
     deadline = time.time() + 60
     while calls["n"] < 50 and time.time() < deadline:
         time.sleep(0.05)
@@ -92,3 +92,17 @@ def test_two_clients_keep_separate_states(server):
                       api_name="/toy_sample")
     assert "train a model first" in str(out_b[1]).lower(), out_b
     assert "SW1" not in str(out_b[1])
+
+
+def test_readme_client_example_runs(server, capsys):
+    """README "Use the running app from Python": its code runs against the app as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use the running app from Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    assert 'Client("http://127.0.0.1:7860/"' in code
+    exec(code.replace("http://127.0.0.1:7860/", server), {})
+    out = capsys.readouterr().out
+    assert "**Done: step 300 / 300**" in out and "**SW1 = " in out and "NN ratio" in out, out

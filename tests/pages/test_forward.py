@@ -69,9 +69,9 @@ def test_builtin_images(key, shape):
 def test_unknown_image_and_missing_upload():
     with pytest.raises(gr.Error, match="Unknown image"):
         ft.load_image("moon", None, 0)
-    with pytest.warns(UserWarning, match="upload box"):
-        state, note = ft.load_image("upload", None, 0)
-    assert state == gr.skip() and "upload" in note
+    # Choosing "My upload" before any upload points at the button (one note, no warning).
+    state, note = ft.load_image("upload", None, 0)
+    assert state == gr.skip() and "Upload your own image" in note
 
 
 def test_noise_stays_fixed_until_redrawn(photo, sched):
@@ -368,7 +368,7 @@ def test_through_gradio_client():
         sig, noise, xt, plot, md = client.predict(600, api_name="/forward_frame")  # t_state hidden
         assert str(xt["path"]).endswith(".png") and plot["type"] == "plotly"
         assert "t = 600" in md
-        with pytest.raises(Exception, match="t must be"):
+        with pytest.raises(Exception, match=r"t \(0 … T−1\) must be a whole number \(got 2.5\)"):
             client.predict(2.5, api_name="/forward_frame")
         note = client.predict("digit", None, 0, api_name="/forward_image")  # state is hidden
         assert "64×64, greyscale" in note

@@ -1,0 +1,160 @@
+"""Bounded memory and disk over a long day: idle sessions dropped, output files swept.
+
+Gradio keeps every session's state until the state's ``time_to_live`` runs out, and keeps the
+session itself (its copy of the page's config) until ``state_session_capacity`` pushes it out;
+sessions opened by scripts (``gradio_client``) never close. :class:`Janitor` runs beside the
+server and, every ``period_s``:
+
+* drops each session unused for ``session_idle_s`` (no event at all), running its states'
+  delete callbacks first (they remove the session's output files); a session with a heavy job
+  running is never dropped;
+* deletes files under :func:`output_root` older than the cache age (CSV exports, sampler
+  GIF/PNG files of sessions that are gone).
+
+:func:`clear_outputs` empties :func:`output_root` at start-up (files of a previous run).
+Gradio's own upload/served-file cache is cleaned by ``Blocks(delete_cache=...)`` (``app.py``).
+
+The session part reads two attributes of Gradio's ``StateHolder`` (``time_last_used``,
+``session_data``; Gradio 6.31): ``tests/app/test_limits.py`` fails if they change.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pages import common, jobs
+
+FREED: Counter[str] = Counter()
+"""How many per-session states of each kind were freed (expired or dropped) since start-up."""
+
+
+def on_free(kind: str, cleanup: Callable[[Any], None] | None = None) -> Callable[[Any], None]:
+    """A ``gr.State`` delete callback: runs ``cleanup(value)`` and counts one freed ``kind``."""
+    def callback(value: Any) -> None:
+        if cleanup is not None:
+            cleanup(value)
+        if value is not None:
+            FREED[kind] += 1
+    return callback
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+def output_root() -> Path:
+    """Where the app writes files for visitors (under ``GRADIO_TEMP_DIR`` when it is set)."""
+    base = os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()
+    return Path(base) / "diffusion-lab-outputs"
+
+
+def output_dir(kind: str) -> Path:
+    """A fresh folder ``output_root()/kind/…`` for one export or run (created)."""
+    parent = output_root() / kind
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=parent))
+
+
+def clear_outputs() -> None:
+    """Remove every file the app wrote for visitors (start-up: nobody can fetch them now)."""
+    shutil.rmtree(output_root(), ignore_errors=True)
+
+
+def sweep_outputs(max_age_s: float, *, now: float | None = None) -> int:
+    """Delete output folders older than ``max_age_s`` seconds; returns how many went."""
+    now = time.time() if now is None else now
+    removed = 0
+    root = output_root()
+    if not root.is_dir():
+        return 0
+    for kind in root.iterdir():
+        if not kind.is_dir():
+            continue
+        for run in kind.iterdir():
+            try:
+                old = now - run.stat().st_mtime > max_age_s
+            except FileNotFoundError:
+                continue
+            if old:
+                shutil.rmtree(run, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+def folder_bytes(path: Path) -> tuple[int, int]:
+    """(files, bytes) under ``path`` (0, 0 if it does not exist)."""
+    files = size = 0
+    for p in Path(path).rglob("*"):
+        try:
+            if p.is_file():
+                files += 1
+                size += p.stat().st_size
+        except FileNotFoundError:
+            pass
+    return files, size
+
+
+# ---------------------------------------------------------------------------------------------
+# Sessions
+# ---------------------------------------------------------------------------------------------
+
+
+def drop_idle_sessions(state_holder, idle_s: float) -> int:
+    """Drop every session of ``state_holder`` unused for ``idle_s`` seconds; returns how many.
+
+    Each dropped session's states get their delete callbacks (as on expiry) before the session
+    and its config copy are released. Sessions running a heavy job are kept.
+    """
+    now = datetime.datetime.now()
+    dropped = 0
+    for session, last in list(state_holder.time_last_used.items()):
+        if (now - last).total_seconds() <= idle_s or jobs.running(session):
+            continue
+        state_holder.delete_state(session)  # runs every state's delete callback
+        with state_holder.lock:
+            state_holder.session_data.pop(session, None)
+            state_holder.time_last_used.pop(session, None)
+        dropped += 1
+    if dropped:
+        common.log.info("dropped %d idle session(s)", dropped)
+    return dropped
+
+
+class Janitor(threading.Thread):
+    """Every ``period_s``: drop idle sessions, sweep old output files (a daemon thread)."""
+
+    def __init__(self, demo, *, session_idle_s: float, file_age_s: float,
+                 period_s: float = 30.0) -> None:
+        super().__init__(name="diffusion-lab-janitor", daemon=True)
+        self.demo = demo
+        self.session_idle_s = session_idle_s
+        self.file_age_s = file_age_s
+        self.period_s = period_s
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.period_s):
+            self.tidy()
+
+    def tidy(self) -> None:
+        """One round (also callable directly, e.g. by tests)."""
+        try:
+            holder = getattr(self.demo, "state_holder", None)
+            if holder is not None:
+                drop_idle_sessions(holder, self.session_idle_s)
+            sweep_outputs(self.file_age_s)
+        except Exception:  # a janitor must never take the server down; log the fault
+            common.log.exception("janitor round failed")
+
+    def stop(self) -> None:
+        self._stop_event.set()

@@ -1,0 +1,122 @@
+"""Classroom safety at the server level, on an app launched with tiny limits: a session's state
+expires and is freed, idle sessions are dropped, an oversized upload is refused with a
+message, an image over the pixel limit is refused with a message, and the internal follow-up
+events are not public API.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from pages import limits, sessions
+from tests.helpers import free_port
+
+gradio_client = pytest.importorskip("gradio_client")
+
+TINY = limits.Limits(state_ttl_s=2, session_idle_s=3, upload_mb=1, upload_megapixels=0.5,
+                     cache_minutes=1)
+TRAIN = dict(dataset="moons", n=500, noise=0.05, seed=0, source="preset", kind="cosine", T=50,
+             hidden=64, depth=2, time_embedding="sinusoidal", activation="silu", lr=3e-3,
+             batch_size=64, steps=20)
+
+
+@pytest.fixture(scope="module")
+def small_server():
+    """The whole app under :data:`TINY` limits; yields (url, demo). Restores the limits."""
+    import app
+
+    before = limits.ACTIVE
+    demo = app.build_demo(TINY)
+    port = free_port()
+    janitor = app.serve(demo, server_name="127.0.0.1", server_port=port, quiet=True)
+    janitor.stop()  # the tests run its rounds themselves (no timing races)
+    try:
+        yield f"http://127.0.0.1:{port}/", demo
+    finally:
+        demo.close()
+        limits.configure(before)
+
+
+def _client(url):
+    return gradio_client.Client(url, download_files=False, verbose=False)
+
+
+def _wait(cond, timeout=15.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_sessions_model_expires_and_is_freed(small_server):
+    url, demo = small_server
+    client = _client(url)
+    freed = sessions.FREED["2D model"]
+    client.predict(**TRAIN, api_name="/toy_train")
+    # Gradio deletes expired state every second; the delete callback counts it.
+    assert _wait(lambda: sessions.FREED["2D model"] > freed), "the 2D model was never freed"
+    # The session goes on: it is asked to train again (a message, not a crash).
+    _, text = client.predict("ddpm", 10, 0.0, 100, 0, False, api_name="/toy_sample")
+    assert text == "Train a model first."
+
+
+def test_idle_sessions_are_dropped_with_their_state(small_server):
+    url, demo = small_server
+    client = _client(url)
+    client.predict(**TRAIN, api_name="/toy_train")
+    holder = demo.state_holder
+    mine = set(holder.session_data)
+    assert mine, "no session recorded"
+    time.sleep(TINY.session_idle_s + 0.5)
+    dropped = sessions.drop_idle_sessions(holder, TINY.session_idle_s)
+    assert dropped >= 1
+    assert not (mine & set(holder.session_data)), "idle sessions are still held"
+    assert not (mine & set(holder.time_last_used))
+
+
+def test_an_oversized_upload_is_refused_with_a_message(small_server):
+    url, _ = small_server
+    big = b"\0" * (TINY.max_upload_bytes + 1024)
+    r = httpx.post(url + "gradio_api/upload", files={"files": ("big.png", big, "image/png")},
+                   timeout=30)
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+    assert "size" in r.text.lower(), r.text[:200]
+
+
+def test_an_image_over_the_pixel_limit_gets_a_message(small_server, tmp_path):
+    url, _ = small_server
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.zeros((600, 1000, 3), np.uint8)).save(path)  # 0.6 MP > 0.5 MP
+    client = _client(url)
+    with pytest.raises(Exception, match="too many pixels|more than"):
+        client.predict(gradio_client.handle_file(str(path)), 0, api_name="/forward_upload")
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((100, 120, 3), np.uint8)).save(small)
+    choice, note = client.predict(gradio_client.handle_file(str(small)), 0,
+                                  api_name="/forward_upload")  # the image state is hidden
+    assert choice == "upload"
+    assert "120×100" in note
+
+
+def test_internal_follow_up_events_are_not_public(small_server):
+    url, _ = small_server
+    names = set(_client(url).view_api(return_format="dict", print_info=False)
+                ["named_endpoints"])
+    internal = {n for n in names if n.endswith(("_finished", "_release", "_stop"))}
+    assert not internal, internal
+    assert {"/toy_train", "/toy_sample", "/sampler_run", "/schedules_plot"} <= names
+
+
+def test_start_up_clears_old_output_files(tmp_path):
+    leftover = sessions.output_dir("sampler")
+    (leftover / "old.gif").write_bytes(b"GIF89a")
+    sessions.clear_outputs()  # what app.serve does before launching
+    assert not Path(leftover).exists()

@@ -1,0 +1,271 @@
+"""Classroom safety at the handler level: each cap fires with its message and keeps the work,
+one heavy job per session, the limits' environment variables, the checked input components,
+quiet logs for user mistakes, and the output-file sweep.
+
+(The server-level parts — state expiry, dropping idle sessions, upload size, private
+endpoints — are in tests/app/test_limits.py.)
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import logging  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from diffusion_core.checkpoints import save_checkpoint  # noqa: E402
+from diffusion_core.models.build import build_model  # noqa: E402
+from diffusion_core.models.unet_config import UNetConfig  # noqa: E402
+from diffusion_core.schedule import ScheduleConfig  # noqa: E402
+from pages import common, jobs, limits, sessions  # noqa: E402
+from pages import sampler as sampler_tab  # noqa: E402
+from pages import toy2d as tab  # noqa: E402
+from pages.sampler import models as shelf  # noqa: E402
+from pages.widgets import inputs as ui  # noqa: E402
+
+BASE = dict(dataset="moons", n=1000, noise=0.05, seed=0, source="preset", kind="cosine", T=100,
+            shared=ScheduleConfig(kind="cosine", T=1000).to_dict(), hidden=64, depth=2,
+            time_embedding="sinusoidal", activation="silu", lr=3e-3, batch_size=128, steps=200)
+
+
+@pytest.fixture()
+def caps(monkeypatch):
+    """Set the server's limits for one test: ``caps(train_seconds=0.3, ...)``."""
+    def set_caps(**kw):
+        monkeypatch.setattr(limits, "ACTIVE", limits.Limits(**kw))
+        return limits.ACTIVE
+    return set_caps
+
+
+def request(session: str):
+    """What Gradio passes as ``gr.Request``: only ``session_hash`` is read."""
+    return gr.Request(SimpleNamespace(headers={}, query_params={}, cookies={}, client=None,
+                                      url="", session={}, state=None, path_params={}),
+                      session_hash=session)
+
+
+# --- the limits and their environment variables ----------------------------------------------
+
+
+def test_limits_from_env_override_the_defaults_and_refuse_nonsense():
+    lim = limits.Limits.from_env({"DIFFUSION_LAB_TRAIN_SECONDS": "5",
+                                  "DIFFUSION_LAB_MAX_SESSIONS": "12",
+                                  "DIFFUSION_LAB_UPLOAD_MB": ""})
+    assert lim.train_seconds == 5.0 and lim.max_sessions == 12
+    assert lim.upload_mb == limits.Limits().upload_mb  # empty means the default
+    assert lim.training_budget().stop_reason(1, 5.0) == "the 5 s limit"
+    with pytest.raises(ValueError, match="DIFFUSION_LAB_TRAIN_STEPS='lots' is not a whole"):
+        limits.Limits.from_env({"DIFFUSION_LAB_TRAIN_STEPS": "lots"})
+    with pytest.raises(ValueError, match="DIFFUSION_LAB_SAMPLE_SECONDS must be a positive"):
+        limits.Limits.from_env({"DIFFUSION_LAB_SAMPLE_SECONDS": "-3"})
+    with pytest.raises(ValueError, match="DIFFUSION_LAB_TRAIN_SLOTS"):
+        limits.Limits.from_env({"DIFFUSION_LAB_TRAIN_SLOTS": "2.5"})
+
+
+def test_every_limit_is_documented_in_the_readme_and_the_module():
+    readme = (common.EXPLANATIONS.parents[1] / "README.md").read_text(encoding="utf-8")
+    for f in limits.Limits.__dataclass_fields__:
+        name = limits.env_name(f)
+        assert name in readme, f"{name} missing from README"
+        assert name in limits.__doc__, f"{name} missing from pages/limits.py's table"
+
+
+# --- the caps fire, say so, and keep the work ---------------------------------------------------
+
+
+def test_training_stops_at_the_time_cap_and_keeps_the_model(caps):
+    caps(train_seconds=0.4)
+    t0 = time.perf_counter()
+    outs = list(tab.train(None, **{**BASE, "steps": 20_000}))
+    elapsed = time.perf_counter() - t0
+    state, _, text, *_ = outs[-1]
+    assert text.startswith("**⏱ Stopped at the 0.4 s limit**"), text
+    assert "press ▶ Train to continue" in text
+    assert 0 < state.trainer.step < 20_000 and len(state.losses) == state.trainer.step
+    assert elapsed < 10  # stopped long before 20 000 steps
+    # The follow-up keeps the message (it would otherwise write "Stopped after …").
+    _, _, progress, _, _ = tab.train_finished(state, 50, text)
+    assert progress == gr.skip()
+    # ▶ Train again continues the same model.
+    again = list(tab.train(state, **{**BASE, "steps": 20_000}))[-1][0]
+    assert again is state and again.trainer.step > outs[-1][0].trainer.step - 1
+
+
+def test_training_step_cap_refuses_bigger_requests_in_words(caps):
+    caps(train_steps=500)
+    with pytest.raises(gr.Error, match="Training steps must be a whole number from 1 to 500"):
+        next(tab.train(None, **{**BASE, "steps": 501}))
+    assert list(tab.train(None, **{**BASE, "steps": 20}))[-1][0].trainer.step == 20
+
+
+def test_2d_sampling_stops_at_the_time_cap_with_a_message(caps):
+    state = list(tab.train(None, **{**BASE, "source": "custom", "kind": "linear", "T": 2000,
+                                    "steps": 2}))[-1][0]
+    caps(sample_seconds=0.3)
+    with pytest.warns(UserWarning, match="Sampling stopped at the 0.3 s limit"):
+        outs = list(tab.sample(state, "ddpm", None, 0.0, 5000, 0))
+    fig, text = outs[-1]
+    assert fig == gr.skip()
+    assert text.startswith("**⏱ Stopped at the 0.3 s limit**") and "no samples" in text
+    assert tab.sample_finished(text) == (gr.skip(), gr.skip())  # keeps the message
+
+
+def test_empty_2d_sampling_steps_mean_the_samplers_default():
+    state = list(tab.train(None, **{**BASE, "steps": 5}))[-1][0]
+    outs = list(tab.sample(state, "ddim", "", None, 50, None))
+    assert "25 steps" in outs[-1][1]  # DDIM's default, not T (= 200)
+
+
+@pytest.fixture()
+def models_dir(tmp_path, monkeypatch):
+    cfg = UNetConfig(channels=1, image_size=8, dim=8, dim_mults=(1, 2), groups=4, attn_heads=1,
+                     attn_dim_head=8, use_linear_attention=False, use_mid_attention=False)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "tiny", build_model(cfg), cfg,
+                    ScheduleConfig(kind="cosine", T=400), dataset={"name": "test"})
+    monkeypatch.setattr(shelf, "ASSETS_MODELS", tmp_path)
+    return tmp_path
+
+
+def test_image_sampling_stops_at_the_time_cap_and_keeps_its_frames(models_dir, caps):
+    caps(sample_seconds=0.3)
+    with pytest.warns(UserWarning, match="Sampling stopped at the 0.3 s limit"):
+        outs = list(sampler_tab.run_sampler("tiny", "ddpm", "beta_tilde", 400, 0.0,
+                                            "leading", 64, 0))
+    _, _, text, run, *_ = outs[-1]
+    assert text.startswith("⏱ Stopped at the 0.3 s limit") and "no files" in text
+    assert not run.done and 0 < run.steps_done < 400 and run.xt and run.gif is None
+    slider, status, *_ = sampler_tab.run_finished(run, text)
+    assert status == text and slider["interactive"] is True
+
+
+def test_empty_image_steps_mean_the_samplers_default_never_T(models_dir):
+    outs = list(sampler_tab.run_sampler("tiny", "ddim", "beta_tilde", None, None, "trailing",
+                                        None, None))
+    run = outs[-1][3]
+    assert run.num_steps == 25 and run.n_images == sampler_tab.handlers.DEFAULT_IMAGES
+
+
+# --- one heavy job per session -------------------------------------------------------------------
+
+
+def test_one_heavy_job_per_session_and_other_sessions_unaffected(caps):
+    caps()
+    a, b = request("session-a"), request("session-b")
+    first = tab.train(None, **BASE, request=a)
+    next(first)  # training has started for session a
+    assert jobs.running("session-a") == "training a 2D model"
+    with pytest.raises(gr.Error, match="You are already training a 2D model"):
+        next(tab.sample(None, "ddpm", None, 0.0, 100, 0, request=a))
+    state_b = list(tab.train(None, **BASE, request=b))[-1][0]  # another visitor: fine
+    assert state_b.trainer.step == BASE["steps"]
+    first.close()  # ■ Stop: the claim is released
+    assert jobs.running("session-a") is None
+    assert list(tab.train(None, **BASE, request=a))[-1][0].trainer.step == BASE["steps"]
+    assert jobs.running("session-a") is None  # released after finishing, too
+
+
+def test_a_failing_job_releases_its_claim(caps):
+    caps()
+    a = request("session-c")
+    with pytest.raises(gr.Error):
+        next(tab.train(None, **{**BASE, "lr": -1}, request=a))
+    assert jobs.running("session-c") is None
+
+
+# --- checked input components ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", ["abc", "nan", "1e309", math.nan, math.inf, True, [1],
+                                     {"a": 1}, 0, 1001, 2.5])
+def test_number_box_answers_bad_values_with_its_label_and_range(payload):
+    box = ui.Number(label="Steps", precision=0, minimum=1, maximum=1000)
+    with pytest.raises(gr.Error) as e:
+        box.preprocess(payload)
+    msg = e.value.message
+    assert msg.startswith("Steps must be") and len(msg) < 120, msg
+    if payload not in (2.5,):
+        assert "from 1 to 1,000" in msg
+
+
+def test_number_box_empty_is_none_and_good_values_convert():
+    box = ui.Number(label="lr", minimum=0, maximum=1)
+    assert box.preprocess("") is None and box.preprocess(None) is None
+    assert box.preprocess("0.5") == 0.5
+    assert ui.Number(label="n", precision=0).preprocess(7.0) == 7
+
+
+@pytest.mark.parametrize("payload", [None, "abc", math.nan, -1, 11])
+def test_slider_answers_bad_values(payload):
+    slider = ui.Slider(0, 10, step=1, label="t")
+    with pytest.raises(gr.Error, match=r"t must be a whole number from 0 to 10"):
+        slider.preprocess(payload)
+    assert slider.preprocess(3) == 3
+
+
+def test_choices_never_echo_a_huge_value():
+    dd = ui.Dropdown(["a", "b"], value="a", label="Data set")
+    huge = "x" * 100_000
+    with pytest.raises(gr.Error) as e:
+        dd.preprocess(huge)
+    assert len(e.value.message) < 120 and "choices (a, b)" in e.value.message
+    for bad in (None, 5, [], {"k": 1}):
+        with pytest.raises(gr.Error, match="Data set"):
+            dd.preprocess(bad)
+    radio = ui.Radio(["ddpm", "ddim"], value="ddpm", label="Sampler")
+    with pytest.raises(gr.Error, match="Sampler: 'euler' is not one of"):
+        radio.preprocess("euler")
+    group = ui.CheckboxGroup(["linear", "cosine"], label="Schedules")
+    assert group.preprocess(None) == [] and group.preprocess(["cosine"]) == ["cosine"]
+    for bad in ("linear", ["nope"], [None]):
+        with pytest.raises(gr.Error, match="Schedules"):
+            group.preprocess(bad)
+    box = ui.Checkbox(label="clip x̂0")
+    with pytest.raises(gr.Error, match="clip x̂0 must be true or false"):
+        box.preprocess("abc")
+    assert box.preprocess(False) is False
+
+
+def test_checked_components_draw_as_the_gradio_ones():
+    assert ui.Number(label="x").get_block_name() == "number"
+    assert ui.Slider(0, 1).get_block_name() == "slider"
+    assert ui.CheckboxGroup(["a"]).get_block_name() == "checkboxgroup"
+
+
+# --- quiet logs ----------------------------------------------------------------------------------
+
+
+def test_a_user_mistake_is_one_log_line_without_traceback(caplog):
+    with caplog.at_level(logging.INFO, logger="diffusion_lab"):
+        err = common.UserError("Steps must be a whole number (got 'x' * 500)" + "y" * 500)
+    assert err.print_exception is False  # Gradio prints no traceback for it
+    assert len(caplog.records) == 1 and len(caplog.records[0].getMessage()) <= 220
+
+
+# --- output files --------------------------------------------------------------------------------
+
+
+def test_output_folders_are_swept_by_age_and_cleared_at_start_up():
+    old = sessions.output_dir("csv")
+    (old / "a.csv").write_text("t\n0\n")
+    new = sessions.output_dir("sampler")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert sessions.sweep_outputs(600) == 1
+    assert not old.exists() and new.exists()
+    sessions.clear_outputs()
+    assert not sessions.output_root().exists()
+
+
+def test_schedule_csv_export_writes_under_the_swept_root():
+    from pages import schedules
+    path = schedules.export_csv(["cosine"], "cosine", 10, 1e-4, 0.02, False, 0.008, 2.0)
+    assert sessions.output_root() in __import__("pathlib").Path(path).parents
