@@ -105,6 +105,8 @@ SCHEDULE_LABELS = {
 }
 
 T_MIN, T_MAX = 2, 4000
+BETA_MIN, BETA_MAX = 1e-8, 0.999  # β_start / β_end a user may type
+COSINE_S_MAX = 0.5
 MAX_SEED = 2**31 - 1  # seeds a user may type (a torch.Generator takes any 64-bit value)
 
 # Markdown maths: $$…$$ for display equations, $…$ inline (every tab's explanations).
@@ -223,9 +225,9 @@ def schedule_config(kind: str, T, beta_start, beta_end, scale_to_T: bool = False
         raise UserError(f"Unknown schedule {short(kind)}; choose one of "
                         f"{', '.join(BUILTIN_KINDS)}.")
     T = number("T (number of steps)", T, T_MIN, T_MAX, integer=True)
-    beta_start = number("β_start", beta_start, 1e-8, 0.999)
-    beta_end = number("β_end", beta_end, 1e-8, 0.999)
-    cosine_s = number("cosine offset s", cosine_s, 0.0, 0.5)
+    beta_start = number("β_start", beta_start, BETA_MIN, BETA_MAX)
+    beta_end = number("β_end", beta_end, BETA_MIN, BETA_MAX)
+    cosine_s = number("cosine offset s", cosine_s, 0.0, COSINE_S_MAX)
     power = number("polynomial power p", power, 0.1, 10.0)
     if kind != "cosine" and beta_end <= beta_start:
         raise UserError(f"β_end ({beta_end:g}) must be larger than β_start ({beta_start:g}).")

@@ -304,13 +304,15 @@ def render(shared_schedule: gr.State) -> None:
                                   label="Primary (the other tabs' default)")
             T = ui.Slider(min(10, cfg.T), common.T_MAX, value=cfg.T, step=1, label="T (steps)")
             with gr.Row():
+                beta_range = dict(minimum=common.BETA_MIN, maximum=common.BETA_MAX)
                 beta_start = ui.Number(cfg.beta_start, label="β_start", step=1e-4,
-                                       min_width=100)
-                beta_end = ui.Number(cfg.beta_end, label="β_end", step=1e-3, min_width=100)
+                                       min_width=100, **beta_range)
+                beta_end = ui.Number(cfg.beta_end, label="β_end", step=1e-3, min_width=100,
+                                     **beta_range)
             scale = ui.Checkbox(cfg.scale_to_T, label="Scale β_start, β_end by 1000/T")
             with gr.Accordion("cosine s, polynomial p", open=False), gr.Row():
                 cosine_s = ui.Number(cfg.cosine_s, label="cosine offset s", step=0.001,
-                                     min_width=100)
+                                     minimum=0, maximum=common.COSINE_S_MAX, min_width=100)
                 power = ui.Slider(0.5, 5.0, value=cfg.power, step=0.1,
                                   label="polynomial power p", min_width=100)
         with gr.Column(scale=3):

@@ -56,6 +56,8 @@ from pages.toy2d.inputs import (
     DATASETS,
     DEFAULT_DATASET,
     DEFAULT_POINTS,
+    LR_MAX,
+    LR_MIN,
     MAX_BATCH,
     MAX_DEPTH,
     MAX_NOISE,
@@ -108,7 +110,8 @@ def render(shared_schedule: gr.State) -> None:
             source = ui.Dropdown(source_choices(shared_schedule.value), value=SOURCE_PRESET,
                                  label="Noise schedule")
             with gr.Row():
-                lr = ui.Number(value=p_train.lr, label="lr", min_width=70)
+                lr = ui.Number(value=p_train.lr, label="lr", minimum=LR_MIN, maximum=LR_MAX,
+                               min_width=70)
                 batch_size = ui.Number(value=p_train.batch_size, label="Batch", precision=0,
                                        minimum=1, maximum=MAX_BATCH, min_width=60)
                 steps = ui.Number(value=p_train.steps, label="Steps", precision=0,
@@ -169,8 +172,10 @@ def render(shared_schedule: gr.State) -> None:
                             sampler = ui.Radio(list(SAMPLER_NAMES), value=PRESET.sampler.sampler,
                                                label="Sampler")
                             with gr.Row():
+                                # maximum follows the model's T (set by ▶ Train)
                                 sample_steps = ui.Number(value=PRESET.schedule.T,
                                                          label="Steps", precision=0,
+                                                         minimum=1, maximum=PRESET.schedule.T,
                                                          min_width=70)
                                 eta = ui.Number(value=0.0, label="η (DDIM)", minimum=0,
                                                 maximum=1, step=0.1, min_width=70)

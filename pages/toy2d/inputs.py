@@ -32,6 +32,7 @@ MAX_SEED = common.MAX_SEED
 WIDTHS = (32, 64, 128, 256, 512)
 MAX_DEPTH = 6
 MAX_BATCH = 4096
+LR_MIN, LR_MAX = 1e-6, 1.0
 # Training steps per press: the server's cap (pages.limits; DIFFUSION_LAB_TRAIN_STEPS).
 MAX_SAMPLES = 5000
 
@@ -105,7 +106,7 @@ def max_steps() -> int:
 def train_config(lr, batch_size, steps) -> TrainConfig:
     """The recipe from the boxes; an empty box means the preset's value."""
     p = PRESET.train
-    lr = common.number("Learning rate", lr, 1e-6, 1.0, default=p.lr)
+    lr = common.number("lr (learning rate)", lr, LR_MIN, LR_MAX, default=p.lr)
     batch_size = common.number("Batch size", batch_size, 1, MAX_BATCH, integer=True,
                                default=p.batch_size)
     steps = common.number("Training steps", steps, 1, max_steps(), integer=True,

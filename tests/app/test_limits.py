@@ -1,7 +1,7 @@
 """Classroom safety at the server level, on an app launched with tiny limits: a session's state
 expires and is freed, idle sessions are dropped, an oversized upload is refused with a
-message, an image over the pixel limit is refused with a message, and the internal follow-up
-events are not public API.
+message, an image over the pixel limit is refused with a message, one heavy job per session.
+(Private follow-up events and bad-input messages: tests/app/test_bad_input.py.)
 """
 
 from __future__ import annotations
@@ -106,17 +106,31 @@ def test_an_image_over_the_pixel_limit_gets_a_message(small_server, tmp_path):
     assert "120×100" in note
 
 
-def test_internal_follow_up_events_are_not_public(small_server):
-    url, _ = small_server
-    names = set(_client(url).view_api(return_format="dict", print_info=False)
-                ["named_endpoints"])
-    internal = {n for n in names if n.endswith(("_finished", "_release", "_stop"))}
-    assert not internal, internal
-    assert {"/toy_train", "/toy_sample", "/sampler_run", "/schedules_plot"} <= names
-
-
 def test_start_up_clears_old_output_files(tmp_path):
     leftover = sessions.output_dir("sampler")
     (leftover / "old.gif").write_bytes(b"GIF89a")
     sessions.clear_outputs()  # what app.serve does before launching
     assert not Path(leftover).exists()
+
+
+def test_one_heavy_job_per_session_over_http(small_server):
+    url, _ = small_server
+    client = _client(url)
+    job = client.submit(**{**TRAIN, "steps": 20_000}, api_name="/toy_train")
+    assert _wait(lambda: len(job.outputs()) >= 2), "training did not start"
+    with pytest.raises(Exception, match="You are already training a 2D model"):
+        client.predict("ddpm", 10, 0.0, 100, 0, False, api_name="/toy_sample")
+    other = _client(url)  # another visitor is not affected
+    _, text = other.predict("ddpm", 10, 0.0, 100, 0, False, api_name="/toy_sample")
+    assert text == "Train a model first."
+    job.cancel()
+    # After ■ Stop the claim is released: the same visitor may sample now.
+    assert _wait(lambda: _samples_ok(client)), "the claim was not released after Stop"
+
+
+def _samples_ok(client) -> bool:
+    try:
+        _, text = client.predict("ddpm", 10, 0.0, 100, 0, False, api_name="/toy_sample")
+    except Exception:
+        return False
+    return "SW1" in text
