@@ -117,6 +117,7 @@ def configure_logging() -> None:
     """One line per event worth knowing (refused inputs at INFO); faults keep tracebacks."""
     logging.basicConfig(level=os.environ.get("DIFFUSION_LAB_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up requests
 
 
 if __name__ == "__main__":
