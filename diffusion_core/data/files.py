@@ -8,6 +8,7 @@ refusal is a ``ValueError`` (or ``FileNotFoundError``) naming the file.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import warnings
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ._checks import check_choice, check_int
 from .imageset import _center_crop, _resize, _to_channels
@@ -38,47 +39,102 @@ IMAGE_EXTENSIONS = frozenset(
 """File endings :func:`load_image_folder` reads (case-insensitive)."""
 
 
-def _pil_to_unit(img: Image.Image, notes: list[str]) -> np.ndarray:
-    """PIL image → float32 ``[H, W, C]`` (C ∈ {1, 3}) in [0, 1]; alpha composited on white."""
+# How much larger than the final image the cheap reductions (JPEG draft, Image.reduce) leave it:
+# the last step is always the antialiased bilinear (triangle) filter of imageset._resize, and
+# keeping ≥ 2× the final side means that filter still spans ≥ 2 reduced pixels each way, so the
+# box pre-filter (≤ half its width) changes little. Reducing straight to the final size would
+# leave a box filter alone: blockier, more aliasing on textured photos. Measured against the
+# full-size path (mean |Δ| in [−1, 1] units): 6000×4000 photo with noise → 256 px: 0.001;
+# a harsh case, detail at 2 output pixels (2400×1600 → 32 px): 0.004 (JPEG), 0.006 (PNG). Keeping
+# 3× gives 0.002 there (the gap between PIL's and torch's own bilinear filters) but can cost a
+# JPEG draft step (6000×4000 → 256: 1/4 instead of 1/8, 4× the decoded pixels); keeping 1× gives
+# 0.013. The costs of 2×: bench/upload_decode.py.
+_KEEP = 2
+
+# EXIF orientation → the transpose that makes the image upright (as ImageOps.exif_transpose).
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_INVERSE = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}  # orientation undoing each one
+
+
+def _file_box(
+    box: tuple[float, float, float, float], orientation: int, w0: float, h0: float
+) -> tuple[float, float, float, float]:
+    """A box ``(left, top, right, bottom)`` in upright coordinates → the same pixels in the
+    file's stored ``w0 × h0`` coordinates (before the EXIF transpose)."""
+    l, t, r, b = box
+    return {
+        1: (l, t, r, b),
+        2: (w0 - r, t, w0 - l, b),
+        3: (w0 - r, h0 - b, w0 - l, h0 - t),
+        4: (l, h0 - b, r, h0 - t),
+        5: (t, l, b, r),
+        6: (t, h0 - r, b, h0 - l),
+        7: (w0 - b, h0 - r, w0 - t, h0 - l),
+        8: (w0 - b, l, w0 - t, r),
+    }[orientation]
+
+
+def _normalise_mode(img: Image.Image) -> Image.Image:
+    """Convert to one of the modes :func:`_to_unit` reads: L, LA, RGB, RGBA, I;16*, I, F."""
     mode = img.mode
-    if mode.startswith("I;16"):
+    if mode.startswith("I;16") or mode in ("I", "F", "L", "LA", "RGB", "RGBA"):
+        return img
+    if mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if mode == "1":
+        return img.convert("L")
+    if mode in ("La", "PA"):
+        return img.convert("LA")
+    return img.convert("RGBA" if mode == "RGBa" else "RGB")
+
+
+def _to_unit(
+    img: Image.Image, kind: str, extrema: tuple[float, float], transparent: bool,
+    label: str, notes: list[str],
+) -> np.ndarray:
+    """PIL image (mode from :func:`_normalise_mode`, possibly reduced) → float32 ``[H, W, C]``
+    (C ∈ {1, 3}) in [0, 1]; alpha composited on white.
+
+    ``kind`` is the mode before any reduction (an ``I;16`` image is reduced as ``I``);
+    ``extrema`` (I and F) and ``transparent`` (LA, RGBA) were measured on the whole decoded
+    image, so the value-range rules and notes do not depend on how far it was reduced.
+    """
+    if kind.startswith("I;16"):
         notes.append("16-bit greyscale scaled by 1/65535")
         return (np.asarray(img).astype(np.float32) / 65535.0)[..., None]
-    if mode == "I":
+    if kind == "I":
+        lo, hi = extrema
         a = np.asarray(img).astype(np.int64)
-        if a.min() >= 0 and a.max() <= 255:
+        if lo >= 0 and hi <= 255:
             notes.append("32-bit integer image with values 0..255 scaled by 1/255")
             return (a.astype(np.float32) / 255.0)[..., None]
-        if a.min() < 0 or a.max() > 65535:
+        if lo < 0 or hi > 65535:
             notes.append("32-bit integer values outside 0..65535 clipped")
         notes.append("32-bit integer image treated as 16-bit (scaled by 1/65535)")
         return (np.clip(a, 0, 65535).astype(np.float32) / 65535.0)[..., None]
-    if mode == "F":
+    if kind == "F":
+        lo, hi = extrema
         a = np.asarray(img).astype(np.float32)
-        if not np.isfinite(a).all():
-            raise ValueError("floating-point image contains NaN or infinite values")
-        lo, hi = float(a.min()), float(a.max())
         if lo < 0.0 or hi > 1.0:
             notes.append(f"floating-point values in [{lo:.3g}, {hi:.3g}] rescaled to [0, 1]")
-            a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+            a = ((a - np.float64(lo)) / (hi - lo)).astype(np.float32) if hi > lo \
+                else np.zeros_like(a)  # (float64: hi − lo may overflow float32)
         return a[..., None]
-    if mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    elif mode == "1":
-        img = img.convert("L")
-    elif mode in ("LA", "La", "PA"):
-        img = img.convert("LA")
-    elif mode in ("RGBa", "RGBX"):
-        img = img.convert("RGBA" if mode == "RGBa" else "RGB")
-    elif mode not in ("L", "RGB", "RGBA"):
-        img = img.convert("RGB")
     a = np.asarray(img).astype(np.float32) / 255.0
     if a.ndim == 2:
         a = a[..., None]
     if img.mode in ("LA", "RGBA"):
-        color, alpha = a[..., :-1], a[..., -1:]
-        if (alpha < 1.0).any():
+        if transparent:
             notes.append("transparent pixels composited on white")
+        color, alpha = a[..., :-1], a[..., -1:]
         a = color * alpha + (1.0 - alpha)
     return a
 
@@ -101,6 +157,17 @@ def load_image_file(
     * EXIF orientation is applied; animated/multi-page files use their first frame (noted).
     * ``center_crop=True`` crops to the central square first. If the longest side exceeds
       ``max_side`` (``None``: no limit) the image is downscaled, aspect kept, with a note.
+      Notes and output size always refer to the original image.
+
+    Cost: a large image is reduced before it becomes float. A JPEG is decoded at 1/2, 1/4 or 1/8
+    scale (``Image.draft``), then ``Image.reduce`` (a box filter, integer factor) shrinks it
+    further in 8 bits, both stopping while the region kept is still ≥ 2 × ``max_side`` on its
+    longest side; the antialiased bilinear resize does the last step, with the region placed
+    exactly (to a fraction of a pixel). A 36-megapixel JPEG read at ``max_side=256`` is never
+    decoded at full size; other formats are decoded at full size in 8 bits but never become
+    full-size float. Results differ from a full-size decode only by the extra box pre-filter
+    (mean |Δ| ≈ 0.001–0.006). The pixel-count check runs on the original size, before anything
+    is decoded.
 
     Raises:
         FileNotFoundError: ``source`` names no file.
@@ -111,9 +178,29 @@ def load_image_file(
     if max_side is not None:
         max_side = check_int("max_side", max_side, 1, 65536)
     max_pixels = check_int("max_pixels", max_pixels, 1, 2**40)
+    return _load(source, max_side=max_side, mode=mode, center_crop=center_crop,
+                 max_pixels=max_pixels, early=True)
+
+
+def _load(
+    source: str | os.PathLike | Image.Image,
+    *,
+    max_side: int | None,
+    mode: str,
+    center_crop: bool,
+    max_pixels: int,
+    early: bool,
+) -> tuple[torch.Tensor, list[str]]:
+    """:func:`load_image_file` without the argument checks. ``early=False`` is the plain
+    full-size path (decode everything, float, crop and resize in torch): the reference the
+    tests and ``bench/upload_decode.py`` compare the reduced path with."""
     notes: list[str] = []
+    keep_side = _KEEP * max_side if early and max_side is not None else None
+    crop_early = center_crop and early
     if isinstance(source, Image.Image):
-        arr = _read_pil(source, "the image", max_pixels, notes)
+        # Never draft a caller's image object: that would change it under them.
+        arr, (w, h), exact = _read_pil(source, "the image", max_pixels, notes,
+                                       keep_side=keep_side, center_crop=crop_early)
     else:
         path = Path(source)
         if not path.is_file():
@@ -122,44 +209,182 @@ def load_image_file(
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(path) as img:
-                    arr = _read_pil(img, path.name, max_pixels, notes)
+                    arr, (w, h), exact = _read_pil(img, path.name, max_pixels, notes,
+                                                   keep_side=keep_side, center_crop=crop_early,
+                                                   draft=early)
         except UnidentifiedImageError as e:
             raise ValueError(f"{path.name} is not an image PIL can read ({e})") from e
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise ValueError(f"{path.name} has too many pixels to load safely ({e})") from e
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
     x = _to_channels(x, 3 if mode == "RGB" else 1)
-    if center_crop and x.shape[-1] != x.shape[-2]:
-        h, w = x.shape[-2:]
-        x = _center_crop(x)
-        notes.append(f"centre-cropped from {w}×{h} to {x.shape[-1]}×{x.shape[-2]}")
-    h, w = x.shape[-2:]
+    # (w, h) is the upright original size. x is the whole image, or already the central square
+    # (exact integer crop), or reduced with the region used at the fractional box ``exact``.
+    if center_crop:
+        if exact is None:
+            x = _center_crop(x)  # (a no-op when cropped while decoding)
+        if w != h:
+            s = min(w, h)
+            notes.append(f"centre-cropped from {w}×{h} to {s}×{s}")
+            w = h = s
+    nh, nw = h, w
     if max_side is not None and max(h, w) > max_side:
         f = max_side / max(h, w)
         nh, nw = max(1, round(h * f)), max(1, round(w * f))
-        x = _resize(x, nh, nw)
         notes.append(f"downscaled from {w}×{h} to {nw}×{nh} (longest side ≤ {max_side})")
+    x = _resize(x, nh, nw) if exact is None else _resize_box(x, exact, nh, nw)
     return (x[0] * 2.0 - 1.0).clamp(-1.0, 1.0).float().contiguous(), notes
 
 
-def _read_pil(img: Image.Image, label: str, max_pixels: int, notes: list[str]) -> np.ndarray:
-    w, h = img.size
-    if w * h > max_pixels:
+def _read_pil(
+    img: Image.Image,
+    label: str,
+    max_pixels: int,
+    notes: list[str],
+    *,
+    keep_side: int | None = None,
+    center_crop: bool = False,
+    draft: bool = False,
+) -> tuple[np.ndarray, tuple[int, int], tuple[float, float, float, float] | None]:
+    """Decode ``img`` → (float32 ``[H, W, C]`` in [0, 1], upright original size ``(w, h)``,
+    where the region lies in the array when it was reduced, else ``None``).
+
+    With ``keep_side`` the image is reduced by the largest integer factor that keeps the region
+    used (the central square when ``center_crop``, else the whole image) at least
+    ``keep_side`` pixels on its longest side: first by the JPEG decoder (``draft``; 1/2, 1/4,
+    1/8), then by ``Image.reduce``. With ``center_crop`` only the central square of the upright
+    original (whole reduced pixels around it when reduced) is returned. Orientation is read from
+    EXIF first and applied last, to the small image: the crop box is mapped into the file's
+    stored orientation, and reduction factors are the same along both axes, so the order does
+    not change the result. Value-range statistics (I, F) and the transparency note come from the
+    whole decoded image, as without reduction.
+    """
+    w0, h0 = img.size
+    if w0 * h0 > max_pixels:
         raise ValueError(
-            f"{label} has {w}×{h} = {w * h} pixels, more than max_pixels = {max_pixels}"
+            f"{label} has {w0}×{h0} = {w0 * h0} pixels, more than max_pixels = {max_pixels}"
         )
-    if w < 1 or h < 1:
-        raise ValueError(f"{label} is empty ({w}×{h})")
+    if w0 < 1 or h0 < 1:
+        raise ValueError(f"{label} is empty ({w0}×{h0})")
     frames = getattr(img, "n_frames", 1)
     if frames > 1:
         notes.append(f"used the first of {frames} frames")
         img.seek(0)
+    used_side = min(w0, h0) if center_crop else max(w0, h0)  # longest side of the region used
+    k_max = max(1, used_side // keep_side) if keep_side else 1  # total reduction allowed
     try:
+        d = 1  # the decoder's own scale (JPEG draft), applied before load
+        if draft and k_max >= 2:
+            got = img.draft(img.mode, (-(-w0 // k_max), -(-h0 // k_max)))
+            if got is not None:
+                d = round(w0 / got[1][2])
         img.load()
-        img = ImageOps.exif_transpose(img) or img
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        if orientation not in _ORIENTATION:
+            orientation = 1
+        w, h = (h0, w0) if orientation in (5, 6, 7, 8) else (w0, h0)
+        img = _normalise_mode(img)
+        kind = img.mode
+        extrema: tuple[float, float] = (0.0, 1.0)
+        transparent, finite = False, True
+        if kind == "I":
+            extrema = img.getextrema()
+        elif kind == "F":
+            finite, extrema = _float_stats(img)
+        if kind in ("LA", "RGBA"):
+            transparent = img.getextrema()[-1][0] < 255
+        # The region used (whole image, or the central square of the upright image), in the
+        # file's stored pixel coordinates.
+        region: tuple[float, float, float, float] = (0, 0, w0, h0)
+        if center_crop and w != h:
+            s = min(w, h)
+            left, top = (w - s) // 2, (h - s) // 2
+            region = _file_box((left, top, left + s, top + s), orientation, w0, h0)
+        k = k_max // d
+        if kind == "F" and max(abs(extrema[0]), abs(extrema[1])) > 1e30:
+            k = 1  # Image.reduce sums in float32: it would overflow; torch resizes instead
+        if k >= 2 and kind.startswith("I;16"):
+            try:  # Image.reduce does not take I;16; 32-bit I does, values unchanged
+                img = img.convert("I")
+            except ValueError:
+                k = 1  # (a byte order convert() lacks) the torch resize does it all
+        exact = None
+        if d == 1 and k < 2:  # not reduced: crop exactly (integer box)
+            if region != (0, 0, w0, h0):
+                img = img.crop(region)
+        else:
+            img, exact = _reduce(img, region, d, max(k, 1))
+        if orientation != 1:
+            if exact is not None:
+                uw, uh = (img.height, img.width) if orientation in (5, 6, 7, 8) else img.size
+                exact = _file_box(exact, _INVERSE[orientation], uw, uh)
+            img = img.transpose(_ORIENTATION[orientation])
     except (OSError, SyntaxError, ValueError, TypeError) as e:
         raise ValueError(f"{label} could not be decoded as an image ({e})") from e
-    return _pil_to_unit(img, notes)
+    if not finite:
+        raise ValueError(f"{label}: floating-point image contains NaN or infinite values")
+    return _to_unit(img, kind, extrema, transparent, label, notes), (w, h), exact
+
+
+def _reduce(
+    img: Image.Image, region: tuple[float, float, float, float], d: int, k: int
+) -> tuple[Image.Image, tuple[float, float, float, float]]:
+    """Crop ``img`` (already decoded at 1/``d`` scale) to whole ``k``-blocks around ``region``
+    (stored original pixels) and box-filter it by ``k``. Returns the image and exactly where
+    ``region`` lies in it, in its pixels (fractions: the blocks need not align with it).
+
+    Stored pixel j covers original pixels [j·d, (j+1)·d) (JPEG scaled decoding averages 8×8,
+    4×4, 2×2 blocks) and reduced pixel i covers stored [x0 + i·k, x0 + (i+1)·k); only at the
+    image's own edge can a block be partial.
+    """
+    sw, sh = img.size
+    rl, rt, rr, rb = (v / d for v in region)
+    x0, y0 = min(math.floor(rl), sw - 1), min(math.floor(rt), sh - 1)
+    x1, y1 = max(math.ceil(rr), x0 + 1), max(math.ceil(rb), y0 + 1)
+    x1 = min(x0 + -(-(x1 - x0) // k) * k, sw)  # whole blocks where the image allows
+    y1 = min(y0 + -(-(y1 - y0) // k) * k, sh)
+    box = (x0, y0, x1, y1)
+    img = img.reduce(k, box=box) if k >= 2 else img.crop(box)
+    return img, ((rl - x0) / k, (rt - y0) / k, (rr - x0) / k, (rb - y0) / k)
+
+
+def _resize_box(
+    x: torch.Tensor, box: tuple[float, float, float, float], height: int, width: int
+) -> torch.Tensor:
+    """Resize the region ``box = (left, top, right, bottom)`` of ``x [N, C, H, W]`` (pixel
+    units, fractions allowed) to ``height × width``: the antialiased bilinear (triangle) filter
+    of :func:`imageset._resize` — the same weights when the box is the whole of ``x`` — with the
+    region placed exactly instead of rounded to whole pixels."""
+    wy = _triangle_weights(x.shape[-2], box[1], box[3], height).to(x.dtype)
+    wx = _triangle_weights(x.shape[-1], box[0], box[2], width).to(x.dtype)
+    return wy @ x @ wx.T
+
+
+def _triangle_weights(n_in: int, start: float, stop: float, n_out: int) -> torch.Tensor:
+    """``[n_out, n_in]`` weights: output pixel i averages the input around
+    ``start + (i + ½)·scale`` (``scale = (stop − start) / n_out``) with a triangle of half-width
+    ``max(scale, 1)``. Each input pixel [j, j + 1) counts by the part of it inside
+    [start, stop) — as if the region had been cropped out first — and each row is
+    renormalised (as torch and PIL do at an image's edge)."""
+    scale = (stop - start) / n_out
+    centre = start + (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale
+    j = torch.arange(n_in, dtype=torch.float64)
+    inside = (torch.minimum(j + 1, torch.tensor(stop)) - torch.clamp(j, min=start)).clamp(0, 1)
+    w = (1 - (j[None, :] + 0.5 - centre[:, None]).abs() / max(scale, 1.0)).clamp(min=0)
+    w = w * inside[None, :]
+    return w / w.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+def _float_stats(img: Image.Image, rows: int = 256) -> tuple[bool, tuple[float, float]]:
+    """(all values finite, (min, max)) of an ``F`` image, read in bands of ``rows`` rows so
+    that no full-size copy is made (getextrema alone would miss a NaN)."""
+    lo, hi = np.inf, -np.inf
+    for top in range(0, img.height, rows):
+        band = np.asarray(img.crop((0, top, img.width, min(top + rows, img.height))))
+        if not np.isfinite(band).all():
+            return False, (0.0, 1.0)
+        lo, hi = min(lo, float(band.min())), max(hi, float(band.max()))
+    return True, (lo, hi)
 
 
 def load_image_folder(
@@ -195,9 +420,11 @@ def load_image_folder(
         raise ValueError(f"{folder} holds {len(files)} images, more than max_images={max_images}")
     out = []
     for f in files:
-        x, _ = load_image_file(f, max_side=None, mode="RGB" if channels == 3 else "L",
+        # max_side=size: load_image_file crops and resizes to size × size itself (one resize,
+        # as before), and a large photo is reduced while decoding instead of read full-size.
+        x, _ = load_image_file(f, max_side=size, mode="RGB" if channels == 3 else "L",
                                center_crop=True)
-        out.append(_resize(x.unsqueeze(0), size, size))
+        out.append(_resize(x.unsqueeze(0), size, size))  # upscales a smaller image
     return torch.cat(out).contiguous()
 
 
