@@ -55,7 +55,9 @@ def warm_up() -> None:
     import diffusion_core.training.trainer  # noqa: F401
     import diffusion_core.workflows.toy2d  # noqa: F401
     import diffusion_core.workflows.image_sampling  # noqa: F401
-    import diffusion_core.workflows.forward_demo  # noqa: F401
+    import diffusion_core.workflows.forward_demo as forward_demo
+
+    forward_demo.builtin_image("digit")  # loads scikit-learn's digits (≈ 1 s on first use)
 
 
 def build_demo(lim: limits.Limits | None = None) -> gr.Blocks:
@@ -104,6 +106,7 @@ def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
     """
     lim = limits.ACTIVE
     sessions.clear_outputs()
+    sessions.limit_arenas()
     demo.queue(default_concurrency_limit=2)
     demo.launch(**{**launch_kwargs(), **overrides}, prevent_thread_lock=True)
     janitor = sessions.Janitor(demo, session_idle_s=lim.session_idle_s,

@@ -118,8 +118,8 @@ def _is_run(run) -> bool:
 def _validate(sampler, variance, steps, eta, spacing, n_images, seed, ck):
     """The controls checked against checkpoint ``ck``; an empty box means its default.
 
-    The default number of steps is the one the Steps box gets when this sampler is chosen:
-    what the checkpoint recorded for it, else the sampler's own (DDIM 25; DDPM the full chain).
+    An empty Steps box means the checkpoint's own step count (the image preset's: DDIM 25
+    for the shipped models) whichever sampler is chosen — never the full 1000-step chain.
     """
     if sampler not in SAMPLERS:
         raise common.UserError("Sampler must be DDPM or DDIM.")
@@ -129,20 +129,12 @@ def _validate(sampler, variance, steps, eta, spacing, n_images, seed, ck):
         raise common.UserError(f"Spacing must be one of {', '.join(SPACINGS)}.")
     T = ck.schedule.T
     steps = common.number("Steps", steps, 1, T, integer=True,
-                          default=_default_steps(ck, sampler))
+                          default=image_sampling.sampler_settings(ck).resolved_steps(T))
     eta = common.number("η", eta, 0.0, 1.0, default=0.0)
     n_images = common.number("Number of images", n_images, 1, MAX_IMAGES, integer=True,
                              default=DEFAULT_IMAGES)
     seed = common.number("Seed", seed, 0, common.MAX_SEED, integer=True, default=0)
     return sampler, variance, steps, eta, spacing, n_images, seed
-
-
-def _default_steps(ck, sampler: str) -> int:
-    T = ck.schedule.T
-    recorded = image_sampling.sampler_settings(ck)
-    if recorded.sampler == sampler:
-        return recorded.resolved_steps(T)
-    return SAMPLERS[sampler].default_steps(T)
 
 
 def _how(sampler, variance, steps, eta, spacing, clip_x0, T) -> str:

@@ -1,0 +1,59 @@
+"""A short soak: a few concurrent client sessions and one greedy user against ``python app.py``.
+
+The full soak (20 users, 5 minutes, speed and memory targets) is ``python -m bench.soak``; this
+runs the same code for ~20 s with 4 users and 1 greedy user against its own server process
+(its own env and temp dir, not the session ``server`` fixture) and checks only what must hold
+on any machine: no call fails other than by an expected refusal, every user got through, and
+the light endpoints answered. Timing targets belong to the bench's output, not to unit tests.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("gradio_client")
+
+from bench.soak import LIGHT, SoakConfig, report, run_soak  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def soak_results():
+    cfg = SoakConfig(users=4, greedy=1, seconds=20, ramp_s=2.0, think_s=(0.3, 1.5),
+                     bad_input_rate=1.0, train_seconds=8, sample_seconds=8, warm_visit=False,
+                     wait_expiry=False, verbose=False)
+    return run_soak(cfg)
+
+
+def test_no_errors(soak_results):
+    r = soak_results
+    assert r["targets"]["server_up"]["status"] == "PASS", report(r)
+    assert r["totals"]["errors"] == 0, report(r)
+    assert not r["totals"]["hung_users"], report(r)
+    assert r["targets"]["errors"]["status"] == "PASS", report(r)
+
+
+def test_every_user_made_requests(soak_results):
+    users = {u["user"]: u for u in soak_results["users"]}
+    assert set(users) == {"g0", "u0", "u1", "u2", "u3"}, users
+    for name, u in users.items():
+        assert u["requests"] > 0 and u["ok"] + u["refused"] + u["cut"] > 0, (name, u)
+    # the normal users got through the schedule, forward and 2D tabs at least once
+    for name in ("u0", "u1", "u2", "u3"):
+        assert users[name]["ok"] >= 3, (name, users[name])
+
+
+def test_light_endpoints_answered(soak_results):
+    eps = soak_results["endpoints"]
+    for ep in ("/schedules_plot", "/forward_schedule", "/forward_frame", "/toy_data_plot"):
+        assert eps.get(ep, {}).get("ok", 0) > 0, (ep, eps.get(ep))
+    for ep, s in eps.items():
+        if ep in LIGHT:
+            assert s["errors"] == 0 and s["ok"] > 0, (ep, s)
+
+
+def test_greedy_user_was_refused_or_capped_not_failed(soak_results):
+    g = next(u for u in soak_results["users"] if u["role"] == "greedy")
+    assert g["errors"] == 0, g
+    assert g["ok"] + g["refused"] + g["cut"] >= 1, g
