@@ -5,14 +5,18 @@
 
 The server. ``python app.py`` in its own process on a free localhost port, with a fresh
 ``GRADIO_TEMP_DIR`` and short lifetimes so that the end of the run can check that memory and
-files are given back: ``DIFFUSION_LAB_STATE_TTL_S`` = ``DIFFUSION_LAB_SESSION_IDLE_S`` = 60 s and
-``DIFFUSION_LAB_CACHE_MINUTES`` = 0.5 (flags change them). ``DIFFUSION_LAB_TRAIN_SECONDS`` and
-``DIFFUSION_LAB_SAMPLE_SECONDS`` are passed only when given (``--train-seconds``,
-``--sample-seconds``); any other ``DIFFUSION_LAB_*`` variable set here is inherited. Ready means
-HTTP 200 on ``/`` and a first ``/schedules_plot`` answered (the app imports torch after it is up).
+files are given back: ``DIFFUSION_LAB_SESSION_IDLE_S`` = 60 s (a session without any event for
+that long is dropped with its state) and ``DIFFUSION_LAB_CACHE_MINUTES`` = 0.5 (flags change
+them). The per-state time-to-live keeps the app's default (hours): it counts from a state's last
+*change*, so a short one would take the image from under a user who only moves a slider.
+``DIFFUSION_LAB_TRAIN_SECONDS`` and ``DIFFUSION_LAB_SAMPLE_SECONDS`` are passed only when
+given (``--train-seconds``, ``--sample-seconds``); any other ``DIFFUSION_LAB_*`` variable set
+here is inherited. Ready means HTTP 200 on ``/`` and a first ``/schedules_plot`` answered (the
+app imports torch after it is up).
 
 The users. One thread and one ``gradio_client.Client`` (one Gradio session) each, arriving over
-the first few seconds. Think times between calls are 0.5–3 s, drawn from a seeded RNG per user.
+the first few seconds. Think times between calls are 2–8 s (a student looks at each view for a
+few seconds before the next click), drawn from a seeded RNG per user.
 - A *normal* user loops over what a class does: 1–3 schedule plots (random kinds, T, scaling);
   on tab 2 an image (first loop, then now and then), a schedule and x_t at 3 values of t; then,
   with probability ``--bad-input-rate``, one deliberate bad input (a value out of range, an
@@ -38,7 +42,7 @@ anything else, a bare "Error" with no text, a missing endpoint, a light call ove
 Every 5 s a monitor thread reads the server's RSS (VmRSS of ``app.py`` and its child processes,
 from /proc) and the files and bytes under ``GRADIO_TEMP_DIR`` (Gradio's cache plus the app's
 own output files). After the run the bench cancels heavy jobs still running, closes every
-client (like closing the tabs), waits max(TTL, idle time, 2 × cache age) + 30 s and samples both
+client (like closing the tabs), waits max(idle time, 2 × cache age) + 30 s and samples both
 once more. The *start* RSS is read after one warm-up visit that ran each kind of job once
 (▶ Train, 2D samples, images): torch's first-use costs (kernels, thread pools, the checkpoint)
 are no leak. The RSS before that visit is reported as ``idle_mb``.
@@ -119,10 +123,9 @@ class SoakConfig:
     greedy: int = 2
     seconds: float = 300.0
     seed: int = 0
-    think_s: tuple[float, float] = (0.5, 3.0)
+    think_s: tuple[float, float] = (2.0, 8.0)
     ramp_s: float = 5.0  # users arrive evenly over this (at most a fifth of the run)
     bad_input_rate: float = 0.15
-    state_ttl_s: float = 60.0
     session_idle_s: float = 60.0
     cache_minutes: float = 0.5
     train_seconds: float | None = None  # DIFFUSION_LAB_TRAIN_SECONDS if given
@@ -134,8 +137,7 @@ class SoakConfig:
     verbose: bool = True
 
     def server_env(self) -> dict[str, str]:
-        env = {"DIFFUSION_LAB_STATE_TTL_S": f"{self.state_ttl_s:g}",
-               "DIFFUSION_LAB_SESSION_IDLE_S": f"{self.session_idle_s:g}",
+        env = {"DIFFUSION_LAB_SESSION_IDLE_S": f"{self.session_idle_s:g}",
                "DIFFUSION_LAB_CACHE_MINUTES": f"{self.cache_minutes:g}"}
         if self.train_seconds is not None:
             env["DIFFUSION_LAB_TRAIN_SECONDS"] = f"{self.train_seconds:g}"
@@ -144,8 +146,7 @@ class SoakConfig:
         return env
 
     def expiry_wait_s(self) -> float:
-        return (max(self.state_ttl_s, self.session_idle_s, 2 * 60 * self.cache_minutes)
-                + self.expiry_margin_s)
+        return max(self.session_idle_s, 2 * 60 * self.cache_minutes) + self.expiry_margin_s
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1021,7 +1022,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bad-input-rate", type=float, default=0.15,
                     help="chance per loop that a normal user sends a bad input (default 0.15)")
     ap.add_argument("--ttl", type=float, default=60.0,
-                    help="DIFFUSION_LAB_STATE_TTL_S and DIFFUSION_LAB_SESSION_IDLE_S (default 60)")
+                    help="DIFFUSION_LAB_SESSION_IDLE_S (default 60)")
     ap.add_argument("--cache-minutes", type=float, default=0.5,
                     help="DIFFUSION_LAB_CACHE_MINUTES (default 0.5)")
     ap.add_argument("--train-seconds", type=float, default=None,
@@ -1034,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     cfg = SoakConfig(users=args.users, greedy=args.greedy,
                      seconds=args.seconds if args.seconds is not None else 60 * args.minutes,
-                     seed=args.seed, bad_input_rate=args.bad_input_rate, state_ttl_s=args.ttl,
+                     seed=args.seed, bad_input_rate=args.bad_input_rate,
                      session_idle_s=args.ttl, cache_minutes=args.cache_minutes,
                      train_seconds=args.train_seconds, sample_seconds=args.sample_seconds,
                      wait_expiry=not args.no_expiry_wait)

@@ -12,19 +12,23 @@ variable                           default  what it bounds
                                             the model; press ▶ Train to continue)
 ``DIFFUSION_LAB_TRAIN_STEPS``      20000    training steps of one ▶ Train press
 ``DIFFUSION_LAB_SAMPLE_SECONDS``   60       wall time of one sampling run (2D or images)
-``DIFFUSION_LAB_TRAIN_SLOTS``      3        training jobs running at once (all users); more wait
-``DIFFUSION_LAB_SAMPLE_SLOTS``     3        sampling jobs running at once (all users)
-``DIFFUSION_LAB_STATE_TTL_S``      3600     a session's models and frames are freed this long
+``DIFFUSION_LAB_TRAIN_SLOTS``      4        training jobs running at once (all users); more wait
+``DIFFUSION_LAB_SAMPLE_SLOTS``     4        sampling jobs running at once (all users)
+``DIFFUSION_LAB_STATE_TTL_S``      10800    a session's models and frames are freed this long
                                             after their last change
 ``DIFFUSION_LAB_SESSION_IDLE_S``   1800     a session unused this long is dropped entirely
 ``DIFFUSION_LAB_MAX_SESSIONS``     200      sessions kept in memory (the oldest is dropped)
 ``DIFFUSION_LAB_UPLOAD_MB``        10       size of one uploaded file
 ``DIFFUSION_LAB_UPLOAD_MEGAPIXELS`` 16      pixels of one uploaded image (width × height)
 ``DIFFUSION_LAB_CACHE_MINUTES``    30       served files older than this are deleted
+``DIFFUSION_LAB_LONG_AFTER_S``     5        a job that computed longer (CPU s) is *long*: long
+                                            jobs take turns, one step at a time
+                                            (:func:`pages.jobs.paced`)
 =================================  =======  ======================================================
 
-Each visitor runs at most one heavy job (training or sampling) at a time (:mod:`pages.jobs`).
-Light views (plots, sliders) have their own queues, so heavy jobs never block them.
+Each visitor runs at most one heavy job (training or sampling) at a time, and long jobs take
+turns on one lane (:mod:`pages.jobs`). Light views (plots, sliders) have their own queues, so
+heavy jobs never block them.
 """
 
 from __future__ import annotations
@@ -46,14 +50,15 @@ class Limits:
     train_seconds: float = 60.0
     train_steps: int = 20_000
     sample_seconds: float = 60.0
-    train_slots: int = 3
-    sample_slots: int = 3
-    state_ttl_s: int = 3600
+    train_slots: int = 4
+    sample_slots: int = 4
+    state_ttl_s: int = 10800
     session_idle_s: int = 1800
     max_sessions: int = 200
     upload_mb: int = 10
     upload_megapixels: float = 16.0
     cache_minutes: float = 30.0
+    long_after_s: float = 5.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

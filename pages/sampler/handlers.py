@@ -227,7 +227,7 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     ui_every = BEAT_S
     slow_note = ""
     try:
-        for progress in chain:
+        for progress in jobs.paced(chain):  # after a few seconds, long jobs take turns
             step, per_step = progress.step, progress.per_step_s
             if step.index == 0:  # now we know the cost: ≤ MAX_UI_UPDATES pictures per run
                 ui_every = max(BEAT_S, per_step * steps / MAX_UI_UPDATES)

@@ -148,7 +148,7 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     last_yield = last_fig = time.perf_counter()
     run = state.train(train_cfg.steps)
     try:
-        for p in run:
+        for p in jobs.paced(run):  # after a few seconds, long jobs take turns
             now = time.perf_counter()
             if p.done:
                 break
@@ -293,7 +293,7 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     start = last = time.perf_counter()
     chain = iter(run)
     try:
-        for step in chain:
+        for step in jobs.paced(chain):
             now = time.perf_counter()
             spent = budget.stop_reason(step.index + 1, now - start)
             if spent is not None and step.t_prev != -1:

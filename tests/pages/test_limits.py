@@ -13,8 +13,10 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import itertools  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
@@ -278,3 +280,83 @@ def test_schedule_csv_export_writes_under_the_swept_root():
     from pages import schedules
     path = schedules.export_csv(["cosine"], "cosine", 10, 1e-4, 0.02, False, 0.008, 2.0)
     assert sessions.output_root() in __import__("pathlib").Path(path).parents
+
+
+# --- long jobs take turns -------------------------------------------------------------------------
+
+
+def test_paced_passes_items_through_and_holds_the_lane_only_when_long():
+    lane = jobs.Lane()
+    held = []
+
+    def steps():
+        for i in range(6):
+            held.append(lane._busy)  # inside hold() once the job is long
+            end = time.thread_time() + 0.02
+            while time.thread_time() < end:  # compute (CPU time is what counts)
+                pass
+            yield i
+
+    assert list(jobs.paced(steps(), long_after_s=0.05, lane=lane)) == list(range(6))
+    assert held[:2] == [False, False] and all(held[-2:])  # short at first, long at the end
+    assert not lane._busy and not lane._waiting
+
+
+def test_an_error_in_a_long_step_reaches_the_job():
+    def steps():
+        yield 1
+        raise ValueError("diverged")
+
+    with pytest.raises(ValueError, match="diverged"):
+        list(jobs.paced(steps(), long_after_s=0.0, lane=jobs.Lane()))
+
+
+def test_the_lane_goes_to_the_job_that_has_computed_least():
+    lane = jobs.Lane()
+    order = []
+    gate = threading.Event()
+
+    def job(name, attained):
+        with lane.hold(attained):
+            order.append(name)
+            gate.wait(1.0)
+
+    first = threading.Thread(target=job, args=("holder", 0.0))
+    first.start()
+    time.sleep(0.05)  # "holder" has the lane; three jobs queue up behind it
+    waiters = [threading.Thread(target=job, args=(n, a))
+               for n, a in (("greedy-60s", 60.0), ("greedy-30s", 30.0), ("preset-6s", 6.0))]
+    for t in waiters:
+        t.start()
+        time.sleep(0.02)
+    gate.set()
+    for t in (first, *waiters):
+        t.join()
+    assert order == ["holder", "preset-6s", "greedy-30s", "greedy-60s"]
+
+
+def test_two_greedy_jobs_alternate_on_the_lane():
+    lane = jobs.Lane()
+    order = []
+
+    def job(name):
+        for _ in jobs.paced(_busy_steps(name, order, 6), long_after_s=0.0, lane=lane):
+            pass
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert order.count("a") == order.count("b") == 6
+    longest = max(len(list(g)) for _, g in itertools.groupby(order))
+    assert longest <= 2, order  # neither computes many steps in a row while the other waits
+
+
+def _busy_steps(name, order, n):
+    for _ in range(n):
+        order.append(name)
+        end = time.thread_time() + 0.01
+        while time.thread_time() < end:  # 10 ms of CPU per step: the service that counts
+            pass
+        yield
