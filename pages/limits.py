@@ -12,8 +12,8 @@ variable                           default  what it bounds
                                             the model; press ▶ Train to continue)
 ``DIFFUSION_LAB_TRAIN_STEPS``      20000    training steps of one ▶ Train press
 ``DIFFUSION_LAB_SAMPLE_SECONDS``   60       wall time of one sampling run (2D or images)
-``DIFFUSION_LAB_TRAIN_SLOTS``      4        training jobs running at once (all users); more wait
-``DIFFUSION_LAB_SAMPLE_SLOTS``     4        sampling jobs running at once (all users)
+``DIFFUSION_LAB_TRAIN_SLOTS``      2        training jobs running at once (all users); more wait
+``DIFFUSION_LAB_SAMPLE_SLOTS``     2        sampling jobs running at once (all users)
 ``DIFFUSION_LAB_STATE_TTL_S``      10800    a session's models and frames are freed this long
                                             after their last change
 ``DIFFUSION_LAB_SESSION_IDLE_S``   1800     a session unused this long is dropped entirely
@@ -50,8 +50,8 @@ class Limits:
     train_seconds: float = 60.0
     train_steps: int = 20_000
     sample_seconds: float = 60.0
-    train_slots: int = 4
-    sample_slots: int = 4
+    train_slots: int = 2
+    sample_slots: int = 2
     state_ttl_s: int = 10800
     session_idle_s: int = 1800
     max_sessions: int = 200
