@@ -156,7 +156,8 @@ def main() -> None:
                   f"{r['peak_rss_growth_mb']:7.1f} MB", flush=True)
         agreement = {}
         for key in FILES:
-            a, b = (torch.load(tmp / f"{key}_{p}.pt") for p in ("reduced", "full"))
+            a, b = (torch.load(tmp / f"{key}_{p}.pt", weights_only=True)
+                    for p in ("reduced", "full"))
             agreement[key] = {"mean_abs_diff": round(float((a - b).abs().mean()), 5),
                               "max_abs_diff": round(float((a - b).abs().max()), 5),
                               "shape": list(a.shape)}
