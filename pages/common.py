@@ -195,16 +195,16 @@ def number(name: str, value, lo: float, hi: float, *, integer: bool = False,
     if value is None or (isinstance(value, str) and not value.strip()):
         if default is not None:
             return default
-        raise UserError(f"{name} is empty: enter {_allowed(lo, hi, integer)}.")
+        raise UserError(f"{name} is empty: enter {allowed_range(lo, hi, integer)}.")
     if isinstance(value, bool):
-        raise UserError(f"{name} must be {_allowed(lo, hi, integer)} (got {short(value)}).")
+        raise UserError(f"{name} must be {allowed_range(lo, hi, integer)} (got {short(value)}).")
     try:
         v = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{name} must be {_allowed(lo, hi, integer)} (got {short(value)}).") \
+        raise UserError(f"{name} must be {allowed_range(lo, hi, integer)} (got {short(value)}).") \
             from None
     if not math.isfinite(v) or not lo <= v <= hi:
-        raise UserError(f"{name} must be {_allowed(lo, hi, integer)} (got {short(value)}).")
+        raise UserError(f"{name} must be {allowed_range(lo, hi, integer)} (got {short(value)}).")
     if integer:
         if v != int(v):
             raise UserError(f"{name} must be a whole number (got {short(value)}).")
@@ -212,10 +212,20 @@ def number(name: str, value, lo: float, hi: float, *, integer: bool = False,
     return v
 
 
-def _allowed(lo: float, hi: float, integer: bool) -> str:
+def allowed_range(lo: float | None, hi: float | None, integer: bool) -> str:
+    """What a number input accepts, in words: "a whole number from 1 to 1,000", "a number ≥ 0"."""
     what = "a whole number" if integer else "a number"
-    fmt = (lambda x: f"{int(x):,}") if integer else (lambda x: f"{x:g}")
-    return f"{what} from {fmt(lo)} to {fmt(hi)}"
+
+    def fmt(x):
+        return f"{int(x):,}" if integer and float(x).is_integer() else f"{x:g}"
+
+    if lo is not None and hi is not None:
+        return f"{what} from {fmt(lo)} to {fmt(hi)}"
+    if lo is not None:
+        return f"{what} ≥ {fmt(lo)}"
+    if hi is not None:
+        return f"{what} ≤ {fmt(hi)}"
+    return what
 
 
 def schedule_config(kind: str, T, beta_start, beta_end, scale_to_T: bool = False,

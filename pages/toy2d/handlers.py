@@ -126,8 +126,7 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     model_cfg = model_config(hidden, depth, time_embedding, activation, sched_cfg.T)
     train_cfg = train_config(lr, batch_size, steps)
     budget = limits.ACTIVE.training_budget()
-    try:
-        budget.check_steps(train_cfg.steps, "training steps")
+    try:  # (train_config has held the steps to the budget's cap)
         workflow.check_step_cost(model_cfg, train_cfg)
         state, reason = workflow.start_or_continue(state, spec, sched_cfg, model_cfg, train_cfg)
     except ValueError as e:

@@ -24,7 +24,7 @@ from typing import Any
 import gradio as gr
 import gradio.component_meta
 
-from pages.common import UserError, short
+from pages.common import UserError, allowed_range, short
 
 __all__ = ["Checkbox", "CheckboxGroup", "Dropdown", "Number", "Radio", "Slider"]
 
@@ -36,25 +36,9 @@ def _label(component) -> str:
     return str(label) if label else "This value"
 
 
-def _range(component, integer: bool) -> str:
-    lo, hi = component.minimum, component.maximum
-    what = "a whole number" if integer else "a number"
-
-    def fmt(x):
-        return f"{int(x):,}" if integer and float(x).is_integer() else f"{x:g}"
-
-    if lo is not None and hi is not None:
-        return f"{what} from {fmt(lo)} to {fmt(hi)}"
-    if lo is not None:
-        return f"{what} ≥ {fmt(lo)}"
-    if hi is not None:
-        return f"{what} ≤ {fmt(hi)}"
-    return what
-
-
 def _checked_number(component, payload: Any, integer: bool) -> float:
     """``payload`` as a finite float within the component's bounds, else :class:`UserError`."""
-    allowed = _range(component, integer)
+    allowed = allowed_range(component.minimum, component.maximum, integer)
     if isinstance(payload, bool) or not isinstance(payload, int | float | str):
         raise UserError(f"{_label(component)} must be {allowed} (got {short(payload)}).")
     try:
