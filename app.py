@@ -11,7 +11,16 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from diffusion_core.schedule.config import ScheduleConfig  # noqa: E402
-from pages import common, forward, limits, sampler, schedules, sessions, toy2d  # noqa: E402
+from pages import (  # noqa: E402
+    common,
+    forward,
+    jobs,
+    limits,
+    sampler,
+    schedules,
+    sessions,
+    toy2d,
+)
 
 TITLE = "Diffusion Lab"
 INTRO = (
@@ -109,6 +118,7 @@ def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
     sessions.limit_arenas()
     demo.queue(default_concurrency_limit=2)
     demo.launch(**{**launch_kwargs(), **overrides}, prevent_thread_lock=True)
+    jobs.watch_queues(demo)  # a long run gives way when others wait for its kind of slot
     janitor = sessions.Janitor(demo, session_idle_s=lim.session_idle_s,
                                file_age_s=lim.cache_minutes * 60,
                                period_s=min(30.0, lim.session_idle_s / 4))

@@ -9,6 +9,12 @@ which session runs which job; it is emptied as each job ends, however it ends (d
 
 Handlers called directly (tests, no ``gr.Request``) are not tracked.
 
+**A long run gives way** (:func:`turn_over`). Training and sampling each have a few slots
+(:data:`TRAIN_QUEUE`, :data:`SAMPLE_QUEUE`); a run that has gone ``limits.ACTIVE.turn_s``
+seconds stops at its next step while someone waits for a slot of its kind, keeping what it
+did ("press ▶ Train to continue"), so a greedy user cannot hold a slot for a whole minute
+while a class waits. The waiting count is read from Gradio's queue (:func:`watch_queues`).
+
 **Long jobs take turns** (:func:`paced`). A job that has computed for more than
 ``limits.ACTIVE.long_after_s`` CPU seconds is *long*; long jobs compute one step at a time on one
 shared :class:`Lane`, the one that has computed least going first, so together they use about
@@ -31,6 +37,9 @@ import gradio as gr
 
 from pages import limits
 from pages.common import UserError
+
+TRAIN_QUEUE = "train"  # the concurrency id of every training event
+SAMPLE_QUEUE = "sample"  # … and of every sampling event
 
 _lock = threading.Lock()
 _running: dict[str, str] = {}  # session hash → what it is running
@@ -87,6 +96,43 @@ def heavy(what: str) -> Callable:
         return wrapper
 
     return decorate
+
+
+# ---------------------------------------------------------------------------------------------
+# A long run gives way when others wait
+# ---------------------------------------------------------------------------------------------
+
+_watched = None  # the served Blocks whose queue waiting() reads
+
+
+def watch_queues(demo) -> None:
+    """Read how many events wait in ``demo``'s queue (``app.serve`` calls it)."""
+    global _watched
+    _watched = demo
+
+
+def waiting(queue_id: str) -> int:
+    """Events waiting for a slot of concurrency group ``queue_id`` (0 when not served).
+
+    Reads Gradio's ``Blocks._queue.event_queue_per_concurrency_id`` (Gradio 6.31);
+    ``tests/app/test_limits.py`` fails if that changes.
+    """
+    try:
+        group = _watched._queue.event_queue_per_concurrency_id.get(queue_id)
+        return len(group.queue) if group is not None else 0
+    except AttributeError:
+        return 0
+
+
+def turn_over(queue_id: str, elapsed_s: float) -> str | None:
+    """Why a run should stop now to free its slot for a waiting user, or None."""
+    if elapsed_s < limits.ACTIVE.turn_s:
+        return None
+    n = waiting(queue_id)
+    if n == 0:
+        return None
+    return (f"the end of its {limits.ACTIVE.turn_s:g} s turn ({n} other"
+            f"{'s' if n > 1 else ''} waiting)")
 
 
 # ---------------------------------------------------------------------------------------------

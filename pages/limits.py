@@ -24,6 +24,8 @@ variable                           default  what it bounds
 ``DIFFUSION_LAB_LONG_AFTER_S``     5        a job that computed longer (CPU s) is *long*: long
                                             jobs take turns, one step at a time
                                             (:func:`pages.jobs.paced`)
+``DIFFUSION_LAB_TURN_S``           10       a run this old stops at its next step while others
+                                            wait for a slot (:func:`pages.jobs.turn_over`)
 =================================  =======  ======================================================
 
 Each visitor runs at most one heavy job (training or sampling) at a time, and long jobs take
@@ -59,6 +61,7 @@ class Limits:
     upload_megapixels: float = 16.0
     cache_minutes: float = 30.0
     long_after_s: float = 5.0
+    turn_s: float = 10.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

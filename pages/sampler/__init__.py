@@ -19,7 +19,7 @@ import functools
 import gradio as gr
 
 from diffusion_core.sampling.config import SAMPLERS, SPACINGS
-from pages import common, limits, sessions
+from pages import common, jobs, limits, sessions
 from pages.widgets import inputs as ui
 
 from .handlers import (
@@ -152,8 +152,8 @@ def render(shared_schedule: gr.State) -> None:
         run_sampler,
         [model, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0, run_state],
         [img_xt, img_x0, status, run_state, frame, gif_btn, png_btn],
-        api_name="sampler_run", concurrency_limit=lim.sample_slots, concurrency_id="sample",
-        trigger_mode="once", show_progress="minimal",
+        api_name="sampler_run", concurrency_limit=lim.sample_slots,
+        concurrency_id=jobs.SAMPLE_QUEUE, trigger_mode="once", show_progress="minimal",
     )
     # .then fires after success and after ■ Stop (not after a gr.Error).
     run_event.then(run_finished, [run_state, status], [frame, status, img_xt, img_x0],

@@ -233,11 +233,12 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
                 ui_every = max(BEAT_S, per_step * steps / MAX_UI_UPDATES)
             if step.t_prev == -1:
                 break
-            spent = budget.stop_reason(step.index + 1, progress.elapsed_s)
+            spent = (budget.stop_reason(step.index + 1, progress.elapsed_s)
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, progress.elapsed_s))
             if spent is not None:
                 gr.Warning(f"Sampling stopped at {spent}.")
                 yield (_show(run.xt[-1], scale), _show(run.x0[-1], scale),
-                       f"{LIMIT_PREFIX} {spent} (this server's cap per run) after step "
+                       f"{LIMIT_PREFIX} {spent} (this server's limit) after step "
                        f"{step.index + 1} / {run.num_steps}. The slider scrubs the "
                        f"{len(run.xt)} frames kept so far; no files were written. Use DDIM "
                        "with 20–50 steps, or fewer images.", run, skip, skip, skip)

@@ -35,7 +35,7 @@ from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
 from diffusion_core.sampling.config import SAMPLER_NAMES
 from diffusion_core.schedule.config import BUILTIN_KINDS
-from pages import common, limits, sessions
+from pages import common, jobs, limits, sessions
 from pages.toy2d import handlers
 from pages.toy2d.figures import FORWARD_FRAMES, GRID
 from pages.toy2d.handlers import (
@@ -235,7 +235,7 @@ def render(shared_schedule: gr.State) -> None:
         [state, *data_inputs, *schedule_inputs, hidden, depth, time_embedding, activation, lr,
          batch_size, steps],
         [state, loss_fig, progress, t_slider, sample_steps],
-        api_name="toy_train", concurrency_limit=lim.train_slots, concurrency_id="train",
+        api_name="toy_train", concurrency_limit=lim.train_slots, concurrency_id=jobs.TRAIN_QUEUE,
         trigger_mode="once", show_progress="minimal",
     )
     # .then runs after success and after Stop (a cancel); it also clears Gradio's "Error"
@@ -254,7 +254,7 @@ def render(shared_schedule: gr.State) -> None:
     sample_event = sample_btn.click(
         sample, [state, sampler, sample_steps, eta, n_samples, sample_seed, clip_x0],
         [sample_fig, quality], api_name="toy_sample", concurrency_limit=lim.sample_slots,
-        concurrency_id="sample", trigger_mode="once", show_progress="minimal",
+        concurrency_id=jobs.SAMPLE_QUEUE, trigger_mode="once", show_progress="minimal",
     )
     sample_event.then(sample_finished, quality, [sample_fig, quality],
                       api_name="toy_sample_finished", api_visibility="private",

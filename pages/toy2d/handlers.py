@@ -96,7 +96,7 @@ def _progress_md(state, p, note: str, *, stopped: bool = False, limit: str | Non
         return f"**Step 0 / {state.trainer.config.steps}** · {note}"
     rate = p.run_step / p.elapsed_s if p.elapsed_s > 0 else float("nan")
     if limit is not None:
-        return (f"{LIMIT_PREFIX} {limit}** (this server's cap per press) after "
+        return (f"{LIMIT_PREFIX} {limit}** (this server's limit) after "
                 f"{p.run_step:,} of {p.run_steps:,} steps · loss {p.loss:.3f} · "
                 f"{p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \nThe model keeps what it learned "
                 f"({state.trainer.step:,} steps in total): press ▶ Train to continue.")
@@ -151,7 +151,8 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
             now = time.perf_counter()
             if p.done:
                 break
-            spent = budget.stop_reason(p.run_step, p.elapsed_s)
+            spent = (budget.stop_reason(p.run_step, p.elapsed_s)
+                     or jobs.turn_over(jobs.TRAIN_QUEUE, p.elapsed_s))
             if spent is not None:
                 break
             if now - last_fig >= FIGURE_EVERY_S:
@@ -294,11 +295,12 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     try:
         for step in jobs.paced(chain):
             now = time.perf_counter()
-            spent = budget.stop_reason(step.index + 1, now - start)
+            spent = (budget.stop_reason(step.index + 1, now - start)
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, now - start))
             if spent is not None and step.t_prev != -1:
                 gr.Warning(f"Sampling stopped at {spent}.")
                 yield gr.skip(), (
-                    f"{LIMIT_PREFIX} {spent}** (this server's cap per run) after step "
+                    f"{LIMIT_PREFIX} {spent}** (this server's limit) after step "
                     f"{step.index + 1} / {step.num_steps}: no samples to score. Use fewer "
                     "steps (DDIM with 20–50 is close to the full chain) or fewer samples.")
                 return

@@ -20,7 +20,7 @@ from tests.helpers import free_port
 gradio_client = pytest.importorskip("gradio_client")
 
 TINY = limits.Limits(state_ttl_s=2, session_idle_s=3, upload_mb=1, upload_megapixels=0.5,
-                     cache_minutes=1)
+                     cache_minutes=1, train_slots=1, turn_s=1.0)
 TRAIN = dict(dataset="moons", n=500, noise=0.05, seed=0, source="preset", kind="cosine", T=50,
              hidden=64, depth=2, time_embedding="sinusoidal", activation="silu", lr=3e-3,
              batch_size=64, steps=20)
@@ -134,3 +134,17 @@ def _samples_ok(client) -> bool:
     except Exception:
         return False
     return "SW1" in text
+
+
+def test_a_long_training_gives_its_slot_to_a_waiting_user(small_server):
+    url, demo = small_server
+    greedy, student = _client(url), _client(url)
+    long_job = greedy.submit(**{**TRAIN, "steps": 20_000}, api_name="/toy_train")
+    assert _wait(lambda: len(long_job.outputs()) >= 2), "the long training did not start"
+    # The one training slot is taken: the student's press waits in Gradio's queue …
+    short_job = student.submit(**TRAIN, api_name="/toy_train")
+    # … and the long run stops at the end of its 1 s turn, keeping its model.
+    _, text, _, _ = long_job.result(timeout=30)
+    assert "Stopped at the end of its 1 s turn (1 other waiting)" in text, text
+    _, done, _, _ = short_job.result(timeout=30)
+    assert done.startswith("**Done: step 20 / 20**"), done

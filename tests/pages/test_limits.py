@@ -360,3 +360,33 @@ def _busy_steps(name, order, n):
         while time.thread_time() < end:  # 10 ms of CPU per step: the service that counts
             pass
         yield
+
+
+# --- a long run gives way when others wait ----------------------------------------------------
+
+
+class _FakeQueue:
+    """What jobs.waiting reads of a served Blocks: its queue's waiting events per group."""
+
+    def __init__(self, **waiting):
+        groups = {k: SimpleNamespace(queue=[object()] * n) for k, n in waiting.items()}
+        self._queue = SimpleNamespace(event_queue_per_concurrency_id=groups)
+
+
+def test_turn_over_only_when_old_enough_and_someone_waits(monkeypatch, caps):
+    caps(turn_s=10.0)
+    monkeypatch.setattr(jobs, "_watched", _FakeQueue(train=2, sample=0))
+    assert jobs.waiting(jobs.TRAIN_QUEUE) == 2 and jobs.waiting(jobs.SAMPLE_QUEUE) == 0
+    assert jobs.turn_over(jobs.TRAIN_QUEUE, 9.9) is None  # too young
+    assert jobs.turn_over(jobs.SAMPLE_QUEUE, 60.0) is None  # nobody waits
+    assert jobs.turn_over(jobs.TRAIN_QUEUE, 10.0) == "the end of its 10 s turn (2 others waiting)"
+    monkeypatch.setattr(jobs, "_watched", None)
+    assert jobs.waiting(jobs.TRAIN_QUEUE) == 0  # not served (tests, CLI): never gives way
+
+
+def test_training_gives_way_to_a_waiting_user_and_keeps_its_model(monkeypatch, caps):
+    caps(turn_s=0.3)
+    monkeypatch.setattr(jobs, "_watched", _FakeQueue(train=1))
+    state, _, text, *_ = list(tab.train(None, **{**BASE, "steps": 20_000}))[-1]
+    assert text.startswith("**⏱ Stopped at the end of its 0.3 s turn (1 other waiting)**"), text
+    assert "press ▶ Train to continue" in text and 0 < state.trainer.step < 20_000
