@@ -18,6 +18,7 @@ import logging  # noqa: E402
 import math  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -279,7 +280,7 @@ def test_output_folders_are_swept_by_age_and_cleared_at_start_up():
 def test_schedule_csv_export_writes_under_the_swept_root():
     from pages import schedules
     path = schedules.export_csv(["cosine"], "cosine", 10, 1e-4, 0.02, False, 0.008, 2.0)
-    assert sessions.output_root() in __import__("pathlib").Path(path).parents
+    assert sessions.output_root() in Path(path).parents
 
 
 # --- long jobs take turns -------------------------------------------------------------------------
@@ -390,3 +391,18 @@ def test_training_gives_way_to_a_waiting_user_and_keeps_its_model(monkeypatch, c
     state, _, text, *_ = list(tab.train(None, **{**BASE, "steps": 20_000}))[-1]
     assert text.startswith("**⏱ Stopped at the end of its 0.3 s turn (1 other waiting)**"), text
     assert "press ▶ Train to continue" in text and 0 < state.trainer.step < 20_000
+
+
+def test_cache_sweep_deletes_old_files_and_empty_folders_only(tmp_path):
+    old_dir, new_dir = tmp_path / "a1" / "b", tmp_path / "c2"
+    old_dir.mkdir(parents=True)
+    new_dir.mkdir()
+    old, new = old_dir / "x.png", new_dir / "y.png"
+    old.write_bytes(b"1")
+    new.write_bytes(b"2")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert sessions.sweep_files(tmp_path, 600) == 1
+    assert not old.exists() and not (tmp_path / "a1").exists()  # emptied folders go too
+    assert new.read_bytes() == b"2"
+    assert sessions.gradio_cache() == Path(os.environ["GRADIO_TEMP_DIR"])
