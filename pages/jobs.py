@@ -10,10 +10,13 @@ which session runs which job; it is emptied as each job ends, however it ends (d
 Handlers called directly (tests, no ``gr.Request``) are not tracked.
 
 **A long run gives way** (:func:`turn_over`). Training and sampling each have a few slots
-(:data:`TRAIN_QUEUE`, :data:`SAMPLE_QUEUE`); a run that has gone ``limits.ACTIVE.turn_s``
-seconds stops at its next step while someone waits for a slot of its kind, keeping what it
-did ("press ▶ Train to continue"), so a greedy user cannot hold a slot for a whole minute
-while a class waits. The waiting count is read from Gradio's queue (:func:`watch_queues`).
+(:data:`TRAIN_QUEUE`, :data:`SAMPLE_QUEUE`); a run that has computed for
+``limits.ACTIVE.turn_s`` CPU seconds stops at its next step while someone waits for a slot of
+its kind, keeping what it did ("press ▶ Train to continue"), so a greedy user cannot hold a
+slot for a whole minute while a class waits. The turn is counted in CPU seconds, not by the
+clock: on a busy server a preset run (≈ 1.2 CPU s) takes several seconds by the clock, and
+cutting it then would make everyone press ▶ Train twice. The waiting count is read from
+Gradio's queue (:func:`watch_queues`).
 
 **Long jobs take turns** (:func:`paced`). A job that has computed for more than
 ``limits.ACTIVE.long_after_s`` CPU seconds is *long*; long jobs compute one step at a time on one
@@ -124,14 +127,15 @@ def waiting(queue_id: str) -> int:
         return 0
 
 
-def turn_over(queue_id: str, elapsed_s: float) -> str | None:
-    """Why a run should stop now to free its slot for a waiting user, or None."""
-    if elapsed_s < limits.ACTIVE.turn_s:
+def turn_over(queue_id: str, computed_s: float) -> str | None:
+    """Why a run that has computed for ``computed_s`` CPU seconds (:attr:`Paced.computed_s`)
+    should stop now to free its slot for a waiting user, or None."""
+    if computed_s < limits.ACTIVE.turn_s:
         return None
     n = waiting(queue_id)
     if n == 0:
         return None
-    return (f"the end of its {limits.ACTIVE.turn_s:g} s turn ({n} other"
+    return (f"the end of its turn ({limits.ACTIVE.turn_s:g} s of computing; {n} other"
             f"{'s' if n > 1 else ''} waiting)")
 
 
@@ -176,29 +180,44 @@ class Lane:
 LONG_LANE = Lane()
 
 
-def paced(steps: Iterable, *, long_after_s: float | None = None, lane: Lane = LONG_LANE
-          ) -> Iterator:
-    """Yield ``steps``' items; once the job has computed for ``long_after_s`` CPU seconds
-    (default: the server's limit), compute each further item while holding the shared
-    long-job ``lane``.
+class Paced:
+    """Iterate ``steps``; once the job has computed for ``long_after_s`` CPU seconds (default:
+    the server's limit), compute each further item while holding the shared long-job ``lane``.
 
-    Computed time is the thread's CPU time inside the steps (``time.thread_time``; each step
-    runs on one thread, torch computing in it with one intra-op thread): on a busy server a
-    preset run takes longer by the clock but not in CPU, so it never becomes long and never
-    waits behind a greedy job's step.
+    :attr:`computed_s` is the job's computed time so far: the thread's CPU time inside the
+    steps (``time.thread_time``; each step runs on one thread, torch computing in it with one
+    intra-op thread). On a busy server a preset run takes longer by the clock but not in CPU,
+    so it never becomes long, never waits behind a greedy job's step and never loses its turn.
     """
-    limit = limits.ACTIVE.long_after_s if long_after_s is None else long_after_s
-    attained = 0.0
-    it = iter(steps)
-    end = object()
-    while True:
+
+    def __init__(self, steps: Iterable, *, long_after_s: float | None = None,
+                 lane: Lane = LONG_LANE) -> None:
+        self._it = iter(steps)
+        self._limit = limits.ACTIVE.long_after_s if long_after_s is None else long_after_s
+        self._lane = lane
+        self.computed_s = 0.0
+
+    def __iter__(self) -> Iterator:
+        return self
+
+    def __next__(self):
         t0 = time.thread_time()
-        if attained > limit:
-            with lane.hold(attained):  # waiting costs no CPU time
-                item = next(it, end)
-        else:
-            item = next(it, end)
-        attained += time.thread_time() - t0
-        if item is end:
-            return
-        yield item
+        try:
+            if self.computed_s > self._limit:
+                with self._lane.hold(self.computed_s):  # waiting costs no CPU time
+                    return next(self._it)
+            return next(self._it)
+        finally:
+            self.computed_s += time.thread_time() - t0
+
+    def close(self) -> None:
+        """Close the underlying generator (its ``finally`` runs now)."""
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()
+
+
+def paced(steps: Iterable, *, long_after_s: float | None = None, lane: Lane = LONG_LANE
+          ) -> Paced:
+    """:class:`Paced` over ``steps`` (the name the handlers read as a verb)."""
+    return Paced(steps, long_after_s=long_after_s, lane=lane)

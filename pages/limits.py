@@ -21,11 +21,12 @@ variable                           default  what it bounds
 ``DIFFUSION_LAB_UPLOAD_MB``        10       size of one uploaded file
 ``DIFFUSION_LAB_UPLOAD_MEGAPIXELS`` 16      pixels of one uploaded image (width × height)
 ``DIFFUSION_LAB_CACHE_MINUTES``    30       served files older than this are deleted
-``DIFFUSION_LAB_LONG_AFTER_S``     5        a job that computed longer (CPU s) is *long*: long
+``DIFFUSION_LAB_LONG_AFTER_S``     3        a job that computed longer (CPU s) is *long*: long
                                             jobs take turns, one step at a time
                                             (:func:`pages.jobs.paced`)
-``DIFFUSION_LAB_TURN_S``           10       a run this old stops at its next step while others
-                                            wait for a slot (:func:`pages.jobs.turn_over`)
+``DIFFUSION_LAB_TURN_S``           3        a run that computed this long (CPU s) stops at its
+                                            next step while others wait for a slot
+                                            (:func:`pages.jobs.turn_over`)
 =================================  =======  ======================================================
 
 Each visitor runs at most one heavy job (training or sampling) at a time, and long jobs take
@@ -60,8 +61,8 @@ class Limits:
     upload_mb: int = 10
     upload_megapixels: float = 16.0
     cache_minutes: float = 30.0
-    long_after_s: float = 5.0
-    turn_s: float = 10.0
+    long_after_s: float = 3.0
+    turn_s: float = 3.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

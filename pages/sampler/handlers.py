@@ -227,14 +227,15 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     ui_every = BEAT_S
     slow_note = ""
     try:
-        for progress in jobs.paced(chain):  # after a few seconds, long jobs take turns
+        paced = jobs.paced(chain)  # long jobs take turns (CPU-timed)
+        for progress in paced:
             step, per_step = progress.step, progress.per_step_s
             if step.index == 0:  # now we know the cost: ≤ MAX_UI_UPDATES pictures per run
                 ui_every = max(BEAT_S, per_step * steps / MAX_UI_UPDATES)
             if step.t_prev == -1:
                 break
             spent = (budget.stop_reason(step.index + 1, progress.elapsed_s)
-                     or jobs.turn_over(jobs.SAMPLE_QUEUE, progress.elapsed_s))
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.computed_s))
             if spent is not None:
                 gr.Warning(f"Sampling stopped at {spent}.")
                 yield (_show(run.xt[-1], scale), _show(run.x0[-1], scale),

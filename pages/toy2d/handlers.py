@@ -145,14 +145,14 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     p = None
     spent = None
     last_yield = last_fig = time.perf_counter()
-    run = state.train(train_cfg.steps)
+    run = jobs.paced(state.train(train_cfg.steps))  # long jobs take turns (CPU-timed)
     try:
-        for p in jobs.paced(run):  # after a few seconds, long jobs take turns
+        for p in run:
             now = time.perf_counter()
             if p.done:
                 break
             spent = (budget.stop_reason(p.run_step, p.elapsed_s)
-                     or jobs.turn_over(jobs.TRAIN_QUEUE, p.elapsed_s))
+                     or jobs.turn_over(jobs.TRAIN_QUEUE, run.computed_s))
             if spent is not None:
                 break
             if now - last_fig >= FIGURE_EVERY_S:
@@ -291,12 +291,12 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     run = workflow.Toy2DSampling(state, settings, n_samples, seed, max_frames=MAX_FRAMES)
     yield gr.skip(), f"Sampling ({how}) …"
     start = last = time.perf_counter()
-    chain = iter(run)
+    chain = jobs.paced(run)
     try:
-        for step in jobs.paced(chain):
+        for step in chain:
             now = time.perf_counter()
             spent = (budget.stop_reason(step.index + 1, now - start)
-                     or jobs.turn_over(jobs.SAMPLE_QUEUE, now - start))
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, chain.computed_s))
             if spent is not None and step.t_prev != -1:
                 gr.Warning(f"Sampling stopped at {spent}.")
                 yield gr.skip(), (

@@ -143,8 +143,9 @@ def test_a_long_training_gives_its_slot_to_a_waiting_user(small_server):
     assert _wait(lambda: len(long_job.outputs()) >= 2), "the long training did not start"
     # The one training slot is taken: the student's press waits in Gradio's queue …
     short_job = student.submit(**TRAIN, api_name="/toy_train")
-    # … and the long run stops at the end of its 1 s turn, keeping its model.
+    # … and the long run stops once it has computed for its 1 CPU-second turn, keeping its
+    # model.
     _, text, _, _ = long_job.result(timeout=30)
-    assert "Stopped at the end of its 1 s turn (1 other waiting)" in text, text
+    assert "Stopped at the end of its turn (1 s of computing; 1 other waiting)" in text, text
     _, done, _, _ = short_job.result(timeout=30)
     assert done.startswith("**Done: step 20 / 20**"), done

@@ -286,6 +286,23 @@ def test_schedule_csv_export_writes_under_the_swept_root():
 # --- long jobs take turns -------------------------------------------------------------------------
 
 
+def test_paced_counts_cpu_time_not_sleep():
+    """A step that sleeps (a busy server's wait) adds no computed time; one that computes does."""
+    def steps():
+        time.sleep(0.2)
+        yield 0
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < 0.2:
+            pass
+        yield 1
+
+    run = jobs.paced(steps(), long_after_s=100.0)
+    assert next(run) == 0 and run.computed_s < 0.05
+    assert next(run) == 1 and 0.2 <= run.computed_s < 0.3
+    run.close()
+    assert list(run) == []
+
+
 def test_paced_passes_items_through_and_holds_the_lane_only_when_long():
     lane = jobs.Lane()
     held = []
@@ -374,13 +391,14 @@ class _FakeQueue:
         self._queue = SimpleNamespace(event_queue_per_concurrency_id=groups)
 
 
-def test_turn_over_only_when_old_enough_and_someone_waits(monkeypatch, caps):
+def test_turn_over_only_when_computed_enough_and_someone_waits(monkeypatch, caps):
     caps(turn_s=10.0)
     monkeypatch.setattr(jobs, "_watched", _FakeQueue(train=2, sample=0))
     assert jobs.waiting(jobs.TRAIN_QUEUE) == 2 and jobs.waiting(jobs.SAMPLE_QUEUE) == 0
-    assert jobs.turn_over(jobs.TRAIN_QUEUE, 9.9) is None  # too young
+    assert jobs.turn_over(jobs.TRAIN_QUEUE, 9.9) is None  # has not computed enough
     assert jobs.turn_over(jobs.SAMPLE_QUEUE, 60.0) is None  # nobody waits
-    assert jobs.turn_over(jobs.TRAIN_QUEUE, 10.0) == "the end of its 10 s turn (2 others waiting)"
+    assert (jobs.turn_over(jobs.TRAIN_QUEUE, 10.0)
+            == "the end of its turn (10 s of computing; 2 others waiting)")
     monkeypatch.setattr(jobs, "_watched", None)
     assert jobs.waiting(jobs.TRAIN_QUEUE) == 0  # not served (tests, CLI): never gives way
 
@@ -389,7 +407,8 @@ def test_training_gives_way_to_a_waiting_user_and_keeps_its_model(monkeypatch, c
     caps(turn_s=0.3)
     monkeypatch.setattr(jobs, "_watched", _FakeQueue(train=1))
     state, _, text, *_ = list(tab.train(None, **{**BASE, "steps": 20_000}))[-1]
-    assert text.startswith("**⏱ Stopped at the end of its 0.3 s turn (1 other waiting)**"), text
+    assert text.startswith("**⏱ Stopped at the end of its turn (0.3 s of computing; 1 other "
+                           "waiting)**"), text
     assert "press ▶ Train to continue" in text and 0 < state.trainer.step < 20_000
 
 
