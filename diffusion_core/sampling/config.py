@@ -15,7 +15,7 @@ Spacing = Literal["leading", "trailing", "linspace"]
 SPACINGS: tuple[str, ...] = ("leading", "trailing", "linspace")
 Variance = Literal["beta_tilde", "beta"]
 VARIANCES: tuple[str, ...] = ("beta_tilde", "beta")
-SamplerName = Literal["ddpm", "ddim"]
+SamplerName = Literal["ddpm", "ddim", "dpmpp_2m"]
 
 DDIM_DEFAULT_STEPS = 25  # a DDIM chain of 25 steps is the image presets' default
 
@@ -34,6 +34,10 @@ class SamplerInfo:
             their neutral value (:data:`NEUTRAL_OPTIONS`) or ``sample`` refuses them.
         full_chain_default: with no step count given it walks all T steps (else
             :data:`DDIM_DEFAULT_STEPS`, at most T).
+        multistep: its ``step`` also takes ``previous``, a
+            :class:`~diffusion_core.sampling.step.PreviousStep` (the last step's t and x̂0;
+            ``None`` on the first step), which :func:`~diffusion_core.sampling.sample` keeps
+            and passes. Single-step samplers are never given it.
     """
 
     name: str
@@ -41,6 +45,7 @@ class SamplerInfo:
     module: str
     options: tuple[str, ...]
     full_chain_default: bool
+    multistep: bool = False
 
     def default_steps(self, T: int) -> int:
         """The number of visited timesteps when none is given."""
@@ -49,12 +54,17 @@ class SamplerInfo:
 
 # The registry. To add a sampler: write a module with a ``step`` function of the uniform
 # signature (see ddpm.py), add its entry here, and (if it has new options) a field to
-# SamplerSettings with a neutral value in NEUTRAL_OPTIONS.
+# SamplerSettings with a neutral value in NEUTRAL_OPTIONS. A multistep method (it needs the
+# previous step's x̂0 and t) says ``multistep=True``: the loop then also passes
+# ``previous=PreviousStep(t, pred_x0)`` of the step before (None on the first step); the
+# step function itself stays stateless.
 SAMPLERS: dict[str, SamplerInfo] = {
     s.name: s
     for s in (
         SamplerInfo("ddpm", "DDPM", ".ddpm", ("variance",), full_chain_default=True),
         SamplerInfo("ddim", "DDIM", ".ddim", ("eta",), full_chain_default=False),
+        SamplerInfo("dpmpp_2m", "DPM-Solver++ 2M", ".dpm_solver", (), full_chain_default=False,
+                    multistep=True),
     )
 }
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
@@ -133,8 +143,10 @@ class SamplerSettings:
         return self.info.default_steps(T) if self.steps is None else min(self.steps, T)
 
     def describe(self, T: int) -> str:
-        """Short human description, e.g. ``"DDIM, 25 steps, η = 0"``."""
-        parts = [self.info.label, f"{self.resolved_steps(T)} steps"]
+        """Short human description, e.g. ``"DDIM, 25 of 1000 steps (trailing), η = 0"``."""
+        n = self.resolved_steps(T)
+        parts = [self.info.label,
+                 f"{n} steps" if n == T else f"{n} of {T} steps ({self.spacing})"]
         if "eta" in self.info.options:
             parts.append(f"η = {self.eta:g}")
         if "variance" in self.info.options and self.variance == "beta":

@@ -3,7 +3,10 @@
 Index convention: t ∈ {0, …, T−1}; ᾱ_{−1} = 1. Every step module exposes ``step`` with the
 uniform signature ``step(schedule, x_t, t, t_prev, pred_eps, *, clip_x0=False, generator=None,
 **options) -> StepOutput``; ``options`` are the ones its registry entry lists
-(:data:`diffusion_core.sampling.config.SAMPLERS`).
+(:data:`diffusion_core.sampling.config.SAMPLERS`). A step is stateless: a multistep method
+(registry ``multistep=True``, e.g. DPM-Solver++ 2M) also takes ``previous=None`` — a
+:class:`~diffusion_core.sampling.step.PreviousStep` with the t and x̂0 of the step before,
+which the loop passes — and runs as a first-order step without it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ Index convention: t ∈ {0, …, T−1}; ᾱ_{−1} = 1. The chain visits the de
 ``t_prev`` is −1, and yields a :class:`SampleStep` after every step (k-diffusion's callback,
 as a generator), so the UI animates and stops without a second code path. Models and schedules
 stay separate: the model is called as ``model(x_t, t)`` with ``t`` int64 ``[B]``.
+
+Steps are stateless functions. For a multistep sampler (registry ``multistep=True``, e.g.
+DPM-Solver++ 2M) the loop is the one that remembers: after each step it keeps
+``PreviousStep(t, pred_x0)`` and passes it as ``previous=`` to the next step (``None`` first).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from ..schedule import NoiseSchedule
 from .config import SamplerName, Spacing, check_options, sampler_info
 from .spacing import time_pairs, timesteps
+from .step import PreviousStep
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ def sample(
         model: ε-predictor, ``model(x_t [B, ...], t int64 [B]) -> [B, ...]``.
         x_T: ``[B, ...]`` starting noise (usually ``torch.randn``).
         sampler: a name in :data:`~diffusion_core.sampling.config.SAMPLERS`: ``"ddpm"``
-            (ancestral, eq. 11; respaced when steps < T) or ``"ddim"`` (eq. 12).
+            (ancestral, eq. 11; respaced when steps < T), ``"ddim"`` (eq. 12) or
+            ``"dpmpp_2m"`` (DPM-Solver++ 2M, deterministic, second order).
         steps: number of visited timesteps, 1..T (None = T, the full chain; a UI's "default
             steps" come from ``SamplerSettings.sample_kwargs``).
         spacing: how the visited timesteps are chosen (see ``timesteps``).
@@ -89,15 +95,19 @@ def sample(
     pairs = time_pairs(ts)
     x = x_T
     batch = x.shape[0]
+    previous = None  # a multistep sampler's memory of the step before
     for i, (t, t_prev) in enumerate(pairs):
         t_batch = torch.full((batch,), t, dtype=torch.long, device=x.device)
+        state = {"previous": previous} if info.multistep else {}
         with torch.inference_mode():
             pred_eps = model(x, t_batch)
             out = step_fn(schedule, x, t, t_prev, pred_eps, clip_x0=clip_x0,
-                          generator=generator, **own)
+                          generator=generator, **own, **state)
         yield SampleStep(index=i, num_steps=len(pairs), t=t, t_prev=t_prev, x_t=x,
                          x_prev=out.prev_sample, pred_x0=out.pred_x0, pred_eps=pred_eps)
         x = out.prev_sample
+        if info.multistep:
+            previous = PreviousStep(t=t, pred_x0=out.pred_x0)
 
 
 def sample_final(model, schedule: NoiseSchedule, x_T: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -2,8 +2,6 @@
 
 Code name ↔ paper symbol:
 
-Code name ↔ paper symbol:
-
 =================  ==================================================================
 ``x_t``            x_t, the current sample
 ``pred_eps``       ε_θ(x_t, t), the network's noise prediction
@@ -11,8 +9,8 @@ Code name ↔ paper symbol:
 ``alpha_bar_prev`` ᾱ at the next visited step t_prev (not ``alphas_cumprod_prev[t]``,
                    which is only right on the full chain)
 ``eta``            η: 0 = deterministic DDIM, 1 = DDPM's posterior variance (DDIM eq. 16)
+``previous``       what a multistep method keeps of the step before: its t and x̂0
 =================  ==================================================================
-
 """
 
 from __future__ import annotations
@@ -30,6 +28,18 @@ class StepOutput:
     prev_sample: torch.Tensor  # x_{t_prev}
     pred_x0: torch.Tensor  # x̂0
     std: float  # standard deviation of the noise added in this step (0 = deterministic)
+
+
+@dataclass(frozen=True)
+class PreviousStep:
+    """What the loop hands a multistep sampler's next step (registry ``multistep=True``).
+
+    ``t`` is the timestep the previous step started from (larger than the current t);
+    ``pred_x0`` ``[B, ...]`` the x̂0 it predicted there (clipped when ``clip_x0``).
+    """
+
+    t: int
+    pred_x0: torch.Tensor
 
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

@@ -8,7 +8,7 @@ handler                what it does
 =====================  ========================================================================
 ``model_changed``      the model's summary + card and its recorded sampler settings
 ``rescan_models``      re-reads ``assets/models/`` (models may appear while the app runs)
-``sampler_changed``    DDPM ↔ DDIM: which controls apply, and that sampler's number of steps
+``sampler_changed``    another sampler: which controls apply, and that sampler's number of steps
 ``run_sampler``        generator: streams x_t and x̂0 grids, keeps ≤ 100 frames, writes GIF/PNG
 ``run_finished``       after the run ends or is stopped: arms the frame slider
 ``show_frame``         the frame slider: one kept frame (x_t beside x̂0)
@@ -78,9 +78,11 @@ def rescan_models(current):
 
 
 def sampler_changed(sampler, key):
-    """DDPM: full chain by default, β/β̃ applies. DDIM: 25 steps by default, η applies."""
+    """DDPM: full chain by default, β/β̃ applies. DDIM: 25 steps by default, η applies.
+    DPM-Solver++ 2M: 25 steps by default, neither applies."""
     if sampler not in SAMPLERS:
-        raise common.UserError("Sampler must be DDPM or DDIM.")
+        raise common.UserError("Sampler must be one of "
+                               f"{', '.join(s.label for s in SAMPLERS.values())}.")
     info = SAMPLERS[sampler]
     T = load_model(key).schedule.T
     return (gr.update(value=info.default_steps(T)),
@@ -122,7 +124,8 @@ def _validate(sampler, variance, steps, eta, spacing, n_images, seed, ck):
     for the shipped models) whichever sampler is chosen — never the full 1000-step chain.
     """
     if sampler not in SAMPLERS:
-        raise common.UserError("Sampler must be DDPM or DDIM.")
+        raise common.UserError("Sampler must be one of "
+                               f"{', '.join(s.label for s in SAMPLERS.values())}.")
     if variance not in VARIANCES:
         raise common.UserError("DDPM variance must be β̃ (beta_tilde) or β (beta).")
     if spacing not in SPACINGS:
@@ -135,16 +138,6 @@ def _validate(sampler, variance, steps, eta, spacing, n_images, seed, ck):
                              default=DEFAULT_IMAGES)
     seed = common.number("Seed", seed, 0, common.MAX_SEED, integer=True, default=0)
     return sampler, variance, steps, eta, spacing, n_images, seed
-
-
-def _how(sampler, variance, steps, eta, spacing, clip_x0, T) -> str:
-    if sampler == "ddpm":
-        var = "β̃" if variance == "beta_tilde" else "β"
-        how = f"DDPM, {steps} steps (σ² = {var}"
-        how += ")" if steps == T else f", respaced, {spacing})"
-    else:
-        how = f"DDIM, {steps} steps, η = {eta:g}, {spacing}"
-    return how + (", x̂0 clipped" if clip_x0 else "")
 
 
 def _progress_md(run, how: str, step, elapsed: float, per_step: float) -> str:
@@ -214,7 +207,7 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
                                variance=variance, clip_x0=clip_x0)
     _cleanup(previous)
 
-    how = _how(sampler, variance, steps, eta, spacing, clip_x0, T)
+    how = settings.describe(T)
     run = image_sampling.SamplingRun.plan(ck, settings, n_images, seed)
     scale = run.scale
     skip = gr.skip()

@@ -33,7 +33,7 @@ import gradio as gr
 
 from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
-from diffusion_core.sampling.config import SAMPLER_NAMES
+from diffusion_core.sampling.config import SAMPLERS
 from diffusion_core.schedule.config import BUILTIN_KINDS
 from pages import common, jobs, limits, sessions
 from pages.toy2d import handlers
@@ -169,8 +169,8 @@ def render(shared_schedule: gr.State) -> None:
                 with gr.Tab("Sample"):
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
-                            sampler = ui.Radio(list(SAMPLER_NAMES), value=PRESET.sampler.sampler,
-                                               label="Sampler")
+                            sampler = ui.Radio([(s.label, s.name) for s in SAMPLERS.values()],
+                                               value=PRESET.sampler.sampler, label="Sampler")
                             with gr.Row():
                                 # maximum follows the model's T (set by ▶ Train)
                                 sample_steps = ui.Number(value=PRESET.schedule.T,

@@ -263,10 +263,10 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     """Sample N points with the reverse chain; a generator for the Sample button.
 
     ``clip_x0`` clamps the predicted x̂0 to [−1, 1] in every step (see sampling.sample); η
-    applies to DDIM only (under DDPM it is not passed to the sampler). An empty Steps box
-    means the sampler's default (DDPM: the full chain; DDIM: 25 steps). A run may take the
-    server's sampling budget (:data:`pages.limits.ACTIVE`); one that spends it stops with a
-    message and no samples (a half-run chain is not a sample).
+    applies to DDIM only (it is not passed to the other samplers). An empty Steps box
+    means the sampler's default (DDPM: the full chain; DDIM and DPM-Solver++ 2M: 25 steps).
+    A run may take the server's sampling budget (:data:`pages.limits.ACTIVE`); one that spends
+    it stops with a message and no samples (a half-run chain is not a sample).
 
     Yields ``(figure | no-change, Markdown)``: progress while running, then the animated
     figure (≤ 60 frames, final samples over the data) and the quality numbers.
@@ -315,9 +315,10 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     moved = min(n_samples, ANIM_POINTS)  # the animation's fixed subset (figures.subset)
     shown = "" if moved == n_samples else f"; the animation moves {moved:,} of them"
     md = _quality_md(result.quality, n_samples, how + shown)
-    if sampler == "ddim" and not clip_x0 and state.schedule.alpha_bar(T - 1) < 1e-4:
+    if sampler != "ddpm" and not clip_x0 and state.schedule.alpha_bar(T - 1) < 1e-4:
         md += ("\n\n⚠️ This schedule ends at ᾱ_(T−1) = "
-               f"{state.schedule.alpha_bar(T - 1):.1e}: DDIM's first step divides by "
+               f"{state.schedule.alpha_bar(T - 1):.1e}: {SAMPLERS[sampler].label}'s first "
+               "step divides by "
                "√ᾱ_t, so small errors in ε̂ blow up. Tick *clip x̂0* or use DDPM.")
     yield fig, md
 

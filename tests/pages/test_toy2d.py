@@ -291,7 +291,7 @@ def test_sampling_returns_an_animation_and_quality_numbers(trained):
 
 def test_sampling_frames_are_subsampled_and_reach_the_browser(trained):
     fig, md = list(tab.sample(trained, "ddim", 25, 0.5, 200, 0, True))[-1]
-    assert len(fig.frames) == 26 and "DDIM, 25 steps, η = 0.5" in md
+    assert len(fig.frames) == 26 and "DDIM, 25 of 200 steps (trailing), η = 0.5" in md
     long_state = run_train(source="custom", kind="cosine", T=300, steps=5)[0]
     fig, _ = list(tab.sample(long_state, "ddpm", None, 0.0, 50, 0))[-1]
     assert len(fig.frames) <= MAX_FRAMES

@@ -22,7 +22,11 @@ def test_registry_states_which_options_apply():
     assert SAMPLERS["ddpm"].default_steps(1000) == 1000
     assert SAMPLERS["ddim"].default_steps(1000) == DDIM_DEFAULT_STEPS
     assert SAMPLERS["ddim"].default_steps(10) == 10
-    with pytest.raises(ValueError, match="sampler must be one of ddpm, ddim"):
+    dpm = SAMPLERS["dpmpp_2m"]
+    assert (dpm.label, dpm.options, dpm.multistep) == ("DPM-Solver++ 2M", (), True)
+    assert dpm.default_steps(1000) == DDIM_DEFAULT_STEPS and dpm.default_steps(10) == 10
+    assert not SAMPLERS["ddpm"].multistep and not SAMPLERS["ddim"].multistep
+    with pytest.raises(ValueError, match="sampler must be one of ddpm, ddim, dpmpp_2m; "):
         sampler_info("euler")
 
 
@@ -45,13 +49,18 @@ def test_sample_kwargs_pass_only_the_options_that_apply():
     assert ddim.sample_kwargs(200) == dict(sampler="ddim", steps=DDIM_DEFAULT_STEPS,
                                            spacing="trailing", clip_x0=True, eta=0.7)
     assert SamplerSettings(steps=5000).sample_kwargs(1000)["steps"] == 1000
+    dpm = SamplerSettings(sampler="dpmpp_2m", steps=None, eta=0.7, variance="beta")
+    assert dpm.sample_kwargs(200) == dict(sampler="dpmpp_2m", steps=DDIM_DEFAULT_STEPS,
+                                          spacing="trailing", clip_x0=False)
 
 
 def test_describe_names_what_applies():
     assert SamplerSettings(sampler="ddim", steps=25, eta=0.5).describe(1000) == \
-        "DDIM, 25 steps, η = 0.5"
+        "DDIM, 25 of 1000 steps (trailing), η = 0.5"
     assert SamplerSettings(sampler="ddpm", steps=None, variance="beta",
                            clip_x0=True).describe(200) == "DDPM, 200 steps, σ² = β, x̂0 clipped"
+    assert SamplerSettings(sampler="dpmpp_2m", steps=10, eta=0.5).describe(1000) == \
+        "DPM-Solver++ 2M, 10 of 1000 steps (trailing)"
 
 
 def test_check_options():
@@ -60,6 +69,9 @@ def test_check_options():
         check_options("ddpm", {"eta": 0.1})
     with pytest.raises(ValueError, match="unknown sampler option"):
         check_options("ddim", {"s_churn": 1})
+    check_options("dpmpp_2m", {"eta": 0.0, "variance": "beta_tilde"})
+    with pytest.raises(ValueError, match="does not apply to DPM-Solver\\+\\+ 2M"):
+        check_options("dpmpp_2m", {"variance": "beta"})
 
 
 def test_from_dict_strict_and_lenient():
