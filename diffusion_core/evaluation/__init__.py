@@ -1,4 +1,4 @@
-"""Sample-quality evaluation: generic distances, and one judge per data set.
+"""Evaluation: generic distances, one sample-quality judge per data set, and the likelihood bound.
 
 ============== ===============================================================================
 module         what it holds
@@ -14,6 +14,10 @@ module         what it holds
                exact two-colour models of :mod:`diffusion_core.data.synthetic`
 ``shapes``     ``shape_quality``: shape classifier confidence, class entropy, Fréchet distance,
                two-colour misfit, edge softness
+``vlb``        ``vlb_terms`` → ``VLBTerms``: the variational bound (DDPM eq. 5) term by term —
+               decoder L_0, the KL terms, the prior L_T, total, bits/dim; the discrete
+               decoder's bucket log-probabilities (``discretized_gaussian_log_probs``,
+               ``…_log_likelihood``)
 ============== ===============================================================================
 
 Every judge compares samples with data the generator never trained on (held-out digits, fresh
@@ -45,4 +49,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "default_shape_classifier": ".shapes",
     "shape_masks": ".shapes",
     "shape_quality": ".shapes",
+    "VLBTerms": ".vlb",
+    "discretized_gaussian_log_likelihood": ".vlb",
+    "discretized_gaussian_log_probs": ".vlb",
+    "vlb_terms": ".vlb",
 })

@@ -76,7 +76,13 @@ class GaussianOracle:
             t = torch.full((x.shape[0],), t, dtype=torch.long)
         if t.shape != (x.shape[0],):
             raise ValueError(f"t must have shape [B] = [{x.shape[0]}]; got {list(t.shape)}")
-        ab = torch.tensor([self.alpha_bar(int(k)) for k in t.tolist()], dtype=torch.float64)
+        t = t.to(torch.long).cpu()
+        if len(t) and (t.min() < -1 or t.max() >= self.schedule.T):
+            raise ValueError(f"t must be in [-1, {self.schedule.T - 1}]")
+        # ᾱ with ᾱ_{−1} = 1 in front, so index t + 1 (float64, the schedule's own values)
+        table = torch.cat([torch.ones(1, dtype=torch.float64),
+                           self.schedule.float64["alphas_cumprod"]])
+        ab = table[t + 1]
         return fn(ab).reshape(-1, *([1] * (x.ndim - 1)))
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
