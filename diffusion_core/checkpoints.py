@@ -1,10 +1,13 @@
 """Checkpoints: ``model.safetensors`` (weights) + ``config.json`` (everything else).
 
 A checkpoint directory holds exactly those two files (plus an optional ``MODEL_CARD.md``).
-``config.json`` records the model config, the schedule config, the data set and a training
-summary. Loading validates the JSON, rebuilds the model from its config and checks every
-tensor name and shape. Nothing is ever unpickled: ``.pt``/``.pth``/``.ckpt``/``.bin`` files
-are refused with a clear message.
+``config.json`` records the model config, the schedule config, the data set, what the network
+predicts (``"prediction"``: ``"eps"``, ``"x0"`` or ``"v"``; a config without it — every
+checkpoint written before the key existed — is ``"eps"``) and a training summary. Loading
+validates the JSON, rebuilds the model from its config and checks every tensor name and shape;
+:attr:`Checkpoint.model` is always an ε-predictor that samplers call as they are (an x0- or
+v-network comes wrapped, :func:`~diffusion_core.forward.as_eps_predictor`). Nothing is ever
+unpickled: ``.pt``/``.pth``/``.ckpt``/``.bin`` files are refused with a clear message.
 
 :func:`read_config` needs no torch (the app lists checkpoints before torch is imported);
 torch and safetensors are imported by the functions that touch weights.
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .models.config import config_from_dict
 from .schedule.config import ScheduleConfig
+from .training.config import PREDICTIONS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,7 +39,12 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle")
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model (eval mode, CPU), its schedule and metadata."""
+    """A loaded checkpoint: the model (eval mode, CPU), its schedule and metadata.
+
+    ``model`` is an ε-predictor ``(x_t, t) → ε̂`` whatever :attr:`prediction` the network was
+    trained for (an x0- or v-network is wrapped in an
+    :class:`~diffusion_core.forward.EpsPredictor`); :attr:`network` is the bare network.
+    """
 
     model: nn.Module
     model_config: Any
@@ -48,30 +57,64 @@ class Checkpoint:
     def schedule_config(self) -> ScheduleConfig:
         return self.schedule.config
 
+    @property
+    def network(self) -> nn.Module:
+        """The network whose weights the checkpoint holds (``model`` without the conversion)."""
+        from .forward import unwrap_network
+
+        return unwrap_network(self.model)[0]
+
+    @property
+    def prediction(self) -> str:
+        """What :attr:`network` predicts: ``"eps"``, ``"x0"`` or ``"v"`` (read off ``model``)."""
+        from .forward import unwrap_network
+
+        return unwrap_network(self.model)[1]
+
 
 def save_checkpoint(directory: str | Path, model: nn.Module, model_config: Any,
                     schedule_config: ScheduleConfig, *, dataset: dict,
-                    training: dict | None = None) -> Path:
+                    training: dict | None = None, prediction: str | None = None) -> Path:
     """Write ``directory/model.safetensors`` and ``directory/config.json``; returns the dir.
 
     ``dataset`` describes the data (at least ``{"name": ...}``); ``training`` is a JSON-able
-    summary (config, steps, wall time, final loss, …).
+    summary (config, steps, wall time, final loss, …). ``prediction`` is what ``model``
+    predicts (default ``"eps"``); an :class:`~diffusion_core.forward.EpsPredictor` (what
+    ``Trainer.sampling_model`` gives for x0/v) is unwrapped and its prediction recorded. A
+    ``prediction`` that contradicts the wrapper or ``training["config"]`` is refused.
     """
     import torch
     from safetensors.torch import save_file
 
+    from .forward import unwrap_network
+
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     if "name" not in dataset:
         raise ValueError("dataset must have a 'name'")
+    network, wrapped = unwrap_network(model)
+    if prediction is None:
+        prediction = wrapped
+    elif network is not model and prediction != wrapped:
+        raise ValueError(f"prediction {prediction!r} contradicts the model, an EpsPredictor "
+                         f"for {wrapped!r}")
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be eps, x0 or v; got {prediction!r}")
+    recorded = (training or {}).get("config")
+    trained = (recorded.get("prediction", prediction) if isinstance(recorded, dict)
+               else prediction)
+    if trained != prediction:
+        raise ValueError(f"prediction {prediction!r} contradicts the training config's "
+                         f"{trained!r}")
+    directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous()
-             for k, v in model.state_dict().items()}
+             for k, v in network.state_dict().items()}
     save_file(state, str(directory / WEIGHTS))
     config = {
         "format": FORMAT,
         "version": VERSION,
         "model": model_config.to_dict(),
         "schedule": schedule_config.to_dict(),
+        "prediction": prediction,
         "dataset": dataset,
         "training": training or {},
     }
@@ -116,7 +159,15 @@ def read_config(directory: str | Path) -> dict:
     for key in ("model", "schedule", "dataset"):
         if not isinstance(config.get(key), dict):
             raise ValueError(f"{directory / CONFIG} lacks the '{key}' section")
+    if config.get("prediction", "eps") not in PREDICTIONS:
+        raise ValueError(f"{directory / CONFIG}: prediction must be eps, x0 or v; got "
+                         f"{config['prediction']!r}")
     return config
+
+
+def prediction_of(config: dict) -> str:
+    """What a checkpoint's network predicts, from its ``config.json`` (``"eps"`` if unsaid)."""
+    return config.get("prediction", "eps")
 
 
 def load_checkpoint(directory: str | Path) -> Checkpoint:
@@ -125,6 +176,7 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from .forward import as_eps_predictor
     from .models import build_model
     from .schedule import NoiseSchedule
 
@@ -151,9 +203,9 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
             raise ValueError(f"weight {name} contains NaN or inf")
     model.load_state_dict(state)
     model.eval()
-    return Checkpoint(model=model, model_config=model_config, schedule=schedule,
-                      dataset=config["dataset"], training=config.get("training", {}),
-                      path=directory)
+    return Checkpoint(model=as_eps_predictor(model, schedule, prediction_of(config)),
+                      model_config=model_config, schedule=schedule, dataset=config["dataset"],
+                      training=config.get("training", {}), path=directory)
 
 
 def finite_or_none(x: float) -> float | None:

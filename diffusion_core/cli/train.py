@@ -2,6 +2,7 @@
 
     python -m diffusion_core.train --dataset moons --out runs/moons
     python -m diffusion_core.train --dataset digits --out assets/models/digits --steps 6000
+    python -m diffusion_core.train --dataset moons --out runs/moons-v --prediction v
 
 With only ``--dataset`` and ``--out`` it uses the app's defaults (``diffusion_core.presets``).
 Writes a checkpoint directory (``model.safetensors`` + ``config.json``). Bad arguments exit
@@ -26,6 +27,7 @@ from ..models import MLPConfig, UNetConfig, build_model, count_parameters
 from ..presets import preset_for
 from ..schedule import SCHEDULE_KINDS, NoiseSchedule, ScheduleConfig
 from ..training import Trainer, TrainingDiverged
+from ..training.config import PREDICTIONS
 from .common import CliError, Parser
 
 
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float)
     g.add_argument("--loss", choices=("l2", "l1", "huber"))
     g.add_argument("--ema", type=float, help="EMA decay (0 = off)")
+    g.add_argument("--prediction", choices=PREDICTIONS,
+                   help="what the network predicts: eps (the noise, DDPM), x0 (the clean "
+                   "sample) or v (√ᾱ ε − √(1−ᾱ) x0); samplers always get ε (default: eps)")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -131,7 +136,8 @@ def configs_from_args(args, data: torch.Tensor, image: bool):
     train = replace(t, steps=_pick(args.steps, t.steps),
                     batch_size=_pick(args.batch_size, t.batch_size), lr=_pick(args.lr, t.lr),
                     loss=_pick(args.loss, t.loss), ema_decay=_pick(args.ema, t.ema_decay),
-                    seed=_pick(args.seed, t.seed))
+                    seed=_pick(args.seed, t.seed),
+                    prediction=_pick(args.prediction, t.prediction))
     return schedule, model, train, preset.sampler
 
 
@@ -174,8 +180,8 @@ def run(argv: list[str] | None = None) -> Path:
         "command": command,
         "sampler_defaults": sampler.kwargs(),
     }
-    out = save_checkpoint(args.out, trainer.sampling_model(), model_cfg, schedule_cfg,
-                          dataset=dataset, training=training)
+    out = save_checkpoint(args.out, trainer.sampling_network(), model_cfg, schedule_cfg,
+                          dataset=dataset, training=training, prediction=train_cfg.prediction)
     if not args.quiet:
         print(f"wrote {out} ({count_parameters(model):,} parameters, {trainer.step} steps, "
               f"{wall:.1f} s, final loss {last.loss:.4f})")

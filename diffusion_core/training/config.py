@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 LossKind = Literal["l2", "l1", "huber"]
+Prediction = Literal["eps", "x0", "v"]
+PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v")  # what a network may predict (see below)
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,16 @@ class TrainConfig:
       set grows (both fit the training set's E[ε | x_t]), with much less gradient noise at
       mid-range t; costs one [batch × reference] softmax per step.
     - ``stf_extra``: size of that extra reference set, 0..65536 (used only with ``"stf"``).
+    - ``prediction``: what the network outputs. ``"eps"`` the noise ε mixed into x_t (DDPM);
+      ``"x0"`` the clean sample itself; ``"v"`` the "velocity" v = √ᾱ_t ε − √(1 − ᾱ_t) x0
+      (Salimans & Ho 2022, §4), ≈ ε at low noise and ≈ −x0 at high noise. Given x_t each
+      determines the others, so samplers always receive ε̂
+      (:func:`~diffusion_core.forward.eps_from_prediction`); what differs is how the squared
+      error weights the noise levels. With SNR_t = ᾱ_t / (1 − ᾱ_t):
+      ‖x̂0 − x0‖² = SNR_t⁻¹ · ‖ε̂ − ε‖² and ‖v̂ − v‖² = ‖ε̂ − ε‖² / ᾱ_t = (1 + SNR_t⁻¹) ·
+      ‖ε̂ − ε‖², so x0 prediction nearly ignores the low-noise steps (weight → 0 as t → 0)
+      while v counts them like ε, and both weight the high-noise steps far more than ε does.
+      (Exact for ``loss="l2"``; with a ``"stf"`` target, ε and x0 above are its posterior means.)
     """
 
     steps: int = 2000
@@ -44,6 +56,7 @@ class TrainConfig:
     timestep_power: float = 1.0
     target: Literal["eps", "stf"] = "eps"
     stf_extra: int = 0
+    prediction: Prediction = "eps"
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -76,12 +89,15 @@ class TrainConfig:
         need(isinstance(self.stf_extra, int) and not isinstance(self.stf_extra, bool)
              and 0 <= self.stf_extra <= 65_536,
              f"stf_extra must be an integer in [0, 65536]; got {self.stf_extra!r}")
+        need(self.prediction in PREDICTIONS,
+             f"prediction must be eps, x0 or v; got {self.prediction!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """The config ``to_dict`` wrote; keys added later (``prediction``) take their defaults."""
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown train config keys: {sorted(unknown)}")

@@ -1,4 +1,5 @@
-"""Training: the ε-prediction objective (DDPM Algorithm 1, eq. 14) for any model and data shape.
+"""Training: DDPM's objective (Algorithm 1, eq. 14) for any model and data shape, predicting ε, x0
+or v (``TrainConfig.prediction``).
 
 Index convention: t ∈ {0, …, T−1}, drawn per example: uniformly (DDPM), or as ⌊T·u^p⌋ to
 favour low noise (``TrainConfig.timestep_power``).
@@ -13,7 +14,9 @@ the model keeps its last good weights.
 Code name ↔ paper symbol: ``x0`` x_0, ``noise`` ε, ``x_t`` √ᾱ_t x0 + √(1−ᾱ_t) ε (eq. 4),
 ``pred_eps`` ε_θ(x_t, t); loss ‖ε − ε_θ‖² ("L_simple", eq. 14). With ``target="stf"`` the ε in
 the loss is replaced by the Stable Target Field's lower-variance estimate of E[ε | x_t]
-(:func:`stf_target`; Xu et al. 2023).
+(:func:`stf_target`; Xu et al. 2023). With ``prediction="x0"`` or ``"v"`` the network regresses
+on x0 or v = √ᾱ_t ε − √(1−ᾱ_t) x0 instead (:func:`regression_targets`), and
+:meth:`Trainer.sampling_model` converts its output to ε̂ for the samplers.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..forward import q_sample
+from ..forward import as_eps_predictor, eps_from_prediction, prediction_target, q_sample
+from ..oracles.ideal import posterior_mean_x0
 from ..schedule import NoiseSchedule
 from .config import LossKind, TrainConfig
 
@@ -42,8 +46,11 @@ class TrainProgress:
     """A report from the training loop.
 
     ``loss`` is the mean loss over the steps since the last report; ``losses`` the per-step
-    values of those steps. ``timestep_loss[i]`` is the mean per-example loss for t in
-    ``[timestep_edges[i], timestep_edges[i+1])`` over the whole run so far (NaN if unseen).
+    values of those steps. ``timestep_loss[i]`` is the mean per-example loss (the objective,
+    in the units of ``config.prediction``) for t in ``[timestep_edges[i], timestep_edges[i+1])``
+    over the whole run so far (NaN if unseen); ``timestep_eps_loss[i]`` the same loss measured
+    in ε units (the output converted to ε̂ against the ε target), which puts the three
+    predictions on one axis (equal to ``timestep_loss`` for ``"eps"``).
     """
 
     step: int  # steps done in total (this run and earlier ones)
@@ -53,6 +60,7 @@ class TrainProgress:
     losses: tuple[float, ...]
     timestep_edges: tuple[int, ...]
     timestep_loss: tuple[float, ...]
+    timestep_eps_loss: tuple[float, ...]
     lr: float
     elapsed_s: float
     done: bool
@@ -80,28 +88,58 @@ def stf_target(x_t: torch.Tensor, alpha_bar: torch.Tensor, ref: torch.Tensor) ->
     small t the weights collapse onto the example's own x0 and the target is its drawn ε.
 
     Shapes: ``x_t [B, ...]``, ``alpha_bar [B]``, ``ref [R, ...]`` (same trailing shape) →
-    ``[B, ...]``. The squared distance is expanded (``−2√ᾱ x·r + ᾱ‖r‖²``; ‖x‖² is the same for
-    every j and drops out of the softmax), so the whole weight matrix is one matmul.
+    ``[B, ...]``. The posterior mean is the ideal denoiser's kernel
+    (:func:`diffusion_core.oracles.ideal.posterior_mean_x0`: the squared distance expanded so
+    the weights are one matmul, the softmax in log space); pass a float64 ``alpha_bar`` so
+    1 − ᾱ_t keeps its precision near t = 0.
+    """
+    return _stf(x_t, alpha_bar, ref)[0]
+
+
+def _stf(x_t: torch.Tensor, alpha_bar: torch.Tensor,
+         ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`stf_target`'s ε target and its posterior mean of x0 (both ``[B, ...]``).
+
+    The pair satisfies x_t = √ᾱ x0_mean + √(1 − ᾱ) ε_STF, so x0_mean is the x0 target that goes
+    with ε_STF, obtained without dividing by √ᾱ (tiny near t = T−1).
     """
     b = x_t.shape[0]
     if alpha_bar.shape != (b,) or ref.shape[1:] != x_t.shape[1:]:
         raise ValueError(f"stf_target: x_t {list(x_t.shape)}, alpha_bar {list(alpha_bar.shape)}"
                          f" and ref {list(ref.shape)} do not match")
-    x, r = x_t.flatten(1), ref.flatten(1)
-    ab = alpha_bar.to(x.dtype)[:, None]
-    var = 1.0 - ab
-    coef = torch.cat((x * (ab.sqrt() / var), -ab / (2.0 * var)), dim=1)  # [B, D + 1]
-    ref_aug = torch.cat((r, r.pow(2).sum(1, keepdim=True)), dim=1)  # [R, D + 1]
-    w = torch.softmax(coef @ ref_aug.T, dim=1)  # [B, R]: log w_ij = −‖x_i − √ᾱ_i r_j‖²/(2σ_i²)
-    x0_mean = (r.T @ w.T).T  # = w @ r; this order is ~8× faster on CPU when D is 2
-    return ((x - ab.sqrt() * x0_mean) / var.sqrt()).view_as(x_t)
+    # The ideal denoiser's kernel over the reference set (one matmul per block, log space).
+    x0_mean = posterior_mean_x0(x_t, alpha_bar, ref)
+    ab = alpha_bar.to(torch.float64).reshape(b, *([1] * (x_t.ndim - 1)))
+    eps = (x_t - ab.sqrt().to(x_t.dtype) * x0_mean) / (1.0 - ab).sqrt().to(x_t.dtype)
+    return eps, x0_mean
+
+
+def regression_targets(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor,
+                       t: torch.Tensor, noise: torch.Tensor, prediction: str,
+                       stf_ref: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(target, eps_target)``: what a ``prediction`` network regresses on, and its ε form.
+
+    x_t = q_sample(schedule, x0, t, noise) (eq. 4). Without ``stf_ref`` the ε target is the drawn
+    ``noise`` and the x0 target is ``x0``; with it (``[R, ...]``, the batch's x0 first) they are
+    the Stable Target Field's posterior means (:func:`stf_target`). ``target`` is then
+    :func:`~diffusion_core.forward.prediction_target` of that (x0, ε) pair: ε, x0 or
+    v = √ᾱ_t ε − √(1 − ᾱ_t) x0 — a linear and exact conversion of the ε target, since the pair
+    reproduces x_t. Shapes ``[B, ...]``; ``t`` int64 ``[B]``.
+    """
+    eps, x0_target = noise, x0
+    if stf_ref is not None:
+        # float64 ᾱ: the kernel forms 1 − ᾱ_t (≈ 1e-4 at t = 0) without float32 rounding
+        alpha_bar = schedule.float64["alphas_cumprod"].to(t.device)[t]
+        eps, x0_target = _stf(x_t, alpha_bar, stf_ref)
+    return prediction_target(schedule, x0_target, t, eps, prediction), eps
 
 
 class Trainer:
-    """Trains an ε-predictor on ``data`` with ``schedule``; keeps state between runs.
+    """Trains a network on ``data`` with ``schedule``; keeps state between runs.
 
     Args:
-        model: ``model(x_t, t) -> pred_eps``; trained in place (on its own device).
+        model: ``model(x_t, t)`` → its prediction of ε, x0 or v (``config.prediction``);
+            trained in place (on its own device). :meth:`sampling_model` gives an ε-predictor.
         schedule: the noise schedule (the model never sees it).
         data: ``[N, ...]`` float tensor of training examples (2D points or images in [−1, 1]).
         config: optimisation settings.
@@ -134,11 +172,21 @@ class Trainer:
         self._bin_of_t = torch.bucketize(torch.arange(schedule.T), torch.tensor(self.edges[1:]),
                                          right=True).to(device)
         self._bin_sum = torch.zeros(bins, dtype=torch.float64)
+        self._bin_eps_sum = torch.zeros(bins, dtype=torch.float64)
         self._bin_count = torch.zeros(bins, dtype=torch.float64)
 
-    def sampling_model(self) -> nn.Module:
-        """The model to sample from: the EMA copy when EMA is on, else the trained model."""
+    def sampling_network(self) -> nn.Module:
+        """The trained network itself (the EMA copy when EMA is on): what a checkpoint stores.
+
+        It predicts ``config.prediction``; samplers want :meth:`sampling_model`.
+        """
         return self.ema if self.ema is not None else self.model
+
+    def sampling_model(self) -> nn.Module:
+        """The ε-predictor to sample from: :meth:`sampling_network`, converted to ε̂ when it
+        predicts x0 or v (:func:`~diffusion_core.forward.as_eps_predictor`; for ``"eps"`` the
+        network itself)."""
+        return as_eps_predictor(self.sampling_network(), self.schedule, self.config.prediction)
 
     def lr_at(self, step: int, total: int) -> float:
         c = self.config
@@ -167,16 +215,18 @@ class Trainer:
         t = self._draw_t(c.batch_size, x0.device)
         noise = torch.randn(x0.shape, generator=g, device=x0.device)
         x_t = q_sample(self.schedule, x0, t, noise)  # eq. (4)
-        target = noise
+        ref = None
         if c.target == "stf":
             ref = x0
             if c.stf_extra:
                 extra = torch.randint(0, len(self.data), (c.stf_extra,), generator=g,
                                       device=x0.device)
                 ref = torch.cat((x0, self.data[extra]))
-            target = stf_target(x_t, self.schedule.alphas_cumprod[t], ref)
+        target, eps_target = regression_targets(self.schedule, x0, x_t, t, noise,
+                                                c.prediction, ref)
         self.model.train()
-        per_example = _per_example_loss(c.loss, self.model(x_t, t), target)  # eq. (14)
+        output = self.model(x_t, t)
+        per_example = _per_example_loss(c.loss, output, target)  # eq. (14)
         loss = per_example.mean()
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -198,14 +248,30 @@ class Trainer:
                 for be, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
                     be.copy_(b)
         with torch.no_grad():
+            per_example = per_example.detach()
+            per_example_eps = per_example
+            if c.prediction != "eps":  # the same loss on ε̂ = the output converted
+                pred_eps = eps_from_prediction(self.schedule, x_t, t, output.detach(),
+                                               c.prediction)
+                per_example_eps = _per_example_loss(c.loss, pred_eps, eps_target)
             bins = self._bin_of_t[t].cpu()
-            self._bin_sum.index_add_(0, bins, per_example.detach().double().cpu())
+            self._bin_sum.index_add_(0, bins, per_example.double().cpu())
+            self._bin_eps_sum.index_add_(0, bins, per_example_eps.double().cpu())
             self._bin_count.index_add_(0, bins, torch.ones_like(bins, dtype=torch.float64))
         self.step += 1
         return loss.item()
 
     def timestep_loss(self) -> tuple[float, ...]:
+        """Mean per-example loss (the objective, in ``config.prediction``'s units) per t bin."""
         mean = self._bin_sum / self._bin_count
+        return tuple(float(v) for v in mean)
+
+    def timestep_eps_loss(self) -> tuple[float, ...]:
+        """The same loss in ε units (ε̂ from the converted output vs the ε target) per t bin.
+
+        One axis for all three predictions; equal to :meth:`timestep_loss` for ``"eps"``.
+        """
+        mean = self._bin_eps_sum / self._bin_count
         return tuple(float(v) for v in mean)
 
     def run(self, steps: int | None = None, *,
@@ -229,7 +295,8 @@ class Trainer:
                 yield TrainProgress(
                     step=self.step, run_step=i + 1, run_steps=steps,
                     loss=sum(window) / len(window), losses=tuple(window),
-                    timestep_edges=self.edges, timestep_loss=self.timestep_loss(), lr=lr,
+                    timestep_edges=self.edges, timestep_loss=self.timestep_loss(),
+                    timestep_eps_loss=self.timestep_eps_loss(), lr=lr,
                     elapsed_s=time.perf_counter() - start, done=last,
                 )
                 window = []

@@ -1,4 +1,4 @@
-"""The 2D toy session: train a small MLP ε-predictor on 2D points, then look at it.
+"""The 2D toy session: train a small MLP on 2D points (predicting ε, x0 or v), then look at it.
 
 Index convention: t ∈ {0, …, T−1}; ᾱ_t = ∏_{s≤t}(1 − β_s); t = 0 is one noising step and
 ᾱ_{−1} = 1 is the clean data. The reverse chain starts from x ~ N(0, I) at t = T−1 and ends at
@@ -12,11 +12,13 @@ name                        what it does
 :class:`Toy2DSession`       one user's data, fixed ε, schedule, model and trainer; ``train``
                             streams :class:`~diffusion_core.training.TrainProgress` and records
                             every step's loss
-:func:`start_or_continue`   the restart rule (:func:`restart_reason`): same data, schedule and
-                            model settings continue the model, anything else starts a new one
+:func:`start_or_continue`   the restart rule (:func:`restart_reason`): same data, schedule,
+                            model settings and prediction continue the model, anything else
+                            starts a new one
 :func:`check_step_cost`     estimated seconds of one training step; refuses a model too big
                             to stop within :data:`MAX_STEP_S`
-:func:`vector_field`        ε̂_θ(x, t) on a square grid over the noised cloud x_t (a record)
+:func:`vector_field`        ε̂_θ(x, t) on a square grid over the noised cloud x_t (a record;
+                            an x0 or v output converted to ε̂)
 :class:`Toy2DSampling`      the reverse chain as an iterable; ``result()`` gives frames at
                             evenly spaced steps, the samples and their quality score
 :func:`forward_frames`      x_t of the data at evenly spaced t with one fixed ε (DDPM eq. 4)
@@ -44,7 +46,7 @@ from ..sampling.loop import SampleStep, sample
 from ..sampling.spacing import evenly_spaced
 from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
-from ..training.config import TrainConfig
+from ..training.config import Prediction, TrainConfig
 from ..training.trainer import Trainer, TrainProgress
 
 FLOPS_PER_S = 2.5e10  # what one core sustains for these small matmuls (measured ~4e10)
@@ -117,8 +119,14 @@ class Toy2DSession:
 
     @property
     def model(self) -> torch.nn.Module:
-        """The model to look at and sample from (the EMA copy when EMA is on)."""
+        """The ε-predictor to look at and sample from (the EMA copy when EMA is on; an x0- or
+        v-predicting network comes converted to ε̂, see ``Trainer.sampling_model``)."""
         return self.trainer.sampling_model()
+
+    @property
+    def prediction(self) -> Prediction:
+        """What the network predicts: ``"eps"``, ``"x0"`` or ``"v"`` (fixed for a session)."""
+        return self.trainer.config.prediction
 
     @property
     def T(self) -> int:
@@ -138,8 +146,13 @@ class Toy2DSession:
 
 
 def restart_reason(session: Toy2DSession | None, spec: DataSpec,
-                   schedule_config: ScheduleConfig, model_config: MLPConfig) -> str | None:
-    """Why ``session`` cannot simply continue training with these settings (None: it can)."""
+                   schedule_config: ScheduleConfig, model_config: MLPConfig, *,
+                   prediction: Prediction = "eps") -> str | None:
+    """Why ``session`` cannot simply continue training with these settings (None: it can).
+
+    A network trained to predict one of ε, x0 and v is a different model for another, so a
+    changed ``prediction`` starts a new one too.
+    """
     if not isinstance(session, Toy2DSession):
         return "new model"
     changed = []
@@ -149,6 +162,8 @@ def restart_reason(session: Toy2DSession | None, spec: DataSpec,
         changed.append("schedule")
     if session.model_config != model_config:
         changed.append("model")
+    if session.prediction != prediction:
+        changed.append("prediction")
     return None if not changed else "new model: the " + " and ".join(changed) + " changed"
 
 
@@ -158,10 +173,11 @@ def start_or_continue(session: Toy2DSession | None, spec: DataSpec,
     """The session to train next and why it is new (``None``: ``session`` continues).
 
     Continuing keeps the model, its optimiser state and its losses and takes the new learning
-    rate, batch size and step count from ``train_config``; any change of data, schedule or model
-    settings starts a new session (:func:`restart_reason`).
+    rate, batch size and step count from ``train_config``; any change of data, schedule, model
+    settings or ``train_config.prediction`` starts a new session (:func:`restart_reason`).
     """
-    reason = restart_reason(session, spec, schedule_config, model_config)
+    reason = restart_reason(session, spec, schedule_config, model_config,
+                            prediction=train_config.prediction)
     if reason is not None:
         session = Toy2DSession.create(spec, schedule_config, model_config, train_config)
     else:
@@ -216,7 +232,8 @@ class VectorField:
     """ε̂_θ(x, t) on a square grid over the noised data x_t (eq. 4, the session's fixed ε).
 
     ``grid [G², 2]`` float64 points (row-major over ``axis``: x₁ varies fastest), ``pred_eps
-    [G², 2]`` float64 the model's output there (the arrows are −pred_eps), ``axis [G]`` the grid
+    [G², 2]`` float64 the model's ε̂ there (an x0 or v output converted, see
+    :attr:`Toy2DSession.model`; the arrows are −pred_eps), ``axis [G]`` the grid
     coordinates on both axes (``±0.95 · half``), ``x_t [n, 2]`` the noised training points,
     ``half`` the half-width of a square view holding the data and x_t.
     """
@@ -231,7 +248,11 @@ class VectorField:
 
 
 def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21) -> VectorField:
-    """The model's ε̂ at ``grid_size²`` grid points at timestep ``t`` (0..T−1)."""
+    """The model's ε̂ at ``grid_size²`` grid points at timestep ``t`` (0..T−1).
+
+    ε̂ whatever the network predicts (x0 and v outputs are converted), so the arrows mean the
+    same for every session.
+    """
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < session.T:
         raise ValueError(f"t must be an integer in [0, {session.T - 1}]; got {t!r}")
     x_t = q_sample(session.schedule, session.data, t, session.eps)  # eq. (4), fixed ε
