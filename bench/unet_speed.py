@@ -38,8 +38,8 @@ from pathlib import Path
 import torch
 
 from bench.common import median_ms, write_results
-from diffusion_core import sample as sample_cli
 from diffusion_core.checkpoints import load_checkpoint
+from diffusion_core.cli import sample as sample_cli
 from diffusion_core.images import make_grid
 from diffusion_core.models import UNet, count_parameters
 from diffusion_core.sampling import sample

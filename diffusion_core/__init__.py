@@ -37,8 +37,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "SamplerSettings": ".sampling.config",
     "resolve_sampler_settings": ".sampling.defaults",
     "timesteps": ".sampling.spacing",
-    "sample": ".sampling.loop",
-    "sample_final": ".sampling.loop",
+    "sample_final": ".sampling.loop",  # (the streaming chain: diffusion_core.sampling.sample;
+    # the name ``sample`` here is the module behind ``python -m diffusion_core.sample``)
     "ddim_invert": ".sampling.invert",
     "ddim_invert_steps": ".sampling.invert",
     # models
@@ -59,4 +59,8 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "load_checkpoint": ".checkpoints",
     "save_checkpoint": ".checkpoints",
     "preset_for": ".presets",
+    # exact denoisers and the likelihood bound
+    "GaussianOracle": ".oracles.gaussian",
+    "IdealDenoiser": ".oracles.ideal",
+    "vlb_terms": ".evaluation.vlb",
 })

@@ -56,7 +56,8 @@ def save_png(array: np.ndarray, path: str | Path) -> Path:
 
 def save_gif(frames: list[np.ndarray], path: str | Path, *, duration_ms: int = 80,
              hold_last_ms: int = 1200) -> Path:
-    """Save uint8 ``[H, W, 3]`` frames as a looping GIF; the last frame is held longer."""
+    """Save uint8 frames (``[H, W]`` grey or ``[H, W, 3]`` RGB) as a looping GIF; the last
+    frame is held longer."""
     if not frames:
         raise ValueError("save_gif needs at least one frame")
     path = Path(path)

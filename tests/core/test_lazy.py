@@ -10,9 +10,10 @@ import pytest
 
 from diffusion_core._lazy import lazy_exports
 
-API = ["NoiseSchedule", "ScheduleConfig", "make_betas", "q_sample", "sample", "MLP2D", "UNet",
-       "Trainer", "load_checkpoint", "save_checkpoint", "MLPConfig", "UNetConfig",
-       "TrainConfig", "SamplerSettings", "build_model", "make_2d"]
+API = ["NoiseSchedule", "ScheduleConfig", "make_betas", "q_sample", "sample_final", "MLP2D",
+       "UNet", "Trainer", "load_checkpoint", "save_checkpoint", "MLPConfig", "UNetConfig",
+       "TrainConfig", "SamplerSettings", "build_model", "make_2d", "ddim_invert",
+       "IdealDenoiser", "GaussianOracle", "vlb_terms"]
 
 
 def test_lazy_exports_resolve_alias_and_cache():
@@ -31,6 +32,15 @@ def test_top_level_api_names_resolve():
     for name in API:
         assert name in diffusion_core.__all__, name
         assert not isinstance(getattr(diffusion_core, name), types.ModuleType), name
+
+
+def test_sample_is_the_cli_module_not_a_function():
+    """``diffusion_core.sample`` is the module of ``python -m diffusion_core.sample``; exporting
+    the sampler function under that name made it depend on import order which one you got."""
+    code = ("import types, diffusion_core; assert 'sample' not in diffusion_core.__all__; "
+            "import diffusion_core.sample as m; assert isinstance(m, types.ModuleType); "
+            "assert callable(diffusion_core.sample_final)")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_importing_the_package_does_not_import_torch():
