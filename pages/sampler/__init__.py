@@ -9,7 +9,9 @@ on, so tab 1's schedule (``shared_schedule``) does not apply here and is ignored
 
 A view only: :mod:`.models` lists, loads and describes the checkpoints; :mod:`.handlers` holds
 the event handlers (re-exported here); the run itself is
-:mod:`diffusion_core.workflows.image_sampling`, which the sample CLI drives too.
+:mod:`diffusion_core.workflows.image_sampling`, which the sample CLI drives too. :mod:`.why`
+adds two sections below: the network's x̂0 beside the ideal denoiser's, and the likelihood
+bound in bits per dimension (:mod:`diffusion_core.workflows.image_why`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from diffusion_core.sampling.config import SAMPLERS, SPACINGS
 from pages import common, jobs, limits, sessions
 from pages.widgets import inputs as ui
 
+from . import why
 from .handlers import (
     DEFAULT_IMAGES,
     FRAME_LABEL,
@@ -133,6 +136,9 @@ def render(shared_schedule: gr.State) -> None:
             with gr.Accordion("How this works: DDPM eq. 11, DDIM eq. 12, x̂0 and η",
                               open=False):
                 gr.Markdown(common.explanation("sampler"), latex_delimiters=common.LATEX)
+
+    # What the network is trying to learn (the ideal denoiser) and the likelihood bound.
+    why.render(model)
 
     # --- events -------------------------------------------------------------------------------
     cheap = dict(concurrency_limit=8, show_progress="hidden")
