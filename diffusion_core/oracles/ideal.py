@@ -33,7 +33,10 @@ The limit far away: for x_t = λu with λ → ∞ the log-weights are λ√ᾱ u
 all the weight goes to the point furthest along u; for any x_t it goes to the point nearest
 x_t/√ᾱ_t as soon as that point is nearer than the others by more than a few √(1 − ᾱ_t)/√ᾱ_t.
 At small t every x_t is "far" in this sense: x̂0 snaps to the nearest training point, which is
-why sampling with the ideal denoiser reproduces the training set.
+why sampling with the ideal denoiser reproduces the training set — when the points are farther
+apart than the chain's last blur √((1 − ᾱ_0)/ᾱ_0). Closer points are averaged instead: 2,000
+moons points (spacing ≈ 0.012) under the 2D preset's schedule (blur ≈ 0.016) put only 2 % of
+ideal samples on a training point; 200 points put 30 % there (tests/core/workflows).
 """
 
 from __future__ import annotations

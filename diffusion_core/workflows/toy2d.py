@@ -17,10 +17,16 @@ name                        what it does
                             starts a new one
 :func:`check_step_cost`     estimated seconds of one training step; refuses a model too big
                             to stop within :data:`MAX_STEP_S`
-:func:`vector_field`        ε̂_θ(x, t) on a square grid over the noised cloud x_t (a record;
-                            an x0 or v output converted to ε̂)
-:class:`Toy2DSampling`      the reverse chain as an iterable; ``result()`` gives frames at
-                            evenly spaced steps, the samples and their quality score
+:func:`vector_field`        ε̂ on a square grid over the noised cloud x_t (a record): the
+                            network's (an x0 or v output converted to ε̂) or the ideal
+                            denoiser's exact ε* (:attr:`Toy2DSession.ideal`)
+:class:`PerTCurve`          the per-t loss in ε units of one prediction type; a session keeps
+                            the last one of each prediction trained on the same data, schedule
+                            and model (:meth:`Toy2DSession.prediction_curves`)
+:class:`Toy2DSampling`      the reverse chain (network or ideal denoiser) as an iterable;
+                            ``result()`` gives frames at evenly spaced steps, the samples,
+                            their quality score and how many copy a training point
+:func:`copy_share`          the share of samples that sit on a training point (memorisation)
 :func:`forward_frames`      x_t of the data at evenly spaced t with one fixed ε (DDPM eq. 4)
 ==========================  ===================================================================
 
@@ -30,8 +36,11 @@ figures, and tests drive them directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,17 +50,25 @@ from ..evaluation.toy2d import Toy2DQuality, toy2d_quality
 from ..forward import q_sample
 from ..models.build import build_model
 from ..models.mlp_config import MLPConfig
+from ..oracles.ideal import IdealDenoiser
 from ..sampling.config import SamplerSettings
 from ..sampling.loop import SampleStep, sample
 from ..sampling.spacing import evenly_spaced
 from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
-from ..training.config import Prediction, TrainConfig
+from ..training.config import PREDICTIONS, Prediction, TrainConfig
 from ..training.trainer import Trainer, TrainProgress
 
 FLOPS_PER_S = 2.5e10  # what one core sustains for these small matmuls (measured ~4e10)
 MAX_STEP_S = 0.2  # one training step must fit inside a Stop button's reaction time
 QUALITY_FLOOR_PAIRS = 4  # pairs of fresh draws averaged into the SW1 floor the tab shows
+COPY_RADIUS = 0.1  # a sample "copies" a training point within this × the fresh data's median
+#                    nearest-neighbour distance to the training set (copy_share)
+
+SPACING_QUERIES = 2000  # training points whose nearest-neighbour distance gives the spacing
+
+Denoiser = Literal["network", "ideal"]
+DENOISERS: tuple[str, ...] = ("network", "ideal")  # what samples / arrows come from
 
 
 # ---------------------------------------------------------------------------------------------
@@ -73,6 +90,58 @@ class DataSpec:
         return make_2d(self.name, self.n, noise=self.noise, seed=self.seed)
 
 
+@dataclass(frozen=True)
+class PerTCurve:
+    """The per-t training loss of one model in ε units, whatever it predicts.
+
+    ``eps_loss[i]`` is the mean ‖ε̂ − ε‖²/d over the examples of the t-bin
+    ``[edges[i], edges[i+1])`` (NaN if none was drawn; see ``Trainer.timestep_eps_loss``) after
+    ``steps`` training steps of a ``prediction`` network (ε̂ its output converted).
+    """
+
+    prediction: Prediction
+    edges: tuple[int, ...]
+    eps_loss: tuple[float, ...]
+    steps: int
+
+
+@dataclass(frozen=True)
+class CopyShare:
+    """How many samples copy a training point (memorisation), with a fresh draw as reference.
+
+    A point "copies" a training point when its nearest training point is closer than
+    ``radius`` = :data:`COPY_RADIUS` × the median distance from a fresh draw of the data set to
+    its nearest training point. ``share`` is the fraction of samples that do, ``reference``
+    the fraction of that fresh draw that does (in 2D about 1 − exp(−0.01 ln 2) ≈ 0.7 % when the
+    training points are locally uniform): far above it means the samples copy. ``spacing`` is
+    the training points' mean distance to their nearest other training point (over at most
+    :data:`SPACING_QUERIES` of them): a sampler's last step blurs x̂0 over about
+    √((1 − ᾱ_t)/ᾱ_t) at its last t, and copies single points only when that is well below the
+    spacing.
+    """
+
+    share: float
+    reference: float
+    radius: float
+    spacing: float
+
+
+@dataclass(frozen=True)
+class SampleScore:
+    """The score of one finished sampling run, kept by the session (``last_scores``).
+
+    ``step`` is the trainer's step count when it ran (the network may have trained since),
+    ``how`` the sampler settings in words, ``last_t`` the chain's last visited t.
+    """
+
+    denoiser: str
+    step: int
+    how: str
+    quality: Toy2DQuality
+    copies: CopyShare | None
+    last_t: int
+
+
 def fixed_noise(n: int, seed: int) -> torch.Tensor:
     """ε ``[n, 2]`` used for every picture of x_t of one data set (same seed ⇒ same ε)."""
     g = torch.Generator().manual_seed(seed + 1)
@@ -86,7 +155,12 @@ class Toy2DSession:
     ``data [n, 2]`` are the training points, ``eps [n, 2]`` a fixed ε drawn once per data set
     (:func:`fixed_noise`) so the noised cloud x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε (eq. 4) moves smoothly
     with t. ``losses`` holds every step's batch loss since the model was created; ``runs``
-    counts the training runs (:func:`start_or_continue`).
+    counts the training runs (:func:`start_or_continue`). ``curves`` holds the per-t ε-unit
+    loss of earlier sessions' *other* predictions on the same data, schedule and model (carried
+    over by :func:`start_or_continue`; see :meth:`prediction_curves`). ``last_scores`` maps a
+    denoiser (``"network"``, ``"ideal"``) to the score of its latest finished sampling run;
+    ``last_bounds`` maps ``(points, variance)`` to the latest finished
+    :class:`~diffusion_core.workflows.toy2d_why.BoundResult` on those points.
     """
 
     spec: DataSpec
@@ -98,6 +172,9 @@ class Toy2DSession:
     trainer: Trainer
     losses: list[float] = field(default_factory=list)
     runs: int = 0
+    curves: dict[str, PerTCurve] = field(default_factory=dict)
+    last_scores: dict[str, SampleScore] = field(default_factory=dict)
+    last_bounds: dict[tuple[str, str], object] = field(default_factory=dict)
 
     @classmethod
     def create(cls, spec: DataSpec, schedule_config: ScheduleConfig, model_config: MLPConfig,
@@ -131,6 +208,39 @@ class Toy2DSession:
     @property
     def T(self) -> int:
         return self.schedule.T
+
+    @cached_property
+    def ideal(self) -> IdealDenoiser:
+        """The exact ε* = E[ε | x_t] of the training points (built on first use, then kept):
+        the ε-predictor a network would be if it memorised ``data``
+        (:class:`~diffusion_core.oracles.ideal.IdealDenoiser`)."""
+        return IdealDenoiser(self.data, self.schedule)
+
+    def denoiser(self, name: Denoiser) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The ε-predictor called ``name``: ``"network"`` (:attr:`model`) or ``"ideal"``."""
+        if name == "network":
+            return self.model
+        if name == "ideal":
+            return self.ideal
+        raise ValueError(f"denoiser must be one of {', '.join(DENOISERS)}; got {name!r}")
+
+    def eps_curve(self) -> PerTCurve | None:
+        """This model's per-t loss in ε units so far (None before the first step)."""
+        if self.trainer.step == 0:
+            return None
+        return PerTCurve(prediction=self.prediction, edges=tuple(self.trainer.edges),
+                         eps_loss=tuple(self.trainer.timestep_eps_loss()),
+                         steps=self.trainer.step)
+
+    def prediction_curves(self) -> dict[str, PerTCurve]:
+        """One per-t ε-unit loss curve per prediction type, in ε, x0, v order: this model's own
+        and the last one of each other prediction trained before it on the same data,
+        schedule and model (:func:`start_or_continue` carries them over)."""
+        own = self.eps_curve()
+        curves = dict(self.curves)
+        if own is not None:
+            curves[own.prediction] = own
+        return {p: curves[p] for p in PREDICTIONS if p in curves}
 
     def train(self, steps: int | None = None) -> Iterator[TrainProgress]:
         """Train ``steps`` more steps (default: the trainer's ``config.steps``).
@@ -175,11 +285,20 @@ def start_or_continue(session: Toy2DSession | None, spec: DataSpec,
     Continuing keeps the model, its optimiser state and its losses and takes the new learning
     rate, batch size and step count from ``train_config``; any change of data, schedule, model
     settings or ``train_config.prediction`` starts a new session (:func:`restart_reason`).
+    A new session whose data, schedule and model settings equal the old one's (only the
+    prediction, or nothing but a fresh start, differs) inherits the old one's per-t ε-unit
+    curves, its own included, so the loss chart compares the predictions
+    (:meth:`Toy2DSession.prediction_curves`); the new model's curve replaces its own
+    prediction's as soon as it trains.
     """
     reason = restart_reason(session, spec, schedule_config, model_config,
                             prediction=train_config.prediction)
     if reason is not None:
+        old = session
         session = Toy2DSession.create(spec, schedule_config, model_config, train_config)
+        if (isinstance(old, Toy2DSession) and old.spec == spec
+                and old.schedule_config == schedule_config and old.model_config == model_config):
+            session.curves = old.prediction_curves()
     else:
         session.trainer.config = train_config  # new lr / batch / steps; optimizer state is kept
     session.runs += 1
@@ -232,10 +351,11 @@ class VectorField:
     """ε̂_θ(x, t) on a square grid over the noised data x_t (eq. 4, the session's fixed ε).
 
     ``grid [G², 2]`` float64 points (row-major over ``axis``: x₁ varies fastest), ``pred_eps
-    [G², 2]`` float64 the model's ε̂ there (an x0 or v output converted, see
-    :attr:`Toy2DSession.model`; the arrows are −pred_eps), ``axis [G]`` the grid
-    coordinates on both axes (``±0.95 · half``), ``x_t [n, 2]`` the noised training points,
-    ``half`` the half-width of a square view holding the data and x_t.
+    [G², 2]`` float64 the ε̂ of ``denoiser`` there (the network's, an x0 or v output
+    converted, see :attr:`Toy2DSession.model`; or the ideal denoiser's exact ε*; the arrows
+    are −pred_eps), ``axis [G]`` the grid coordinates on both axes (``±0.95 · half``),
+    ``x_t [n, 2]`` the noised training points, ``half`` the half-width of a square view
+    holding the data and x_t.
     """
 
     t: int
@@ -245,26 +365,31 @@ class VectorField:
     axis: np.ndarray
     grid: np.ndarray
     pred_eps: np.ndarray
+    denoiser: str = "network"
 
 
-def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21) -> VectorField:
-    """The model's ε̂ at ``grid_size²`` grid points at timestep ``t`` (0..T−1).
+def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21,
+                 denoiser: Denoiser = "network") -> VectorField:
+    """The ε̂ of ``denoiser`` at ``grid_size²`` grid points at timestep ``t`` (0..T−1).
 
-    ε̂ whatever the network predicts (x0 and v outputs are converted), so the arrows mean the
-    same for every session.
+    ``"network"``: the model's ε̂ whatever it predicts (x0 and v outputs are converted), so
+    the arrows mean the same for every session. ``"ideal"``: the exact ε* = E[ε | x_t] of the
+    training points (:attr:`Toy2DSession.ideal`). The grid depends only on the data and t, so
+    the two fields of one t share it.
     """
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < session.T:
         raise ValueError(f"t must be an integer in [0, {session.T - 1}]; got {t!r}")
+    model = session.denoiser(denoiser)
     x_t = q_sample(session.schedule, session.data, t, session.eps)  # eq. (4), fixed ε
     half = half_width(session.data, x_t)
     axis = np.linspace(-half * 0.95, half * 0.95, grid_size)
     gx, gy = np.meshgrid(axis, axis)
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
     with torch.inference_mode():
-        pred_eps = session.model(torch.from_numpy(grid).float(),
-                                 torch.full((len(grid),), t, dtype=torch.long)).double().numpy()
+        pred_eps = model(torch.from_numpy(grid).float(),
+                         torch.full((len(grid),), t, dtype=torch.long)).double().numpy()
     return VectorField(t=t, alpha_bar=session.schedule.alpha_bar(t), x_t=x_t, half=half,
-                       axis=axis, grid=grid, pred_eps=pred_eps)
+                       axis=axis, grid=grid, pred_eps=pred_eps, denoiser=denoiser)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,8 +404,10 @@ class Toy2DSamples:
     ``frames[i] [N, 2]`` is the cloud at timestep ``frame_t[i]``: ``frames[0]`` is x_T (the
     chain's first t, T−1 with trailing spacing), the others follow at evenly spaced reverse
     steps, the last one at t = −1 being ``samples`` itself. ``quality`` is
-    :func:`~diffusion_core.evaluation.toy2d.toy2d_quality` of ``samples`` (see
-    :meth:`Toy2DSampling.result`).
+    :func:`~diffusion_core.evaluation.toy2d.toy2d_quality` of ``samples`` and ``copies`` their
+    :func:`copy_share` (None when some samples are NaN/inf; see :meth:`Toy2DSampling.result`).
+    ``denoiser`` is the ε-predictor that ran the chain (``"network"`` or ``"ideal"``);
+    ``last_t`` the chain's last visited t (its step to t = −1 starts there).
     """
 
     settings: SamplerSettings
@@ -290,10 +417,14 @@ class Toy2DSamples:
     frames: tuple[torch.Tensor, ...]
     frame_t: tuple[int, ...]
     quality: Toy2DQuality
+    denoiser: str = "network"
+    copies: CopyShare | None = None
+    last_t: int = 0
 
 
 class Toy2DSampling:
-    """One run of the reverse chain on a session's model; iterate it, then take ``result()``.
+    """One run of the reverse chain on a session's model (``denoiser="network"``) or on the
+    ideal denoiser of its training points (``"ideal"``); iterate it, then take ``result()``.
 
     ``x_T ~ N(0, I)`` and every step's noise come from one generator seeded with ``seed``, so a
     fixed seed gives the same samples. Iterating yields each
@@ -306,7 +437,9 @@ class Toy2DSampling:
     """
 
     def __init__(self, session: Toy2DSession, settings: SamplerSettings, n_samples: int,
-                 seed: int, *, max_frames: int = 60) -> None:
+                 seed: int, *, max_frames: int = 60, denoiser: Denoiser = "network") -> None:
+        self.model = session.denoiser(denoiser)  # ValueError for an unknown name
+        self.denoiser = denoiser
         if not isinstance(settings, SamplerSettings):
             raise ValueError("settings must be a SamplerSettings")
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
@@ -323,15 +456,18 @@ class Toy2DSampling:
         self.frames: list[torch.Tensor] = [self.x_T]
         self.frame_t: list[int] = []
         self.x = self.x_T
+        self.last_t = session.T - 1
         self.done = False
 
     def __iter__(self) -> Iterator[SampleStep]:
         s = self.session
         kwargs = self.settings.sample_kwargs(s.T)
-        for step in sample(s.model, s.schedule, self.x_T, generator=self.generator, **kwargs):
+        for step in sample(self.model, s.schedule, self.x_T, generator=self.generator,
+                           **kwargs):
             if not self.frame_t:
                 self.frame_t.append(step.t)
             self.x = step.x_prev
+            self.last_t = step.t
             if step.index in self.keep:
                 self.frames.append(step.x_prev)
                 self.frame_t.append(step.t_prev)
@@ -343,7 +479,9 @@ class Toy2DSampling:
 
         The score is the tab's: SW1 to a fresh draw (data seed + 1000) with the sampling seed's
         projections, the floor of :data:`QUALITY_FLOOR_PAIRS` pairs of fresh draws, and the NN
-        ratio to the training points (``toy2d_quality``).
+        ratio to the training points (``toy2d_quality``); plus the :func:`copy_share` against
+        the NN ratio's fresh reference draw (data seed + 1001). The session keeps the score as
+        ``last_scores[denoiser]``.
         """
         if not self.done:
             raise RuntimeError("the reverse chain has not finished: iterate it to the end first")
@@ -351,18 +489,60 @@ class Toy2DSampling:
         quality = toy2d_quality(self.x, s.spec.name, noise=s.spec.noise, data_seed=s.spec.seed,
                                 train_data=s.data, projection_seed=self.seed,
                                 floor_pairs=QUALITY_FLOOR_PAIRS)
+        copies = None
+        if quality.bad == 0:
+            ref = make_2d(s.spec.name, len(self.x), noise=s.spec.noise, seed=s.spec.seed + 1001)
+            copies = copy_share(self.x, s.data, ref)
+        s.last_scores[self.denoiser] = SampleScore(
+            denoiser=self.denoiser, step=s.trainer.step, how=self.settings.describe(s.T),
+            quality=quality, copies=copies, last_t=self.last_t)
         return Toy2DSamples(settings=self.settings, seed=self.seed, x_T=self.x_T,
                             samples=self.x, frames=tuple(self.frames),
-                            frame_t=tuple(self.frame_t), quality=quality)
+                            frame_t=tuple(self.frame_t), quality=quality,
+                            denoiser=self.denoiser, copies=copies, last_t=self.last_t)
 
 
 def sample_session(session: Toy2DSession, settings: SamplerSettings, n_samples: int,
-                   seed: int, *, max_frames: int = 60) -> Toy2DSamples:
+                   seed: int, *, max_frames: int = 60,
+                   denoiser: Denoiser = "network") -> Toy2DSamples:
     """Run :class:`Toy2DSampling` to the end and return its record."""
-    run = Toy2DSampling(session, settings, n_samples, seed, max_frames=max_frames)
+    run = Toy2DSampling(session, settings, n_samples, seed, max_frames=max_frames,
+                        denoiser=denoiser)
     for _ in run:
         pass
     return run.result()
+
+
+def _nn_distances(queries: torch.Tensor, points: torch.Tensor, chunk: int = 2048
+                  ) -> torch.Tensor:
+    """Distance from each query ``[N, 2]`` to its nearest point ``[M, 2]`` (float64 ``[N]``)."""
+    q, p = queries.double(), points.double()
+    return torch.cat([torch.cdist(q[i:i + chunk], p).min(dim=1).values
+                      for i in range(0, len(q), chunk)])
+
+
+def copy_share(samples: torch.Tensor, train_data: torch.Tensor, reference: torch.Tensor, *,
+               radius: float = COPY_RADIUS) -> CopyShare:
+    """The share of ``samples [N, 2]`` that copy one of ``train_data [M, 2]`` (see
+    :class:`CopyShare`); ``reference [K, 2]`` is a fresh draw of the data set (not the
+    training points), which fixes the radius and the reference share."""
+    for name, x in (("samples", samples), ("train_data", train_data), ("reference", reference)):
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2 or len(x) < 1:
+            raise ValueError(f"{name} must be a tensor [n, 2] with n ≥ 1")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} contains NaN or inf")
+    ref_d = _nn_distances(reference, train_data)
+    r = radius * float(ref_d.median())
+    if r <= 0:
+        raise ValueError("reference sits on the training points: pass a fresh draw")
+    spacing = math.nan
+    if len(train_data) > 1:
+        k = min(len(train_data), SPACING_QUERIES)  # the points are i.i.d.: the first k will do
+        d = torch.cdist(train_data[:k].double(), train_data.double())
+        d[torch.arange(k), torch.arange(k)] = math.inf
+        spacing = float(d.min(dim=1).values.mean())
+    return CopyShare(share=float((_nn_distances(samples, train_data) < r).double().mean()),
+                     reference=float((ref_d < r).double().mean()), radius=r, spacing=spacing)
 
 
 # ---------------------------------------------------------------------------------------------

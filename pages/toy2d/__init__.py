@@ -17,14 +17,21 @@ handler                       what it does
 ``dataset_changed``           the same, plus the set's default noise
 ``train``                     generator: trains (or continues training) and streams the loss
 ``train_finished``            after ▶ Train ends or is stopped: vector field, loss, stop text
-``vector_field``              arrows of −ε̂_θ(x, t) on a 21×21 grid over the noised cloud x_t
-``sample``                    generator: N(0, I) → reverse chain → animation + SW1 / NN ratio
+``error_by_t``                after ▶ Train: mean ‖ε̂_θ − ε*‖² (network vs ideal denoiser) by t
+``vector_field``              arrows of −ε̂_θ(x, t) (learned), −ε* (ideal) or both on a 21×21
+                              grid over the noised cloud x_t
+``sample``                    generator: N(0, I) → reverse chain (network or ideal denoiser) →
+                              animation + SW1 / NN ratio / copies of training points
 ``sample_finished``           after Sample ends or is stopped: the stop text
+``bound``                     generator: the variational bound (L_t over t, L_0, L_T, total) of
+                              the network and of the ideal denoiser
+``bound_finished``            after the bound ends or is stopped: the stop text
 ``forward_animation``         animated x_t of the data set at ~30 evenly spaced t (same ε)
 ============================  =================================================================
 
 Modules: ``inputs`` (limits, defaults, input checks), ``figures`` (Plotly figures),
-``handlers`` (events); the animations use :mod:`pages.widgets.animated`.
+``handlers`` (events), ``why`` (the ideal denoiser's error by t and the bound: events); the
+animations use :mod:`pages.widgets.animated`.
 """
 
 from __future__ import annotations
@@ -36,8 +43,8 @@ from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
 from diffusion_core.sampling.config import SAMPLERS
 from diffusion_core.schedule.config import BUILTIN_KINDS
 from pages import common, jobs, limits, sessions
-from pages.toy2d import handlers
-from pages.toy2d.figures import FORWARD_FRAMES, GRID
+from pages.toy2d import handlers, why
+from pages.toy2d.figures import FORWARD_FRAMES, GRID, bound_figure, error_by_t_figure
 from pages.toy2d.handlers import (
     data_plot,
     dataset_changed,
@@ -53,9 +60,15 @@ from pages.toy2d.handlers import (
     vector_field_after_train,
 )
 from pages.toy2d.inputs import (
+    BOUND_N_DEFAULT,
+    BOUND_N_MAX,
+    BOUND_N_MIN,
+    BOUND_POINTS_CHOICES,
     DATASETS,
     DEFAULT_DATASET,
     DEFAULT_POINTS,
+    DENOISER_CHOICES,
+    FIELD_CHOICES,
     LR_MAX,
     LR_MIN,
     MAX_BATCH,
@@ -63,20 +76,44 @@ from pages.toy2d.inputs import (
     MAX_NOISE,
     MAX_SAMPLES,
     MAX_SEED,
+    PREDICTION_CHOICES,
     PRESET,
     SOURCE_PRESET,
+    VARIANCE_CHOICES,
     WIDTHS,
     max_steps,
     source_choices,
 )
+from pages.toy2d.why import bound, bound_finished, error_by_t
 from pages.widgets import inputs as ui
 from pages.widgets.animated import ELEM_CLASS, register_frames
 
-__all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME)
-    "data_plot", "dataset_changed", "forward_animation", "handlers", "loss_figure", "render",
-    "sample", "sample_finished", "shared_schedule_changed", "train", "train_finished",
-    "train_stopped", "vector_field", "vector_field_after_train",
+__all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME / .why.NAME)
+    "bound", "bound_finished", "data_plot", "dataset_changed", "error_by_t",
+    "forward_animation", "handlers", "loss_figure", "render", "sample", "sample_finished",
+    "shared_schedule_changed", "train", "train_finished", "train_stopped", "vector_field",
+    "vector_field_after_train", "why",
 ]
+
+PREDICTION_MD = (
+    "**Prediction**: what the network outputs: ε (the noise, as in DDPM), $x_0$ (the clean "
+    "point) or $v = \\sqrt{\\bar\\alpha_t}\\,\\varepsilon - \\sqrt{1-\\bar\\alpha_t}\\,x_0$. "
+    "Given $x_t$ each gives the others, so sampling is unchanged; what changes is how the loss "
+    "weights the steps: in ε units, the $x_0$ loss weights step t by "
+    "$\\mathrm{SNR}_t^{-1} = (1-\\bar\\alpha_t)/\\bar\\alpha_t$ (little at low noise) and the "
+    "v loss by $1 + \\mathrm{SNR}_t^{-1}$ (like ε at low noise, more at high noise). Change it "
+    "and press ▶ Train: the loss chart keeps one line per prediction, in ε units."
+)
+
+FIELD_MD = (
+    "Arrows: $-\\hat\\varepsilon$ on a {grid}×{grid} grid, the way a denoiser would push a "
+    "point at step t. *Learned*: the network's $\\hat\\varepsilon_\\theta$ (dark). *Ideal*: "
+    "the exact $\\varepsilon^* = \\mathbb E[\\varepsilon \\mid x_t]$ of the training points "
+    "(vermillion), the best any network could do on them, which memorises them. Lengths are "
+    "normalised (∝ |ε| up to its 90th percentile, drawn 0.9 cell long; *Both* scales the two "
+    "together); colour and hover give |ε|. Blue: the data noised to $x_t$ with one fixed ε. "
+    "Below: how far the network is from the ideal at each t."
+)
 
 
 def explanation_md() -> str:
@@ -135,6 +172,10 @@ def render(shared_schedule: gr.State) -> None:
                                                  label="Time embedding", min_width=100)
                     activation = ui.Dropdown(list(ACTIVATIONS), value=p_model.activation,
                                              label="Activation", min_width=100)
+                prediction = ui.Radio([*PREDICTION_CHOICES], value=p_train.prediction,
+                                      label="Prediction")
+                gr.Markdown(PREDICTION_MD, latex_delimiters=common.LATEX,
+                            elem_classes=["dl-health"])
                 with gr.Row():
                     kind = ui.Dropdown(list(BUILTIN_KINDS), value="cosine", label="Kind",
                                        min_width=100)
@@ -157,18 +198,18 @@ def render(shared_schedule: gr.State) -> None:
                             t_slider = ui.Slider(0, PRESET.schedule.T - 1,
                                                  value=PRESET.schedule.T // 2, step=1,
                                                  label="t")
-                            gr.Markdown(
-                                "Arrows: $-\\hat\\varepsilon_\\theta(x, t)$ on a "
-                                f"{GRID}×{GRID} grid, the way the model would push a point at "
-                                "step t. Lengths are normalised (∝ |ε̂| up to its 90th "
-                                "percentile, drawn 0.9 cell long); colour "
-                                "and hover give $|\\hat\\varepsilon|$. Blue: the data noised "
-                                "to $x_t$ with one fixed $\\varepsilon$.",
-                                latex_delimiters=common.LATEX)
-                        field_fig = gr.Plot(show_label=False, scale=3)
+                            field_show = ui.Radio([*FIELD_CHOICES], value="learned",
+                                                  label="Show")
+                            gr.Markdown(FIELD_MD.format(grid=GRID),
+                                        latex_delimiters=common.LATEX)
+                        with gr.Column(scale=3):
+                            field_fig = gr.Plot(show_label=False)
+                            error_fig = gr.Plot(error_by_t_figure(None), show_label=False)
                 with gr.Tab("Sample"):
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
+                            denoiser = ui.Radio([*DENOISER_CHOICES], value="network",
+                                                label="Denoiser")
                             sampler = ui.Radio([(s.label, s.name) for s in SAMPLERS.values()],
                                                value=PRESET.sampler.sampler, label="Sampler")
                             with gr.Row():
@@ -198,6 +239,37 @@ def render(shared_schedule: gr.State) -> None:
                             sample_fig = gr.Plot(show_label=False, elem_classes=[ELEM_CLASS])
                             quality = gr.Markdown("Train a model, then sample.",
                                                   elem_classes=["dl-health"])
+                with gr.Tab("Likelihood bound"):
+                    with gr.Row():
+                        with gr.Column(scale=1, min_width=220):
+                            variance = ui.Radio([*VARIANCE_CHOICES], value="beta_tilde",
+                                                label="Reverse variance σ_t²")
+                            bound_points = ui.Radio([*BOUND_POINTS_CHOICES], value="train",
+                                                    label="Score")
+                            bound_n = ui.Number(value=BOUND_N_DEFAULT, label="Points scored",
+                                                precision=0, minimum=BOUND_N_MIN,
+                                                maximum=BOUND_N_MAX, min_width=70)
+                            gr.Markdown(
+                                "The bound on $-\\log p_\\theta(x_0)$ (DDPM eq. 5) of the "
+                                "trained network and of the ideal denoiser, on the same "
+                                "points and noise draws: every term, all T steps. "
+                                f"A run may take ≤ {lim.sample_seconds:g} s on this server.",
+                                latex_delimiters=common.LATEX, elem_classes=["dl-limit"])
+                            with gr.Row():
+                                bound_btn = gr.Button("Compute the bound", variant="primary",
+                                                      min_width=80, scale=2)
+                                bound_stop = gr.Button("■ Stop", variant="stop", min_width=70,
+                                                       scale=1)
+                        with gr.Column(scale=3):
+                            bound_fig = gr.Plot(bound_figure(None), show_label=False)
+                            bound_text = gr.Markdown(
+                                "Train a model, then press *Compute the bound*.",
+                                latex_delimiters=common.LATEX, elem_classes=["dl-health"])
+                    with gr.Accordion("Why the bound: L_simple is the bound without its "
+                                      "weights, and fixed variances keep it loose",
+                                      open=False):
+                        gr.Markdown(common.explanation("toy2d_why"),
+                                    latex_delimiters=common.LATEX)
                 with gr.Tab("Forward diffusion") as forward_tab:
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
@@ -233,26 +305,30 @@ def render(shared_schedule: gr.State) -> None:
     train_event = train_btn.click(
         train,
         [state, *data_inputs, *schedule_inputs, hidden, depth, time_embedding, activation, lr,
-         batch_size, steps],
+         batch_size, steps, prediction],
         [state, loss_fig, progress, t_slider, sample_steps],
         api_name="toy_train", concurrency_limit=lim.train_slots, concurrency_id=jobs.TRAIN_QUEUE,
         trigger_mode="once", show_progress="minimal",
     )
     # .then runs after success and after Stop (a cancel); it also clears Gradio's "Error"
     # badge on the cancelled event's outputs by writing all of them.
-    train_event.then(train_finished, [state, t_slider, progress],
+    train_event.then(train_finished, [state, t_slider, progress, field_show],
                      [field_fig, loss_fig, progress, t_slider, sample_steps],
                      api_name="toy_train_finished", api_visibility="private",
                      concurrency_limit=8, concurrency_id="toy_field")
+    train_event.then(error_by_t, state, error_fig, api_name="toy_error_by_t_finished",
+                     api_visibility="private", concurrency_limit=8, concurrency_id="toy_field",
+                     show_progress="hidden")
     stop_btn.click(None, None, None, cancels=[train_event], api_name="toy_train_stop",
                    api_visibility="private", queue=False)
 
-    gr.on([t_slider.release], vector_field, [state, t_slider], field_fig,
+    gr.on([t_slider.release, field_show.input], vector_field, [state, t_slider, field_show],
+          field_fig,
           api_name="toy_vector_field", concurrency_limit=8, concurrency_id="toy_field",
           trigger_mode="always_last", show_progress="hidden")
 
     sample_event = sample_btn.click(
-        sample, [state, sampler, sample_steps, eta, n_samples, sample_seed, clip_x0],
+        sample, [state, sampler, sample_steps, eta, n_samples, sample_seed, clip_x0, denoiser],
         [sample_fig, quality], api_name="toy_sample", concurrency_limit=lim.sample_slots,
         concurrency_id=jobs.SAMPLE_QUEUE, trigger_mode="once", show_progress="minimal",
     )
@@ -261,6 +337,16 @@ def render(shared_schedule: gr.State) -> None:
                       concurrency_limit=8, concurrency_id="toy_cheap")
     sample_stop.click(None, None, None, cancels=[sample_event], api_name="toy_sample_stop",
                       api_visibility="private", queue=False)
+    bound_event = bound_btn.click(
+        bound, [state, variance, bound_points, bound_n], [bound_fig, bound_text],
+        api_name="toy_bound", concurrency_limit=lim.sample_slots,
+        concurrency_id=jobs.SAMPLE_QUEUE, trigger_mode="once", show_progress="minimal",
+    )
+    bound_event.then(bound_finished, bound_text, [bound_fig, bound_text],
+                     api_name="toy_bound_finished", api_visibility="private",
+                     concurrency_limit=8, concurrency_id="toy_cheap")
+    bound_stop.click(None, None, None, cancels=[bound_event], api_name="toy_bound_stop",
+                     api_visibility="private", queue=False)
     forward_btn.click(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,
                       api_name="toy_forward", concurrency_limit=4, concurrency_id="toy_forward")
     forward_tab.select(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,

@@ -1,4 +1,5 @@
-"""Tab 3's figures: the data scatter, the loss curves, the vector field and the animations.
+"""Tab 3's figures: the data scatter, the loss curves, the vector field (learned, ideal or both),
+the network-vs-ideal error by t, the likelihood bound and the animations.
 
 Each builder takes the workflow's records (:mod:`diffusion_core.workflows.toy2d`) and returns
 a Plotly figure; nothing here trains or samples. Point clouds are sent as float32 and at most
@@ -15,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from pages import common
-from pages.toy2d.inputs import PRESET, is_session
+from pages.toy2d.inputs import PREDICTION_NAMES, PRESET, is_session
 from pages.widgets.animated import AnimatedFigure, animate
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         Toy2DSession,
         VectorField,
     )
+    from diffusion_core.workflows.toy2d_why import BoundResult, ErrorByT
 else:
     torch = common.LazyModule("torch")
 
@@ -40,6 +42,12 @@ ANIM_POINTS = 1000  # animations move at most this many points per frame
 MAX_FRAMES = 60  # frames of the sampling animation (x_T and up to 59 reverse steps)
 FORWARD_FRAMES = 30  # timesteps of the forward-diffusion animation
 PLOT_HEIGHT = 430
+SMALL_HEIGHT = 270  # the error-by-t plot under the vector field
+LEARNED_COLOR = "#1f2937"  # the learned field's arrows (and the network in the bound)
+IDEAL_COLOR = "#D55E00"  # the ideal denoiser everywhere on this tab
+NETWORK_COLOR = common.DATA_COLOR
+# One colour per prediction type in the per-t loss comparison (Okabe–Ito).
+PREDICTION_COLORS = {"eps": "#D55E00", "x0": "#009E73", "v": "#CC79A7"}
 
 
 def subset(n: int, k: int, seed: int = 0) -> np.ndarray:
@@ -117,51 +125,70 @@ def block_mean(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndar
 
 
 def loss_figure(state: Toy2DSession | None) -> go.Figure:
-    """Loss per step (log y, block means + a smoothed line) and mean loss per t-range."""
+    """Loss per step (log y, block means + a smoothed line) and, right, the mean loss per t-range
+    in ε units (‖ε̂ − ε‖²/2 with ε̂ the output converted), one line per prediction type trained
+    on these data, schedule and model (:meth:`Toy2DSession.prediction_curves`)."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.12,
+    cfg = state.trainer.config if is_session(state) else PRESET.train
+    eps = "ε_STF" if cfg.target == "stf" else "ε"
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.1,
                         subplot_titles=("loss per step (dark: moving average)",
-                                        "mean loss by t"))
+                                        "mean by t, in ε units"))
     if is_session(state) and state.losses:
         losses = np.asarray(state.losses, dtype=np.float64)
         x, y = block_mean(losses, LOSS_POINTS)
         per = "" if len(x) == len(losses) else f" (mean of {math.ceil(len(losses) / len(x))})"
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="loss per step" + per,
-                                 line=dict(color="#9ab7d3", width=1),
+                                 showlegend=False, line=dict(color="#9ab7d3", width=1),
                                  hovertemplate="step %{x:.0f}<br>loss %{y:.4f}<extra></extra>"),
                       row=1, col=1)
         w = max(1, len(y) // 20)
         smooth = np.convolve(y, np.ones(w) / w, mode="valid")
-        fig.add_trace(go.Scatter(x=x[w - 1:], y=smooth, mode="lines",
+        fig.add_trace(go.Scatter(x=x[w - 1:], y=smooth, mode="lines", showlegend=False,
                                  name=f"moving average ({w} points)",
                                  line=dict(color=common.DATA_COLOR, width=2.5),
                                  hovertemplate="step %{x:.0f}<br>smoothed %{y:.4f}"
                                                "<extra></extra>"),
                       row=1, col=1)
-        edges = state.trainer.edges
-        tl = np.asarray(state.trainer.timestep_loss(), dtype=np.float64)
-        labels = [f"{a}–{b - 1}" if b - 1 > a else f"{a}"
-                  for a, b in zip(edges[:-1], edges[1:], strict=True)]
-        fig.add_trace(go.Bar(x=labels, y=np.where(np.isfinite(tl), tl, None),
-                             marker_color=common.SAMPLE_COLOR, name="mean loss in t range",
-                             hovertemplate="t %{x}<br>loss %{y:.4f}<extra></extra>"),
-                      row=1, col=2)
+        for curve in state.prediction_curves().values():
+            fig.add_trace(_per_t_trace(curve, current=curve.prediction == state.prediction),
+                          row=1, col=2)
     else:
         fig.add_annotation(text="Press ▶ Train to see the loss here", showarrow=False,
                            xref="x domain", yref="y domain", x=0.5, y=0.5, font=dict(size=15))
         fig.update_xaxes(range=[0, PRESET.train.steps], row=1, col=1)
         fig.update_yaxes(range=[-1, 0.3], row=1, col=1)
     common.style_figure(fig, height=PLOT_HEIGHT)
-    fig.update_layout(hovermode="closest", showlegend=False, margin=dict(l=60, r=10, t=40, b=50))
+    fig.update_layout(hovermode="closest", showlegend=True, margin=dict(l=60, r=10, t=40, b=95),
+                      legend=dict(orientation="h", x=1.0, y=-0.2, xanchor="right", yanchor="top",
+                                  font=dict(size=12)))
     fig.update_annotations(font_size=14)
     fig.update_xaxes(title_text="training step", row=1, col=1)
-    stf = (state.trainer.config if state is not None else PRESET.train).target == "stf"
-    fig.update_yaxes(title_text=f"‖{'ε_STF' if stf else 'ε'} − ε̂‖² (log scale)", type="log",
-                     row=1, col=1)
+    own = {"eps": f"‖{eps} − ε̂‖²/2", "x0": "‖x0 − x̂0‖²/2", "v": "‖v − v̂‖²/2"}[cfg.prediction]
+    fig.update_yaxes(title_text=f"{own} (log scale)", type="log", row=1, col=1)
     fig.update_xaxes(title_text="t", row=1, col=2)
-    fig.update_yaxes(title_text="mean loss", row=1, col=2)
+    fig.update_yaxes(title_text="ε units (log)", type="log", exponentformat="power", row=1,
+                     col=2)
     return fig
+
+
+def _per_t_trace(curve, *, current: bool) -> go.Scatter:
+    """One prediction's per-t ε-unit loss as a line over the bins' centres."""
+    edges = np.asarray(curve.edges)
+    lo, hi = edges[:-1], edges[1:] - 1
+    y = np.asarray(curve.eps_loss, dtype=np.float64)
+    name = PREDICTION_NAMES[curve.prediction]
+    label = f"{name}-prediction, {curve.steps:,} steps" + (" (this model)" if current else "")
+    ranges = [f"{a}–{b}" if b > a else f"{a}" for a, b in zip(lo, hi, strict=True)]
+    return go.Scatter(
+        x=(lo + hi) / 2, y=np.where(np.isfinite(y) & (y > 0), y, None), mode="lines+markers",
+        name=label, customdata=ranges,
+        line=dict(color=PREDICTION_COLORS[curve.prediction], width=3 if current else 2,
+                  dash="solid" if current else "dash"),
+        marker=dict(size=7 if current else 5),
+        hovertemplate=f"{name}-prediction<br>t %{{customdata}}<br>‖ε − ε̂‖²/2 (ε units) "
+                      "%{y:.4f}<extra></extra>")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,15 +196,18 @@ def loss_figure(state: Toy2DSession | None) -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 
 
-def arrows(grid: np.ndarray, vec: np.ndarray, length: float) -> tuple[np.ndarray, np.ndarray]:
+def arrows(grid: np.ndarray, vec: np.ndarray, length: float, *, ref: float | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
     """One polyline for all arrows: shaft, NaN, head, NaN (plotly draws NaN as a gap).
 
-    Lengths are normalised for readability: proportional to |vec| up to its 90th percentile,
-    which (and anything longer) is drawn ``length`` long.
+    Lengths are normalised for readability: proportional to |vec| up to ``ref`` (default: the
+    90th percentile of |vec|), which (and anything longer) is drawn ``length`` long.
     """
     mag = np.linalg.norm(vec, axis=1, keepdims=True)
     unit = vec / np.maximum(mag, 1e-12)
-    ref = max(float(np.quantile(mag, 0.9)), 1e-12)
+    if ref is None:
+        ref = float(np.quantile(mag, 0.9))
+    ref = max(ref, 1e-12)
     scaled = unit * (length * np.minimum(mag / ref, 1.0))
     tip = grid + scaled
     head = 0.3 * np.linalg.norm(scaled, axis=1, keepdims=True)
@@ -192,28 +222,157 @@ def arrows(grid: np.ndarray, vec: np.ndarray, length: float) -> tuple[np.ndarray
     return seg[..., 0].ravel(), seg[..., 1].ravel()
 
 
-def vector_field_figure(state: Toy2DSession, vf: VectorField) -> go.Figure:
-    """Arrows of −ε̂ (normalised lengths, 0.9 grid cells at most) over the cloud x_t."""
-    grid, pred_eps, t = vf.grid, vf.pred_eps, vf.t
-    mag = np.linalg.norm(pred_eps, axis=1)
-    ax, ay = arrows(grid, -pred_eps, 0.9 * (vf.axis[1] - vf.axis[0]))
+def _arrow_trace(vf: VectorField, length: float, ref: float | None, name: str, color: str,
+                 width: float) -> go.Scatter:
+    ax, ay = arrows(vf.grid, -vf.pred_eps, length, ref=ref)
+    return go.Scatter(x=f32(ax), y=f32(ay), mode="lines", name=name,
+                      line=dict(color=color, width=width), hoverinfo="skip")
+
+
+def vector_field_figure(state: Toy2DSession, vf: VectorField,
+                        ideal: VectorField | None = None) -> go.Figure:
+    """Arrows of −ε̂ (normalised lengths, 0.9 grid cells at most) over the cloud x_t.
+
+    ``vf`` is the learned field (``vf.denoiser == "network"``: dark arrows, the look this tab
+    always had) or the ideal one (vermillion arrows). ``ideal`` overlays the ideal field on a
+    learned ``vf`` (same grid and t); both are then scaled by one reference length (the 90th
+    percentile of all their |ε|), so their lengths compare; the title names the colours.
+    Traces: the cloud x_t, ``vf``'s arrows, the arrow bases (colour and hover: |ε| of ``vf``;
+    hover also ε* when overlaid), then ``ideal``'s arrows.
+    """
+    grid, t = vf.grid, vf.t
+    learned = vf.denoiser == "network"
+    sym = "ε̂" if learned else "ε*"
+    mag = np.linalg.norm(vf.pred_eps, axis=1)
+    length = 0.9 * (vf.axis[1] - vf.axis[0])
+    ref = None
+    if ideal is not None:
+        both = np.concatenate([mag, np.linalg.norm(ideal.pred_eps, axis=1)])
+        ref = float(np.quantile(both, 0.9))
     idx = subset(len(vf.x_t), SHOW_POINTS, state.spec.seed)
     fig = go.Figure()
-    fig.add_trace(points_trace(vf.x_t[idx], f"x_t (t = {t})", common.DATA_COLOR, size=3.5,
-                               opacity=0.35))
-    fig.add_trace(go.Scatter(x=f32(ax), y=f32(ay), mode="lines", name="−ε̂ direction",
-                             line=dict(color="#1f2937", width=1.6), hoverinfo="skip"))
+    cloud = points_trace(vf.x_t[idx], f"x_t (t = {t})", common.DATA_COLOR, size=3.5,
+                         opacity=0.35)
+    cloud.showlegend = False
+    fig.add_trace(cloud)
+    fig.add_trace(_arrow_trace(vf, length, ref,
+                               "learned −ε̂_θ" if learned else "ideal −ε* (memorising)",
+                               LEARNED_COLOR if learned else IDEAL_COLOR, 1.6))
+    custom = [vf.pred_eps[:, 0], vf.pred_eps[:, 1], mag]
+    hover = (f"x = (%{{x:.2f}}, %{{y:.2f}})<br>{sym} = (%{{customdata[0]:.3f}}, "
+             f"%{{customdata[1]:.3f}})<br>|{sym}| = %{{customdata[2]:.3f}}")
+    if ideal is not None:
+        custom += [ideal.pred_eps[:, 0], ideal.pred_eps[:, 1]]
+        hover += "<br>ε* = (%{customdata[3]:.3f}, %{customdata[4]:.3f})"
     fig.add_trace(go.Scatter(
         x=f32(grid[:, 0].copy()), y=f32(grid[:, 1].copy()), mode="markers",
-        name="|ε̂| at arrow base",
+        name=f"|{sym}| at arrow base", showlegend=False,
         marker=dict(size=4, color=mag, colorscale="Viridis", showscale=True,
-                    colorbar=dict(title=dict(text="|ε̂|"), thickness=12, len=0.7)),
-        customdata=np.round(np.stack([pred_eps[:, 0], pred_eps[:, 1], mag], axis=1), 4),
-        hovertemplate="x = (%{x:.2f}, %{y:.2f})<br>ε̂ = (%{customdata[0]:.3f}, "
-                      "%{customdata[1]:.3f})<br>|ε̂| = %{customdata[2]:.3f}<extra></extra>"))
-    title = f"−ε̂_θ(x, t = {t}) over x_t (ᾱ_t = {vf.alpha_bar:.3f}); lengths normalised"
+                    colorbar=dict(title=dict(text=f"|{sym}|"), thickness=12, len=0.7)),
+        customdata=np.round(np.stack(custom, axis=1), 4),
+        hovertemplate=hover + "<extra></extra>"))
+    if ideal is not None:
+        fig.add_trace(_arrow_trace(ideal, length, ref, "ideal −ε* (memorising)", IDEAL_COLOR,
+                                   1.3))
+        title = (f"learned −ε̂_θ (dark), ideal −ε* (vermillion), t = {t} "
+                 f"(ᾱ_t = {vf.alpha_bar:.3f})")
+    elif learned:
+        title = f"−ε̂_θ(x, t = {t}) over x_t (ᾱ_t = {vf.alpha_bar:.3f}); lengths normalised"
+    else:
+        title = f"ideal −ε*(x, t = {t}) over x_t (ᾱ_t = {vf.alpha_bar:.3f}); lengths normalised"
     scatter_style(fig, vf.half, title=title)
-    fig.update_layout(showlegend=False)
+    fig.update_layout(showlegend=False)  # the title names the colours
+    return fig
+
+
+def error_by_t_figure(err: ErrorByT | None, T: int | None = None) -> go.Figure:
+    """Mean ‖ε̂_θ − ε*‖² over the noised training points against t (log y); a hint before any
+    model exists."""
+    fig = go.Figure()
+    if err is None:
+        fig.add_annotation(text="Train a model to see where it differs from the ideal denoiser",
+                           showarrow=False, xref="x domain", yref="y domain", x=0.5, y=0.5,
+                           font=dict(size=13))
+        fig.update_xaxes(range=[0, (T or PRESET.schedule.T) - 1])
+        fig.update_yaxes(range=[-3, 1], type="log")
+        title = "network vs ideal denoiser by t"
+    else:
+        y = np.where(err.mse > 0, err.mse, None)
+        fig.add_trace(go.Scatter(
+            x=err.t, y=y, mode="lines+markers", name="mean ‖ε̂_θ − ε*‖²",
+            line=dict(color=IDEAL_COLOR, width=2), marker=dict(size=4),
+            hovertemplate="t %{x}<br>mean ‖ε̂_θ − ε*‖² %{y:.4f}<extra></extra>"))
+        title = (f"mean ‖ε̂_θ − ε*‖² over {err.n_points:,} noised training points "
+                 f"(after {err.step:,} steps)")
+    common.style_figure(fig, title=title, height=SMALL_HEIGHT, x_title="t",
+                        y_title="‖ε̂_θ − ε*‖² (log)")
+    fig.update_layout(showlegend=False, hovermode="closest",
+                      title=dict(font=dict(size=14)), margin=dict(l=60, r=15, t=40, b=45))
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# The likelihood bound
+# ---------------------------------------------------------------------------------------------
+
+VARIANCE_NAMES = {"beta_tilde": "σ_t² = β̃_t", "beta": "σ_t² = β_t"}
+
+
+def bound_figure(result: BoundResult | None) -> go.Figure:
+    """Left: each step's KL term L_t (t = 1…T−1, nats per point, log y) of the network and of
+    the ideal denoiser. Right: the bound's parts, L_0 (decoder), Σ L_t, L_T (prior), and the
+    total, grouped by denoiser (linear y: L_0 of a density is usually negative)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.12,
+                        subplot_titles=("L_t by t (the KL terms, t = 1 … T−1)",
+                                        "the bound's parts"))
+    if result is None:
+        fig.add_annotation(text="Train a model, then press “Compute the bound”",
+                           showarrow=False, xref="x domain", yref="y domain", x=0.5, y=0.5,
+                           font=dict(size=15))
+        fig.update_yaxes(type="log", range=[-4, 1], row=1, col=1)
+    else:
+        T = result.network.T
+        t = np.arange(1, T)
+        parts = ["L_0", "Σ L_t", "L_T", "total"]
+        names = ["L_0, the decoder", "Σ L_t, t = 1…T−1, the KL terms", "L_T, the prior",
+                 "the total"]
+        for name, terms, color in (("trained network", result.network, NETWORK_COLOR),
+                                   ("ideal denoiser", result.ideal, IDEAL_COLOR)):
+            kl = terms.terms[1:].numpy()
+            fig.add_trace(go.Scatter(
+                x=t, y=np.where(kl > 0, kl, None), mode="lines", name=name, legendgroup=name,
+                line=dict(color=color, width=2),
+                hovertemplate=f"{name}<br>t %{{x}}<br>L_t %{{y:.4g}} nats<extra></extra>"),
+                row=1, col=1)
+            values = [float(terms.terms[0]), float(terms.terms[1:].sum()), terms.prior,
+                      terms.total]
+            fig.add_trace(go.Bar(
+                x=parts, y=values, name=name, legendgroup=name, showlegend=False,
+                marker_color=color, customdata=names,
+                text=["", "", "", f"{values[-1]:.2f}"], textposition="outside",
+                textfont=dict(size=11), cliponaxis=False,
+                hovertemplate=f"{name}<br>%{{customdata}}: %{{y:.4f}} nats<extra></extra>"),
+                row=1, col=2)
+        fig.update_yaxes(type="log", row=1, col=1)
+        fig.update_xaxes(range=[0, T], row=1, col=1)
+        where = "training points" if result.points == "train" else "fresh points"
+        fig.update_layout(title=dict(
+            text=f"Variational bound on {result.n:,} {where}, {VARIANCE_NAMES[result.variance]}"
+                 f" (T = {T})", x=0.01, font=dict(size=15)))
+    common.style_figure(fig, height=PLOT_HEIGHT)
+    fig.update_layout(hovermode="closest", barmode="group", bargap=0.25, bargroupgap=0.12,
+                      margin=dict(l=60, r=10, t=70 if result is not None else 40, b=70),
+                      legend=dict(orientation="h", x=0.0, y=-0.2, xanchor="left",
+                                  yanchor="top"))
+    fig.update_annotations(font_size=14)
+    fig.update_xaxes(title_text="t", row=1, col=1)
+    fig.update_xaxes(tickangle=0, row=1, col=2)
+    fig.update_yaxes(title_text="nats per point (log)", exponentformat="power", row=1, col=1)
+    fig.update_yaxes(title_text="nats per point", zeroline=True, zerolinecolor="#94a3b8",
+                     row=1, col=2)
     return fig
 
 

@@ -10,6 +10,7 @@ field, sampling, the quality score, forward diffusion) is in
 
 from __future__ import annotations
 
+import math
 import time
 
 import gradio as gr
@@ -31,8 +32,12 @@ from pages.toy2d.figures import (
     vector_field_figure,
 )
 from pages.toy2d.inputs import (
+    DENOISER_CHOICES,
+    FIELD_CHOICES,
     MAX_SAMPLES,
     MAX_SEED,
+    PREDICTION_NAMES,
+    check_choice,
     check_dataset,
     data_spec,
     is_session,
@@ -53,9 +58,9 @@ YIELD_EVERY_S = 0.1  # progress text / state at least this often (Stop reacts wi
 FIGURE_EVERY_S = 0.6  # rebuild the loss figure at most this often while training
 
 __all__ = [
-    "data_plot", "dataset_changed", "forward_animation", "loss_figure", "sample",
-    "sample_finished", "shared_schedule_changed", "train", "train_finished", "train_stopped",
-    "vector_field", "vector_field_after_train",
+    "data_plot", "dataset_changed", "forward_animation", "loss_figure", "memorisation_md",
+    "sample", "sample_finished", "shared_schedule_changed", "train", "train_finished",
+    "train_stopped", "vector_field", "vector_field_after_train",
 ]
 
 
@@ -108,8 +113,13 @@ def _progress_md(state, p, note: str, *, stopped: bool = False, limit: str | Non
 
 @jobs.heavy("training a 2D model")
 def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth,
-          time_embedding, activation, lr, batch_size, steps, request: gr.Request | None = None):
+          time_embedding, activation, lr, batch_size, steps, prediction="eps",
+          request: gr.Request | None = None):
     """Train (or keep training) this session's model; a generator for the Train button.
+
+    ``prediction`` (``"eps"``, ``"x0"`` or ``"v"``: what the network outputs) goes into
+    ``TrainConfig.prediction``; changing it starts a new model, which keeps the per-t loss
+    curves of the other predictions trained on the same data, schedule and model.
 
     One press trains at most the server's budget (:data:`pages.limits.ACTIVE`: steps and
     seconds); when it is spent the run stops cleanly, keeps the model and says so.
@@ -124,7 +134,7 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     spec = data_spec(dataset, n, noise, seed)
     sched_cfg = schedule_from_ui(source, kind, T, shared)
     model_cfg = model_config(hidden, depth, time_embedding, activation, sched_cfg.T)
-    train_cfg = train_config(lr, batch_size, steps)
+    train_cfg = train_config(lr, batch_size, steps, prediction)
     budget = limits.ACTIVE.training_budget()
     try:  # (train_config has held the steps to the budget's cap)
         workflow.check_step_cost(model_cfg, train_cfg)
@@ -132,7 +142,9 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     except ValueError as e:
         raise common.UserError(str(e)) from None
     if reason is not None:
-        note = f"Started a {reason} ({spec.name}, {sched_cfg.kind} T = {sched_cfg.T})"
+        what = ("" if train_cfg.prediction == "eps"
+                else f", predicting {PREDICTION_NAMES[train_cfg.prediction]}")
+        note = f"Started a {reason} ({spec.name}, {sched_cfg.kind} T = {sched_cfg.T}{what})"
         # A new model may have a new T: move the t slider and the sampler's step count.
         t_update = gr.update(maximum=state.T - 1, value=state.T // 2)
         steps_update = gr.update(value=state.T, maximum=state.T)
@@ -185,10 +197,11 @@ def train_stopped(state) -> str:
             "samples.")
 
 
-def train_finished(state, t, text):
+def train_finished(state, t, text, show="learned"):
     """Runs after ▶ Train ends, is stopped (cancelled) or diverges; not after a gr.Error.
 
-    Refreshes the vector field and, after a Stop, the loss figure and the progress text. Its
+    Refreshes the vector field (``show``: learned, ideal or both, as the Show control says)
+    and, after a Stop, the loss figure and the progress text. Its
     outputs are all of the train event's outputs: writing them clears the "Error" badge that
     Gradio 6 puts on the outputs of a cancelled event.
     Returns ``(vector field, loss figure, progress, t slider, sampler steps)``.
@@ -196,7 +209,7 @@ def train_finished(state, t, text):
     skip = gr.skip()
     if not is_session(state):
         return skip, skip, skip, skip, skip
-    field_fig = vector_field_after_train(state, t)
+    field_fig = vector_field_after_train(state, t, show)
     if isinstance(text, str) and (text.startswith(("**Done", LIMIT_PREFIX))
                                   or "Diverged" in text):
         return field_fig, skip, skip, skip, skip
@@ -208,21 +221,30 @@ def train_finished(state, t, text):
 # ---------------------------------------------------------------------------------------------
 
 
-def vector_field(state, t) -> go.Figure:
-    """Arrows of −ε̂_θ(x, t) on a GRID×GRID grid over the noised cloud x_t (same ε each time).
+def vector_field(state, t, show="learned") -> go.Figure:
+    """Arrows of −ε on a GRID×GRID grid over the noised cloud x_t (same ε each time).
 
-    Arrow length is normalised: proportional to |ε̂| up to its 90th percentile over the grid,
-    which (and anything longer) spans 0.9 grid cells; hover shows the true ε̂ and the marker
-    colour is |ε̂|.
+    ``show``: ``"learned"`` the network's −ε̂_θ (dark arrows), ``"ideal"`` the ideal denoiser's
+    exact −ε* for the training points (vermillion), ``"both"`` the two overlaid and scaled
+    together. Arrow length is normalised: proportional to |ε| up to its 90th percentile over
+    the grid, which (and anything longer) spans 0.9 grid cells; hover shows the true ε̂ (and
+    ε*) and the marker colour is |ε| of the main field.
     """
+    show = check_choice("Show", show, FIELD_CHOICES)
     state = need_model(state)
     if state is None:
         return gr.skip()
     t = common.number("t", t, 0, state.T - 1, integer=True)
-    return vector_field_figure(state, workflow.vector_field(state, t, grid_size=GRID))
+    if show == "ideal":
+        return vector_field_figure(state, workflow.vector_field(state, t, grid_size=GRID,
+                                                                denoiser="ideal"))
+    learned = workflow.vector_field(state, t, grid_size=GRID)
+    ideal = (workflow.vector_field(state, t, grid_size=GRID, denoiser="ideal")
+             if show == "both" else None)
+    return vector_field_figure(state, learned, ideal)
 
 
-def vector_field_after_train(state, t) -> go.Figure:
+def vector_field_after_train(state, t, show="learned") -> go.Figure:
     """The vector field refreshed after training, silently skipped if there is no model."""
     if not is_session(state):
         return gr.skip()
@@ -230,7 +252,9 @@ def vector_field_after_train(state, t) -> go.Figure:
         t = min(max(int(t), 0), state.T - 1)
     except (TypeError, ValueError):
         t = state.T // 2
-    return vector_field(state, t)
+    if show not in {v for _, v in FIELD_CHOICES}:
+        show = "learned"
+    return vector_field(state, t, show)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,10 +281,51 @@ def _quality_md(q, n: int, how: str) -> str:
             f"{how}")
 
 
+def blur_width(schedule, t: int) -> float:
+    """√((1 − ᾱ_t)/ᾱ_t): how far x̂0 is blurred over training points by a step from t to −1."""
+    ab = schedule.alpha_bar(t)
+    return math.sqrt((1.0 - ab) / ab)
+
+
+def memorisation_md(state, result) -> str:
+    """Copies of training points and what they mean (memorisation vs generalisation)."""
+    c = result.copies
+    if c is None:
+        return ""
+    text = (f"**{c.share:.0%} of the samples sit on a training point** (closer than "
+            f"{c.radius:.1e}; a fresh draw of the data: {c.reference:.0%}).")
+    copies = c.share >= max(0.2, 5 * c.reference)
+    if result.denoiser == "network":
+        if copies:
+            return text + (" This network copies training points, as the ideal denoiser "
+                           "would: it has memorised its training set.")
+        return text + (" A network that generalises puts its samples *between* the training "
+                       "points, like new data (NN ratio ≈ 1); compare the ideal denoiser "
+                       "(Denoiser above).")
+    blur = blur_width(state.schedule, result.last_t)
+    if copies:
+        return text + (" The ideal denoiser is the exact optimum of the training loss, and "
+                       "that optimum **reproduces the training set**: memorisation. A network "
+                       "that generalises misses this optimum on purpose and fills in between "
+                       "the points (NN ratio ≈ 1).")
+    more = ("more sampling steps, or a larger T (custom schedule)" if result.last_t > 0
+            else "a larger T (custom schedule)")
+    return text + (
+        f" The ideal denoiser memorises, but its samples can only copy points that lie further "
+        f"apart than the chain's last step blurs: training points are {c.spacing:.3f} apart "
+        f"on average, and the step from t = {result.last_t} to −1 averages x̂0 over about "
+        f"√((1−ᾱ_t)/ᾱ_t) = {blur:.3f}, so samples land *between* neighbouring points (NN "
+        f"ratio {result.quality.nn:.2f}). With fewer training points (e.g. 200) or {more}, "
+        "it copies them.")
+
+
 @jobs.heavy("sampling")
-def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
+def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser="network",
            request: gr.Request | None = None):
     """Sample N points with the reverse chain; a generator for the Sample button.
+
+    ``denoiser``: ``"network"`` the trained model, ``"ideal"`` the exact ideal denoiser of the
+    training points (it memorises them: the text reports how many samples copy one).
 
     ``clip_x0`` clamps the predicted x̂0 to [−1, 1] in every step (see sampling.sample); η
     applies to DDIM only (it is not passed to the other samplers). An empty Steps box
@@ -271,6 +336,7 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     Yields ``(figure | no-change, Markdown)``: progress while running, then the animated
     figure (≤ 60 frames, final samples over the data) and the quality numbers.
     """
+    denoiser = check_choice("Denoiser", denoiser, DENOISER_CHOICES)
     state = need_model(state)
     if state is None:
         yield gr.skip(), "Train a model first."
@@ -288,7 +354,10 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     settings = sampling.SamplerSettings(sampler=sampler, steps=steps, eta=eta,
                                         spacing="trailing", clip_x0=bool(clip_x0))
     how = settings.describe(T)
-    run = workflow.Toy2DSampling(state, settings, n_samples, seed, max_frames=MAX_FRAMES)
+    if denoiser == "ideal":
+        how = "ideal denoiser, " + how
+    run = workflow.Toy2DSampling(state, settings, n_samples, seed, max_frames=MAX_FRAMES,
+                                 denoiser=denoiser)
     yield gr.skip(), f"Sampling ({how}) …"
     start = last = time.perf_counter()
     chain = jobs.paced(run)
@@ -315,6 +384,9 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False,
     moved = min(n_samples, ANIM_POINTS)  # the animation's fixed subset (figures.subset)
     shown = "" if moved == n_samples else f"; the animation moves {moved:,} of them"
     md = _quality_md(result.quality, n_samples, how + shown)
+    copies = memorisation_md(state, result)
+    if copies:
+        md += "\n\n" + copies
     if sampler != "ddpm" and not clip_x0 and state.schedule.alpha_bar(T - 1) < 1e-4:
         md += ("\n\n⚠️ This schedule ends at ᾱ_(T−1) = "
                f"{state.schedule.alpha_bar(T - 1):.1e}: {SAMPLERS[sampler].label}'s first "

@@ -15,7 +15,7 @@ from diffusion_core import presets
 from diffusion_core.data.toy2d_spec import TOY_DATASETS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS, MLPConfig
 from diffusion_core.schedule.config import ScheduleConfig
-from diffusion_core.training.config import TrainConfig
+from diffusion_core.training.config import PREDICTIONS, TrainConfig
 from pages import common, limits
 
 if TYPE_CHECKING:
@@ -37,6 +37,24 @@ LR_MIN, LR_MAX = 1e-6, 1.0
 MAX_SAMPLES = 5000
 
 SOURCE_PRESET, SOURCE_SHARED, SOURCE_CUSTOM = "preset", "shared", "custom"
+
+# What the network predicts (TrainConfig.prediction): (label, value) for the Prediction control.
+PREDICTION_CHOICES: tuple[tuple[str, str], ...] = (
+    ("ε (the noise)", "eps"), ("x0 (the clean point)", "x0"), ("v (velocity)", "v"))
+PREDICTION_NAMES = {"eps": "ε", "x0": "x0", "v": "v"}  # short names for legends and texts
+assert tuple(v for _, v in PREDICTION_CHOICES) == PREDICTIONS == tuple(PREDICTION_NAMES)
+# The vector field's arrows: the network's, the ideal denoiser's, or both overlaid.
+FIELD_CHOICES: tuple[tuple[str, str], ...] = (
+    ("Learned −ε̂_θ", "learned"), ("Ideal −ε*", "ideal"), ("Both", "both"))
+# Which ε-predictor runs the reverse chain (Sample sub-tab).
+DENOISER_CHOICES: tuple[tuple[str, str], ...] = (
+    ("trained network", "network"), ("ideal (memorises the training set)", "ideal"))
+# The likelihood bound: reverse variance σ_t² and the points it is measured on.
+VARIANCE_CHOICES: tuple[tuple[str, str], ...] = (
+    ("β̃_t (posterior variance)", "beta_tilde"), ("β_t", "beta"))
+BOUND_POINTS_CHOICES: tuple[tuple[str, str], ...] = (
+    ("training points", "train"), ("fresh points (never trained on)", "fresh"))
+BOUND_N_DEFAULT, BOUND_N_MIN, BOUND_N_MAX = 1000, 10, 5000
 
 
 def is_session(state) -> bool:
@@ -103,15 +121,29 @@ def max_steps() -> int:
     return limits.ACTIVE.train_steps
 
 
-def train_config(lr, batch_size, steps) -> TrainConfig:
-    """The recipe from the boxes; an empty box means the preset's value."""
+def check_choice(name: str, value, choices: tuple[tuple[str, str], ...]) -> str:
+    """``value`` if it is one of ``choices``' values, else :class:`~pages.common.UserError`."""
+    values = [v for _, v in choices]
+    if not isinstance(value, str) or value not in values:
+        raise common.UserError(f"{name}: {common.short(value)} is not one of the choices "
+                               f"({', '.join(values)}).")
+    return value
+
+
+def train_config(lr, batch_size, steps, prediction="eps") -> TrainConfig:
+    """The recipe from the boxes; an empty box means the preset's value.
+
+    ``prediction`` (ε, x0 or v: what the network outputs) is ``TrainConfig.prediction``.
+    """
     p = PRESET.train
     lr = common.number("lr (learning rate)", lr, LR_MIN, LR_MAX, default=p.lr)
     batch_size = common.number("Batch size", batch_size, 1, MAX_BATCH, integer=True,
                                default=p.batch_size)
     steps = common.number("Training steps", steps, 1, max_steps(), integer=True,
                           default=p.steps)
-    return replace(PRESET.train, lr=lr, batch_size=batch_size, steps=steps, report_every=1)
+    prediction = check_choice("Prediction", prediction, PREDICTION_CHOICES)
+    return replace(PRESET.train, lr=lr, batch_size=batch_size, steps=steps, report_every=1,
+                   prediction=prediction)
 
 
 def _schedule_label(shared) -> str:

@@ -98,9 +98,10 @@ def test_short_training_reduces_the_loss_and_leaves_a_model_in_state():
     assert curve.y is not None and len(curve.y) == 200
     np.testing.assert_allclose(np.asarray(curve.y), state.losses, rtol=1e-6)
     assert fig.layout.yaxis.type == "log"
-    bars = fig.data[2]
-    np.testing.assert_allclose(np.asarray(bars.y, dtype=float),
-                               state.trainer.timestep_loss(), rtol=1e-6)
+    per_t = fig.data[2]  # the right panel: the loss by t in ε units, this model's line
+    np.testing.assert_allclose(np.asarray(per_t.y, dtype=float),
+                               state.trainer.timestep_eps_loss(), rtol=1e-6)
+    assert len(fig.data) == 3 and "this model" in per_t.name
     # the first yield moves the t slider to the model's T
     assert out[0][3]["maximum"] == state.T - 1 == PRESET.schedule.T - 1
 
@@ -349,7 +350,9 @@ def test_render_builds_with_named_events():
     names = {getattr(fn, "api_name", None) for fn in demo.fns.values()}
     for name in ("toy_train", "toy_train_stop", "toy_sample", "toy_sample_stop",
                  "toy_vector_field", "toy_train_finished", "toy_sample_finished", "toy_forward",
-                 "toy_forward_on_select", "toy_data_plot", "toy_dataset", "toy_shared_schedule"):
+                 "toy_forward_on_select", "toy_data_plot", "toy_dataset", "toy_shared_schedule",
+                 "toy_bound", "toy_bound_finished", "toy_bound_stop",
+                 "toy_error_by_t_finished"):
         assert name in names
 
 
