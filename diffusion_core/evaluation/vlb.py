@@ -75,26 +75,28 @@ Conventions of :func:`vlb_terms`:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from ..sampling.config import VARIANCES, Variance
 from ..schedule import NoiseSchedule
 
 __all__ = [
     "BUCKETS",
     "VLBTerms",
     "bucket_index",
+    "combine_terms",
     "discretized_gaussian_log_likelihood",
     "discretized_gaussian_log_probs",
+    "kl_weights",
+    "strata_edges",
     "vlb_terms",
 ]
 
-Variance = Literal["beta_tilde", "beta"]
 Decoder = Literal["gaussian", "discrete"]
-VARIANCES: tuple[str, ...] = ("beta_tilde", "beta")
 DECODERS: tuple[str, ...] = ("gaussian", "discrete")
 
 BUCKETS = 256
@@ -262,7 +264,7 @@ def _check_inputs(model, schedule, x0, variance, decoder, timesteps, batch_size)
         raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
 
 
-def _strata_edges(stop: int, k: int) -> list[int]:
+def strata_edges(stop: int, k: int) -> list[int]:
     """k + 1 strictly increasing edges from 1 to ``stop``, evenly spaced in log t (≈ stop^{j/k})."""
     edges = [1]
     for j in range(1, k):
@@ -277,12 +279,63 @@ def _slots(T: int, n: int, timesteps: int | None, generator, device
         return (torch.arange(T, device=device).expand(n, T),
                 torch.ones(T, dtype=torch.float64, device=device))
     # t = 0 and t = T − 1 always; one t per log-spaced stratum of 1..T−2
-    edges = torch.tensor(_strata_edges(T - 1, timesteps), dtype=torch.float64, device=device)
+    edges = torch.tensor(strata_edges(T - 1, timesteps), dtype=torch.float64, device=device)
     lo, size = edges[:-1], edges[1:] - edges[:-1]
     u = torch.rand((n, timesteps), generator=generator, dtype=torch.float64, device=device)
     t = (lo + torch.floor(u * size)).long().minimum((lo + size - 1).long())
     ends = torch.tensor([0, T - 1], device=device).expand(n, 2)
     return torch.cat([ends, t], dim=1), torch.cat([size.new_ones(2), size])
+
+
+def kl_weights(schedule: NoiseSchedule, variance: Variance, d: int
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight [T], var_part [T])`` float64 (CPU) for reverse variance σ_t² = β̃_t or β_t:
+
+    L_t = var_part[t] + weight[t] · E‖ε − ε_θ(x_t, t)‖² for t ≥ 1, with
+    ``weight[t] = β_t² / (2σ_t² α_t (1 − ᾱ_t))`` (DDPM eq. 12; L_simple, eq. 14, sets it to 1)
+    and ``var_part[t] = d/2 · (ln(σ_t²/β̃_t) + β̃_t/σ_t² − 1)`` (0 for σ² = β̃). Index 0 (the
+    decoder, whose weight on the same error is (1/ᾱ_0 − 1)/(2β̃_1)) is 0 in both.
+    """
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
+    f = schedule.float64
+    betas, alphas, bt = f["betas"], f["alphas"], f["posterior_variance"]
+    s2 = bt if variance == "beta_tilde" else betas
+    weight = torch.zeros(schedule.T, dtype=torch.float64)
+    var_part = torch.zeros(schedule.T, dtype=torch.float64)
+    if schedule.T > 1:
+        one_minus_ac = f["sqrt_one_minus_alphas_cumprod"][1:] ** 2
+        weight[1:] = betas[1:] ** 2 / (2.0 * s2[1:] * alphas[1:] * one_minus_ac)
+        var_part[1:] = 0.5 * d * (torch.log(s2[1:] / bt[1:]) + bt[1:] / s2[1:] - 1.0)
+    return weight, var_part
+
+
+def combine_terms(parts: Sequence[VLBTerms]) -> VLBTerms:
+    """The :class:`VLBTerms` of the union of the examples of ``parts`` (pieces of one
+    evaluation: same schedule length, d, variance, decoder and ``timesteps``).
+
+    ``terms`` and the prior are the example-weighted means, ``per_example`` the pieces'
+    concatenated; ``total``, ``bits_per_dim`` and ``total_stderr`` follow from them as in
+    :func:`vlb_terms`. One part comes back unchanged.
+    """
+    if not parts:
+        raise ValueError("combine_terms needs at least one piece")
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    key = (first.T, first.d, first.variance, first.decoder, first.timesteps)
+    if any((p.T, p.d, p.variance, p.decoder, p.timesteps) != key for p in parts[1:]):
+        raise ValueError("the pieces differ in T, d, variance, decoder or timesteps")
+    n = sum(p.n for p in parts)
+    terms = sum(p.terms * p.n for p in parts) / n
+    prior = sum(p.prior * p.n for p in parts) / n
+    per_example = torch.cat([p.per_example for p in parts])
+    total = prior + float(terms.sum())
+    return VLBTerms(terms=terms, prior=prior, total=total,
+                    bits_per_dim=total / (first.d * math.log(2.0)),
+                    total_stderr=float(per_example.std() / math.sqrt(n)), per_example=per_example,
+                    d=first.d, n=n, T=first.T, variance=first.variance, decoder=first.decoder,
+                    timesteps=first.timesteps)
 
 
 def vlb_terms(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -315,17 +368,8 @@ def vlb_terms(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     d = math.prod(shape)
     T = schedule.T
     f64 = {k: v.to(device) for k, v in schedule.float64.items()}
-    betas, alphas = f64["betas"], f64["alphas"]
-    beta_tilde = f64["posterior_variance"]
-    sigma2 = beta_tilde if variance == "beta_tilde" else betas
     # Exact variance part of each KL (t ≥ 1), and the ε-error weight of DDPM eq. 12.
-    var_part = torch.zeros(T, dtype=torch.float64, device=device)
-    mean_weight = torch.zeros(T, dtype=torch.float64, device=device)
-    if T > 1:
-        s2, bt = sigma2[1:], beta_tilde[1:]
-        var_part[1:] = 0.5 * d * (torch.log(s2 / bt) + bt / s2 - 1.0)
-        one_minus_ac = f64["sqrt_one_minus_alphas_cumprod"][1:] ** 2
-        mean_weight[1:] = betas[1:] ** 2 / (2.0 * s2 * alphas[1:] * one_minus_ac)
+    mean_weight, var_part = (w.to(device) for w in kl_weights(schedule, variance, d))
     dec_log_var = f64["posterior_log_variance_clipped"][0]  # ln β̃_1 (β̃_0 = 0)
     dec_std = torch.exp(0.5 * dec_log_var)
     x0_err_scale = f64["sqrt_recipm1_alphas_cumprod"][0]  # x0 − x̂0 = √(1/ᾱ_0 − 1)(ε_θ − ε)

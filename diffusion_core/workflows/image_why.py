@@ -58,7 +58,7 @@ from ..checkpoints import Checkpoint
 from ..data import IMAGE_DATASETS, load_image_dataset
 from ..data.imageset import ImageSet
 from ..data.synthetic import SHAPE_CLASSES, make_gradients, make_shapes
-from ..evaluation.vlb import VLBTerms, _strata_edges, vlb_terms
+from ..evaluation.vlb import VLBTerms, combine_terms, kl_weights, strata_edges, vlb_terms
 from ..forward import pred_x0_from_eps, q_sample
 from ..oracles import IdealDenoiser
 from ..schedule import NoiseSchedule
@@ -447,53 +447,16 @@ def bound_stream(ck: Checkpoint, x0: torch.Tensor, *, source: str, seed: int,
 
 
 def combine(parts: Sequence[VLBTerms]) -> VLBTerms:
-    """The :class:`VLBTerms` of the union of the batches ``parts`` (same model, settings).
-
-    Means weighted by each batch's n; ``per_example`` concatenated; the standard error
-    recomputed from it (std / √n). One part comes back unchanged.
-    """
-    if not parts:
-        raise ValueError("nothing to combine")
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    for p in parts[1:]:
-        if (p.d, p.T, p.variance, p.decoder, p.timesteps) != (
-                first.d, first.T, first.variance, first.decoder, first.timesteps):
-            raise ValueError("the parts were computed with different settings")
-    n = sum(p.n for p in parts)
-    terms = sum(p.terms * p.n for p in parts) / n
-    prior = sum(p.prior * p.n for p in parts) / n
-    per_example = torch.cat([p.per_example for p in parts])
-    total = prior + float(terms.sum())
-    return VLBTerms(terms=terms, prior=prior, total=total,
-                    bits_per_dim=total / (first.d * math.log(2.0)),
-                    total_stderr=float(per_example.std() / math.sqrt(n)),
-                    per_example=per_example, d=first.d, n=n, T=first.T,
-                    variance=first.variance, decoder=first.decoder, timesteps=first.timesteps)
+    """The :class:`VLBTerms` of the union of the batches ``parts`` (same model, settings):
+    :func:`~diffusion_core.evaluation.vlb.combine_terms`."""
+    return combine_terms(parts)
 
 
 def eps_weights(schedule: NoiseSchedule, variance: str, d: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(weight [T], var_part [T])`` float64 for reverse variance σ_t² (β̃_t or β_t):
-
-    L_t = var_part[t] + weight[t] · E‖ε − ε_θ(x_t, t)‖² for t ≥ 1 (DDPM eq. 12), with
-    ``weight[t] = β_t² / (2σ_t² α_t (1 − ᾱ_t))`` and ``var_part[t] = d/2 · (ln(σ_t²/β̃_t)
-    + β̃_t/σ_t² − 1)`` (0 for σ² = β̃). Index 0 (the decoder) is 0 in both. The same formulas
-    as inside :func:`vlb_terms` (tests check they reproduce it).
-    """
-    if variance not in ("beta_tilde", "beta"):
-        raise ValueError(f"variance must be beta_tilde or beta; got {variance!r}")
-    f = schedule.float64
-    betas, alphas, bt = f["betas"], f["alphas"], f["posterior_variance"]
-    s2 = bt if variance == "beta_tilde" else betas
-    weight = torch.zeros(schedule.T, dtype=torch.float64)
-    var_part = torch.zeros(schedule.T, dtype=torch.float64)
-    if schedule.T > 1:
-        one_minus_ac = 1.0 - f["alphas_cumprod"][1:]
-        weight[1:] = betas[1:] ** 2 / (2.0 * s2[1:] * alphas[1:] * one_minus_ac)
-        var_part[1:] = 0.5 * d * (torch.log(s2[1:] / bt[1:]) + bt[1:] / s2[1:] - 1.0)
-    return weight, var_part
+    """``(weight [T], var_part [T])`` of DDPM eq. 12 (:func:`~diffusion_core.evaluation.vlb.
+    kl_weights`, the formulas inside :func:`vlb_terms`)."""
+    return kl_weights(schedule, variance, d)
 
 
 @dataclass(frozen=True)
@@ -545,7 +508,7 @@ def summarise(r: VLBTerms, schedule: NoiseSchedule) -> BoundSummary:
     if r.timesteps is None:
         edges = list(range(1, T))
     else:
-        edges = _strata_edges(T - 1, r.timesteps)  # the strata vlb_terms draws from
+        edges = strata_edges(T - 1, r.timesteps)  # the strata vlb_terms draws from
     bounds = [*zip(edges[:-1], edges[1:], strict=True), (T - 1, T)] if T > 1 else []
     # E[terms[t]] = var_part[t] + weight[t] E‖ε − ε_θ‖², so (terms − var_part)/weight is an
     # unbiased estimate of the ε-error at each t (0 draws at t: it adds −var_part/weight, which

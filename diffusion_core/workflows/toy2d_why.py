@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from ..data.toy2d import make_2d
-from ..evaluation.vlb import VARIANCES, VLBTerms, vlb_terms
+from ..evaluation.vlb import VLBTerms, combine_terms, kl_weights, vlb_terms
 from ..forward import q_sample
+from ..sampling.config import VARIANCES
 from ..sampling.spacing import evenly_spaced
 from .toy2d import SampleScore, Toy2DSession
 
@@ -125,42 +126,17 @@ def eps_weights(schedule, variance: str = "beta_tilde") -> np.ndarray:
     """w_t = β_t² / (2σ_t² α_t (1 − ᾱ_t)) for t = 0..T−1, float64 ``[T]`` (DDPM eq. 12): the
     weight of E‖ε − ε̂_θ‖² in L_t, with σ_t² = β̃_t or β_t. ``w[0]`` is NaN: the t = 0 term is
     the decoder, whose weight on the same error is (1/ᾱ_0 − 1)/(2β̃_1)."""
-    if variance not in VARIANCES:
-        raise ValueError(f"variance must be one of {', '.join(VARIANCES)}; got {variance!r}")
-    f = schedule.float64
-    betas, alphas, ab = f["betas"], f["alphas"], f["alphas_cumprod"]
-    sigma2 = f["posterior_variance"] if variance == "beta_tilde" else betas
-    w = torch.full_like(betas, math.nan)
-    w[1:] = betas[1:] ** 2 / (2.0 * sigma2[1:] * alphas[1:] * (1.0 - ab[1:]))
-    return w.numpy().copy()
+    w = kl_weights(schedule, variance, 2)[0].numpy().copy()
+    w[0] = math.nan
+    return w
 
 
 def merge_terms(parts: list[VLBTerms]) -> VLBTerms:
     """The bound of all the pieces' examples together (each piece from :func:`vlb_terms` with
-    all timesteps, on the same schedule, variance and decoder): ``terms`` and the prior are the
-    example-weighted means, ``per_example`` the pieces' concatenated, and ``total``,
-    ``bits_per_dim`` and ``total_stderr`` follow from them as in :func:`vlb_terms`.
-    """
-    if not parts:
-        raise ValueError("merge_terms needs at least one piece")
-    first = parts[0]
-    for p in parts:
-        if (p.T, p.d, p.variance, p.decoder, p.timesteps) != (
-                first.T, first.d, first.variance, first.decoder, None):
-            raise ValueError("the pieces differ in T, d, variance or decoder, or used a subset "
-                             "of timesteps")
-    if len(parts) == 1:
-        return first
-    n = sum(p.n for p in parts)
-    terms = sum(p.terms * p.n for p in parts) / n
-    prior = sum(p.prior * p.n for p in parts) / n
-    per_example = torch.cat([p.per_example for p in parts])
-    total = prior + float(terms.sum())
-    stderr = float(per_example.std() / math.sqrt(n)) if n > 1 else math.nan
-    return VLBTerms(terms=terms, prior=prior, total=total,
-                    bits_per_dim=total / (first.d * math.log(2.0)), total_stderr=stderr,
-                    per_example=per_example, d=first.d, n=n, T=first.T,
-                    variance=first.variance, decoder=first.decoder, timesteps=None)
+    all timesteps): :func:`~diffusion_core.evaluation.vlb.combine_terms`."""
+    if any(p.timesteps is not None for p in parts):
+        raise ValueError("the pieces used a subset of timesteps")
+    return combine_terms(parts)
 
 
 @dataclass(frozen=True)
