@@ -28,6 +28,7 @@ def server():
     demo = app.build_demo()
     port = free_port()
     janitor = app.serve(demo, server_name="127.0.0.1", server_port=port, quiet=True)
+    app.warm_up()  # as python app.py does
     yield f"http://127.0.0.1:{port}/"
     janitor.stop()
     demo.close()

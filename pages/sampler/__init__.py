@@ -24,7 +24,7 @@ from diffusion_core.sampling.config import SAMPLERS, SPACINGS
 from pages import common, jobs, limits, sessions
 from pages.widgets import inputs as ui
 
-from . import why
+from . import lab, why
 from .handlers import (
     DEFAULT_IMAGES,
     FRAME_LABEL,
@@ -43,7 +43,6 @@ from .models import (
     DEMO_KEY,
     DEMO_LABEL,
     DEMO_SCHEDULE,
-    ROOT,
     _models_root,
     list_models,
     load_model,
@@ -53,7 +52,6 @@ __all__ = ["CARD", "DEMO_KEY", "DEMO_LABEL", "list_models", "load_model", "model
            "render", "rescan_models", "run_finished", "run_sampler", "sampler_changed",
            "show_frame"]
 
-BENCH_PLOT = ROOT / "bench" / "results" / "quality_vs_steps.png"
 # (label, name) from the sampler registry, the image preset's sampler first.
 SAMPLER_CHOICES = [(s.label, s.name) for s in sorted(
     SAMPLERS.values(), key=lambda s: s.name != DEFAULT_SAMPLER.sampler)]
@@ -129,16 +127,17 @@ def render(shared_schedule: gr.State) -> None:
                                  elem_classes=["dl-health"])
             with gr.Accordion("Model card", open=False):
                 card = gr.Markdown("", latex_delimiters=common.LATEX)
-            if BENCH_PLOT.is_file():
-                with gr.Accordion("How many steps do I need?", open=False):
-                    gr.Image(str(BENCH_PLOT), format="png", interactive=False,
-                             show_label=False, buttons=["fullscreen"])
             with gr.Accordion("How this works: DDPM eq. 11, DDIM eq. 12, x̂0 and η",
                               open=False):
                 gr.Markdown(common.explanation("sampler"), latex_delimiters=common.LATEX)
 
     # What the network is trying to learn (the ideal denoiser) and the likelihood bound.
     why.render(model)
+    # How many steps do I need? Samplers on the same noise, quality against NFE, live; and
+    # DDIM inversion of two real digits with the path between them.
+    with gr.Accordion("Sampler lab: how many steps do I need? Inversion and interpolation",
+                      open=False):
+        lab.render(model)
 
     # --- events -------------------------------------------------------------------------------
     cheap = dict(concurrency_limit=8, show_progress="hidden")

@@ -43,7 +43,7 @@ from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
 from diffusion_core.sampling.config import SAMPLERS
 from diffusion_core.schedule.config import BUILTIN_KINDS
 from pages import common, jobs, limits, sessions
-from pages.toy2d import handlers, why
+from pages.toy2d import handlers, lab, why
 from pages.toy2d.figures import FORWARD_FRAMES, GRID, bound_figure, error_by_t_figure
 from pages.toy2d.handlers import (
     data_plot,
@@ -270,6 +270,8 @@ def render(shared_schedule: gr.State) -> None:
                                       open=False):
                         gr.Markdown(common.explanation("toy2d_why"),
                                     latex_delimiters=common.LATEX)
+                with gr.Tab("Sampler lab"):
+                    lab.render(state)
                 with gr.Tab("Forward diffusion") as forward_tab:
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):

@@ -85,12 +85,20 @@ CHEAP = {
     "/toy_train": {"steps": 5},
     "/toy_sample": {"steps": 10, "n_samples": 100},
     "/sampler_run": {"steps": 2, "n_images": 1},
+    "/toy_lab_compare": {"n_points": 100, "n_paths": 10, "steps1": 5, "steps2": 5, "steps3": 5,
+                         "steps4": 5},
+    "/toy_lab_sweep": {"n_points": 100, "counts": [2], "steps1": 5, "steps2": 5, "steps3": 5,
+                       "steps4": 5},
+    "/toy_lab_invert": {"n_points": 50, "counts": [2]},
+    "/sampler_lab_sweep": {"n_images": 16, "counts": [2], "samplers": ["ddim_eta0"]},
+    "/sampler_lab_invert": {"steps": 2, "frames": 3},
 }
 # Calls that put a session into the state an endpoint needs (an image loaded, a model trained).
 PREPARE = {
     "/forward_": [("/forward_image", {}), ("/forward_schedule", {})],
     "/toy_sample": [("/toy_train", {"steps": 5})],
     "/toy_vector_field": [("/toy_train", {"steps": 5})],
+    "/toy_lab": [("/toy_train", {"steps": 5})],
     "/sampler_frame": [("/sampler_run", {"steps": 2, "n_images": 1})],
 }
 

@@ -125,7 +125,7 @@ def test_2d_sampling_stops_at_the_time_cap_with_a_message(caps):
 def test_empty_2d_sampling_steps_mean_the_samplers_default():
     state = list(tab.train(None, **{**BASE, "steps": 5}))[-1][0]
     outs = list(tab.sample(state, "ddim", "", None, 50, None))
-    assert "25 steps" in outs[-1][1]  # DDIM's default, not T (= 200)
+    assert "25 of 200 steps" in outs[-1][1]  # DDIM's default, not T (= 200)
 
 
 @pytest.fixture()

@@ -1,0 +1,65 @@
+"""The sampler labs' shared look: one colour, marker and dash per sampler slot, and the
+steps-vs-quality figure (tab 3's and tab 4's labs both draw it; tabs do not import each other).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+
+from pages import common
+
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")  # Okabe–Ito, one per slot
+SYMBOLS = ("circle", "square", "diamond", "triangle-up")
+DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+def sweep_figure(sweep, labels: list[str], slots: list[int], *, log_y: bool,
+                 height: int) -> go.Figure:
+    """One panel per metric of ``sweep``'s judge (a
+    :class:`~diffusion_core.workflows.sampler_lab.QualitySweep`): one line per sampler against
+    NFE (log x), the metric's reference (real data at the same N) dashed.
+
+    ``labels[c]`` names the sweep's c-th sampler and ``slots[c]`` its slot in the controls
+    (its colour, marker and dash: curves that coincide, such as DDIM η = 1 and DDPM β̃, stay
+    visible). ``log_y`` puts the metrics on a log axis (then values ≤ 0 are not drawn).
+    """
+    from plotly.subplots import make_subplots
+
+    metrics = sweep.judge.metrics
+    fig = make_subplots(rows=1, cols=len(metrics), horizontal_spacing=0.1,
+                        subplot_titles=[f"{m.label} ({m.hint})" for m in metrics])
+    for c, label in enumerate(labels):
+        k = slots[c] % len(COLORS)
+        for j, m in enumerate(metrics):
+            x, y = sweep.curve(c, m.key)
+            if not len(x):
+                continue
+            shown = np.isfinite(y) & (y > 0) if log_y else np.isfinite(y)
+            fig.add_trace(go.Scatter(
+                x=x, y=np.where(shown, y, None), mode="lines+markers", name=label,
+                legendgroup=label, showlegend=j == 0,
+                line=dict(color=COLORS[k], width=2.5 if k == 0 else 2, dash=DASHES[k]),
+                marker=dict(size=11 - 2 * k, symbol=SYMBOLS[k]),
+                hovertemplate=f"{label}<br>NFE %{{x}}<br>{m.label} %{{y:.4g}}<extra></extra>"),
+                row=1, col=j + 1)
+    for j, m in enumerate(metrics):
+        ref = m.reference
+        if ref is not None and math.isfinite(ref) and (ref > 0 or not log_y):
+            fig.add_hline(y=ref, line=dict(color="#555", dash="dash", width=1.2),
+                          annotation_text=m.reference_label, annotation_position="top left",
+                          annotation_font_size=11, row=1, col=j + 1)
+        fig.update_xaxes(type="log", title_text="network evaluations (NFE = steps)",
+                         tickvals=list(sweep.step_counts), row=1, col=j + 1)
+        if log_y:
+            fig.update_yaxes(type="log", title_text=m.label + " (log)", dtick="D2",
+                             row=1, col=j + 1)
+        else:
+            fig.update_yaxes(title_text=m.label, row=1, col=j + 1)
+    common.style_figure(fig, height=height)
+    fig.update_layout(hovermode="closest", margin=dict(l=60, r=15, t=40, b=40),
+                      legend=dict(orientation="h", x=0, y=-0.2, yanchor="top"))
+    fig.update_annotations(font_size=13)
+    return fig
