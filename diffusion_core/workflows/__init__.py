@@ -11,6 +11,12 @@ module              what it drives
 ``toy2d``           tab 3: one user's 2D model (``Toy2DSession``: data, schedule, trainer), the
                     restart rule, the step-cost guard, the vector field, sampling with frames
                     and the quality score, the forward-diffusion frames
+``toy2d_why``       tab 3's "why it works": the network's ε-error against the ideal
+                    denoiser by t, the likelihood bound of both on the same points (in pieces)
+``sampler_lab``     tabs 3 and 4's sampler lab: samplers on one x_T side by side (paths, NFE),
+                    steps-vs-quality sweeps with a judge, DDIM inversion, slerp paths
+``image_why``       tab 4's "why it works": a checkpoint's training data, the U-Net's and the
+                    ideal denoiser's x̂0 on the same x_t, the bound in bits/dim (in batches)
 ``budget``          :class:`Budget`: the step and wall-time caps of one job (the app's limits)
 ``image_sampling``  tab 4 and the sample CLI: a checkpoint's sampler settings, one run's kept
                     (x_t, x̂0) frames streamed from the reverse chain, its PNG and GIF files
