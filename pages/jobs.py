@@ -15,8 +15,10 @@ Handlers called directly (tests, no ``gr.Request``) are not tracked.
 its kind, keeping what it did ("press ▶ Train to continue"), so a greedy user cannot hold a
 slot for a whole minute while a class waits. The turn is counted in CPU seconds, not by the
 clock: on a busy server a preset run (≈ 1.2 CPU s) takes several seconds by the clock, and
-cutting it then would make everyone press ▶ Train twice. The waiting count is read from
-Gradio's queue (:func:`watch_queues`).
+cutting it then would make everyone press ▶ Train twice. A job starts with what its session
+computed lately (:class:`Usage`), so a visitor who presses ▶ Train again after each turn does not
+get a fresh turn each time. The waiting count is read from Gradio's queue
+(:func:`watch_queues`).
 
 **Long jobs take turns** (:func:`paced`). A job that has computed for more than
 ``limits.ACTIVE.long_after_s`` CPU seconds is *long*; long jobs compute one step at a time on one
@@ -92,13 +94,80 @@ def heavy(what: str) -> Callable:
                 return
             _claim(session, what)
             try:
-                yield from fn(*args, **kwargs)
+                yield from _as_session(session, fn(*args, **kwargs))
             finally:
                 _release(session)
 
         return wrapper
 
     return decorate
+
+
+def _as_session(session: str, gen: Iterator) -> Iterator:
+    """Run each step of ``gen`` with :func:`current_session` = ``session`` (Gradio may resume a
+    generator on another worker thread, so it is set around every step)."""
+    try:
+        while True:
+            _local.session = session
+            try:
+                item = next(gen)
+            except StopIteration:
+                return
+            finally:
+                _local.session = None
+            yield item
+    finally:
+        gen.close()  # ■ Stop: the handler's own finally runs now
+
+
+_local = threading.local()
+
+
+def current_session() -> str | None:
+    """The session whose heavy job runs on this thread now (None outside :func:`heavy`)."""
+    return getattr(_local, "session", None)
+
+
+# ---------------------------------------------------------------------------------------------
+# What each visitor computed lately
+# ---------------------------------------------------------------------------------------------
+
+
+class Usage:
+    """CPU seconds each session computed lately, decaying with half-life ``half_life_s``.
+
+    A job starts with its session's recent usage as its computed time (:class:`Paced`), so a
+    visitor who presses ▶ Train again and again right after each turn starts *long*: on the
+    shared lane, giving way at once to anyone waiting. A student who trained a preset a few
+    minutes ago starts fresh.
+    """
+
+    def __init__(self, half_life_s: float = 60.0) -> None:
+        self.half_life_s = half_life_s
+        self._lock = threading.Lock()
+        self._cpu: dict[str, tuple[float, float]] = {}  # session → (cpu s, when)
+
+    def recent(self, session: str | None, now: float | None = None) -> float:
+        if session is None:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            cpu, when = self._cpu.get(session, (0.0, now))
+        return cpu * 0.5 ** ((now - when) / self.half_life_s)
+
+    def add(self, session: str | None, cpu_s: float, now: float | None = None) -> None:
+        if session is None or cpu_s <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        value = self.recent(session, now) + cpu_s
+        with self._lock:
+            self._cpu[session] = (value, now)
+            if len(self._cpu) > 4096:  # forget the quietest half (sessions long gone)
+                keep = sorted(self._cpu.items(), key=lambda kv: kv[1][1])[2048:]
+                self._cpu = dict(keep)
+
+
+USAGE = Usage()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,16 +255,20 @@ class Paced:
 
     :attr:`computed_s` is the job's computed time so far: the thread's CPU time inside the
     steps (``time.thread_time``; each step runs on one thread, torch computing in it with one
-    intra-op thread). On a busy server a preset run takes longer by the clock but not in CPU,
-    so it never becomes long, never waits behind a greedy job's step and never loses its turn.
+    intra-op thread), starting from what the visitor's session computed lately
+    (:data:`USAGE`, half-life one minute). On a busy server a preset run takes longer by the
+    clock but not in CPU, so it never becomes long, never waits behind a greedy job's step and
+    never loses its turn; a visitor who starts job after job starts long.
     """
 
     def __init__(self, steps: Iterable, *, long_after_s: float | None = None,
-                 lane: Lane = LONG_LANE) -> None:
+                 lane: Lane = LONG_LANE, usage: Usage | None = None) -> None:
         self._it = iter(steps)
         self._limit = limits.ACTIVE.long_after_s if long_after_s is None else long_after_s
         self._lane = lane
-        self.computed_s = 0.0
+        self._usage = usage = USAGE if usage is None else usage
+        self._session = current_session()
+        self.computed_s = usage.recent(self._session)  # a busy visitor starts long
 
     def __iter__(self) -> Iterator:
         return self
@@ -208,7 +281,9 @@ class Paced:
                     return next(self._it)
             return next(self._it)
         finally:
-            self.computed_s += time.thread_time() - t0
+            spent = time.thread_time() - t0
+            self.computed_s += spent
+            self._usage.add(self._session, spent)
 
     def close(self) -> None:
         """Close the underlying generator (its ``finally`` runs now)."""

@@ -425,3 +425,49 @@ def test_cache_sweep_deletes_old_files_and_empty_folders_only(tmp_path):
     assert not old.exists() and not (tmp_path / "a1").exists()  # emptied folders go too
     assert new.read_bytes() == b"2"
     assert sessions.gradio_cache() == Path(os.environ["GRADIO_TEMP_DIR"])
+
+
+def test_usage_decays_with_its_half_life():
+    usage = jobs.Usage(half_life_s=10.0)
+    usage.add("a", 4.0, now=100.0)
+    assert usage.recent("a", now=100.0) == pytest.approx(4.0)
+    assert usage.recent("a", now=110.0) == pytest.approx(2.0)
+    usage.add("a", 1.0, now=120.0)  # 1.0 left of the 4, plus 1
+    assert usage.recent("a", now=120.0) == pytest.approx(2.0)
+    assert usage.recent("b", now=120.0) == 0.0 and usage.recent(None) == 0.0
+
+
+def test_a_visitor_who_just_computed_starts_long_and_gives_way(monkeypatch, caps):
+    """The next job of a session that computed lately starts with that usage as its computed
+    time: past the turn, it stops at its first step when someone waits. Another session's job
+    starts fresh."""
+    caps(turn_s=0.2, long_after_s=0.2)
+    usage = jobs.Usage(half_life_s=600.0)
+    monkeypatch.setattr(jobs, "USAGE", usage)
+    monkeypatch.setattr(jobs, "_watched", _FakeQueue(train=1))
+
+    def busy():
+        for i in range(3):
+            t0 = time.thread_time()
+            while time.thread_time() - t0 < 0.1:
+                pass
+            yield i
+
+    seen = {}
+
+    @jobs.heavy("training")
+    def job(name, request=None):
+        run = jobs.paced(busy())
+        seen[name] = [run.computed_s]
+        for _ in run:
+            seen[name].append(jobs.turn_over(jobs.TRAIN_QUEUE, run.computed_s))
+        yield name
+
+    greedy, other = (SimpleNamespace(session_hash=h) for h in ("g", "o"))
+    monkeypatch.setattr(jobs, "_session_of", lambda args, kwargs: kwargs["request"].session_hash)
+    list(job("first", request=greedy))
+    assert seen["first"][0] == 0.0 and usage.recent("g") >= 0.3
+    list(job("again", request=greedy))
+    assert seen["again"][0] >= 0.3 and seen["again"][1] is not None  # gives way at once
+    list(job("student", request=other))
+    assert seen["student"][0] == 0.0 and seen["student"][1] is None
