@@ -255,10 +255,10 @@ class Paced:
 
     :attr:`computed_s` is the job's computed time so far: the thread's CPU time inside the
     steps (``time.thread_time``; each step runs on one thread, torch computing in it with one
-    intra-op thread), starting from what the visitor's session computed lately
-    (:data:`USAGE`, half-life one minute). On a busy server a preset run takes longer by the
-    clock but not in CPU, so it never becomes long, never waits behind a greedy job's step and
-    never loses its turn; a visitor who starts job after job starts long.
+    intra-op thread). :attr:`turn_s` adds what the visitor's session computed lately beyond one
+    turn (:data:`USAGE`, half-life one minute). On a busy server a preset run takes longer by
+    the clock but not in CPU, so it never becomes long, never waits behind a greedy job's step
+    and never loses its turn; a visitor who starts job after job gives way at once.
     """
 
     def __init__(self, steps: Iterable, *, long_after_s: float | None = None,
@@ -268,7 +268,16 @@ class Paced:
         self._lane = lane
         self._usage = usage = USAGE if usage is None else usage
         self._session = current_session()
-        self.computed_s = usage.recent(self._session)  # a busy visitor starts long
+        self.computed_s = 0.0  # this job's own CPU time: what makes it long (the lane)
+        # What the visitor computed lately beyond one turn counts towards this job's turn: a
+        # visitor who starts job after job gives way at once; a student's preset runs, a
+        # sample and an image run (≈ 3 CPU s in a few minutes) count nothing.
+        self.carried_s = max(0.0, usage.recent(self._session) - limits.ACTIVE.turn_s)
+
+    @property
+    def turn_s(self) -> float:
+        """CPU seconds that count towards this job's turn (:func:`turn_over`)."""
+        return self.carried_s + self.computed_s
 
     def __iter__(self) -> Iterator:
         return self

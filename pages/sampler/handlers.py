@@ -228,7 +228,7 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
             if step.t_prev == -1:
                 break
             spent = (budget.stop_reason(step.index + 1, progress.elapsed_s)
-                     or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.computed_s))
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
             if spent is not None:
                 gr.Warning(f"Sampling stopped at {spent}.")
                 yield (_show(run.xt[-1], scale), _show(run.x0[-1], scale),

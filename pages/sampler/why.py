@@ -580,7 +580,7 @@ def run_bound(key, variance, seed, with_train=True, request: gr.Request | None =
             result = progress.result
             now = time.perf_counter()
             spent = (budget.stop_reason(progress.batches_done, now - started)
-                     or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.computed_s))
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
             if spent is not None and not result.done:
                 gr.Warning(f"The bound stopped at {spent}.")
                 yield (f"{STOPPED_PREFIX} at {spent} (this server's limit): the numbers are the "

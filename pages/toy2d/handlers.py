@@ -164,7 +164,7 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
             if p.done:
                 break
             spent = (budget.stop_reason(p.run_step, p.elapsed_s)
-                     or jobs.turn_over(jobs.TRAIN_QUEUE, run.computed_s))
+                     or jobs.turn_over(jobs.TRAIN_QUEUE, run.turn_s))
             if spent is not None:
                 break
             if now - last_fig >= FIGURE_EVERY_S:
@@ -365,7 +365,7 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
         for step in chain:
             now = time.perf_counter()
             spent = (budget.stop_reason(step.index + 1, now - start)
-                     or jobs.turn_over(jobs.SAMPLE_QUEUE, chain.computed_s))
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, chain.turn_s))
             if spent is not None and step.t_prev != -1:
                 gr.Warning(f"Sampling stopped at {spent}.")
                 yield gr.skip(), (

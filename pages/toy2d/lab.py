@@ -426,7 +426,7 @@ def _common_inputs(n_points, seed):
 
 def _stop_reason(budget, start: float, steps_done: int, paced) -> str | None:
     return (budget.stop_reason(steps_done, time.perf_counter() - start)
-            or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.computed_s))
+            or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
 
 
 @jobs.heavy("sampling")

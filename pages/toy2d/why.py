@@ -170,7 +170,7 @@ def bound(state, variance, points, n, request: gr.Request | None = None):
         for done, total in chain:
             now = time.perf_counter()
             spent = (budget.stop_reason(done, now - start)
-                     or jobs.turn_over(jobs.SAMPLE_QUEUE, chain.computed_s))
+                     or jobs.turn_over(jobs.SAMPLE_QUEUE, chain.turn_s))
             if spent is not None and done < total:
                 gr.Warning(f"The bound stopped at {spent}.")
                 yield gr.skip(), (

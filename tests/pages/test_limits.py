@@ -437,17 +437,18 @@ def test_usage_decays_with_its_half_life():
     assert usage.recent("b", now=120.0) == 0.0 and usage.recent(None) == 0.0
 
 
-def test_a_visitor_who_just_computed_starts_long_and_gives_way(monkeypatch, caps):
-    """The next job of a session that computed lately starts with that usage as its computed
-    time: past the turn, it stops at its first step when someone waits. Another session's job
-    starts fresh."""
-    caps(turn_s=0.2, long_after_s=0.2)
+def test_a_visitor_who_just_computed_a_lot_gives_way_at_once(monkeypatch, caps):
+    """A job's turn counts what its session computed lately beyond one turn: after a long job,
+    the same visitor's next job gives way at its first step when someone waits; another
+    visitor's job, and one after only a little computing, get a whole turn. Only the job's own
+    CPU time makes it long (the lane)."""
+    caps(turn_s=0.2, long_after_s=10.0)
     usage = jobs.Usage(half_life_s=600.0)
     monkeypatch.setattr(jobs, "USAGE", usage)
     monkeypatch.setattr(jobs, "_watched", _FakeQueue(train=1))
 
-    def busy():
-        for i in range(3):
+    def busy(n):
+        for i in range(n):
             t0 = time.thread_time()
             while time.thread_time() - t0 < 0.1:
                 pass
@@ -456,18 +457,23 @@ def test_a_visitor_who_just_computed_starts_long_and_gives_way(monkeypatch, caps
     seen = {}
 
     @jobs.heavy("training")
-    def job(name, request=None):
-        run = jobs.paced(busy())
-        seen[name] = [run.computed_s]
+    def job(name, n, request=None):
+        run = jobs.paced(busy(n))
+        seen[name] = [(run.computed_s, run.carried_s)]
         for _ in run:
-            seen[name].append(jobs.turn_over(jobs.TRAIN_QUEUE, run.computed_s))
+            seen[name].append(jobs.turn_over(jobs.TRAIN_QUEUE, run.turn_s))
         yield name
 
-    greedy, other = (SimpleNamespace(session_hash=h) for h in ("g", "o"))
+    greedy, other, light = (SimpleNamespace(session_hash=h) for h in ("g", "o", "l"))
     monkeypatch.setattr(jobs, "_session_of", lambda args, kwargs: kwargs["request"].session_hash)
-    list(job("first", request=greedy))
-    assert seen["first"][0] == 0.0 and usage.recent("g") >= 0.3
-    list(job("again", request=greedy))
-    assert seen["again"][0] >= 0.3 and seen["again"][1] is not None  # gives way at once
-    list(job("student", request=other))
-    assert seen["student"][0] == 0.0 and seen["student"][1] is None
+    list(job("first", 5, request=greedy))  # 0.5 CPU s: 0.3 beyond one turn
+    assert seen["first"][0] == (0.0, 0.0) and usage.recent("g") >= 0.49
+    assert seen["first"][1] is None and seen["first"][2] is not None  # its own turn, then over
+    list(job("again", 2, request=greedy))
+    assert seen["again"][0][0] == 0.0 and seen["again"][0][1] >= 0.25
+    assert seen["again"][1] is not None  # gives way at its first step
+    list(job("student", 2, request=other))
+    assert seen["student"][0] == (0.0, 0.0) and seen["student"][1] is None
+    list(job("small", 1, request=light))  # 0.1 CPU s: within one turn, nothing carried
+    list(job("small again", 1, request=light))
+    assert seen["small again"][0] == (0.0, 0.0) and seen["small again"][1] is None
