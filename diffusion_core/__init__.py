@@ -41,6 +41,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     # the name ``sample`` here is the module behind ``python -m diffusion_core.sample``)
     "ddim_invert": ".sampling.invert",
     "ddim_invert_steps": ".sampling.invert",
+    "GuidedModel": ".sampling.guidance",  # classifier-free guidance: ε_u + s·(ε_c − ε_u)
     # models
     "MLPConfig": ".models.mlp_config",
     "UNetConfig": ".models.unet_config",

@@ -3,7 +3,12 @@
 A checkpoint directory holds exactly those two files (plus an optional ``MODEL_CARD.md``).
 ``config.json`` records the model config, the schedule config, the data set, what the network
 predicts (``"prediction"``: ``"eps"``, ``"x0"`` or ``"v"``; a config without it — every
-checkpoint written before the key existed — is ``"eps"``) and a training summary. Loading
+checkpoint written before the key existed — is ``"eps"``) and a training summary. A
+class-conditional model records ``"num_classes": K`` in its model config (a config without the
+key — every checkpoint written before it existed — is unconditional, K = 0) and its class names
+in ``dataset["classes"]``; it is sampled with classifier-free guidance,
+ε̃ = ε_u + s·(ε_c − ε_u) (s = 0 unconditional, s = 1 conditional, s > 1 guides harder;
+:class:`~diffusion_core.sampling.guidance.GuidedModel`). Loading
 validates the JSON, rebuilds the model from its config and checks every tensor name and shape;
 :attr:`Checkpoint.model` is always an ε-predictor that samplers call as they are (an x0- or
 v-network comes wrapped, :func:`~diffusion_core.forward.as_eps_predictor`). Nothing is ever
@@ -65,6 +70,19 @@ class Checkpoint:
         return unwrap_network(self.model)[0]
 
     @property
+    def num_classes(self) -> int:
+        """K for a class-conditional model (labels 0..K−1; K is the null class), else 0."""
+        return int(getattr(self.model_config, "num_classes", 0))
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The names of the K classes in label order (``dataset["classes"]``, else "0".."K−1")."""
+        names = self.dataset.get("classes") if isinstance(self.dataset, dict) else None
+        if isinstance(names, list) and len(names) == self.num_classes:
+            return tuple(str(n) for n in names)
+        return tuple(str(k) for k in range(self.num_classes))
+
+    @property
     def prediction(self) -> str:
         """What :attr:`network` predicts: ``"eps"``, ``"x0"`` or ``"v"`` (read off ``model``)."""
         from .forward import unwrap_network
@@ -77,7 +95,8 @@ def save_checkpoint(directory: str | Path, model: nn.Module, model_config: Any,
                     training: dict | None = None, prediction: str | None = None) -> Path:
     """Write ``directory/model.safetensors`` and ``directory/config.json``; returns the dir.
 
-    ``dataset`` describes the data (at least ``{"name": ...}``); ``training`` is a JSON-able
+    ``dataset`` describes the data (at least ``{"name": ...}``; for a class-conditional model
+    optionally ``"classes"``, its K class names in label order); ``training`` is a JSON-able
     summary (config, steps, wall time, final loss, …). ``prediction`` is what ``model``
     predicts (default ``"eps"``); an :class:`~diffusion_core.forward.EpsPredictor` (what
     ``Trainer.sampling_model`` gives for x0/v) is unwrapped and its prediction recorded. A
@@ -105,6 +124,10 @@ def save_checkpoint(directory: str | Path, model: nn.Module, model_config: Any,
     if trained != prediction:
         raise ValueError(f"prediction {prediction!r} contradicts the training config's "
                          f"{trained!r}")
+    classes = dataset.get("classes")
+    k = int(getattr(model_config, "num_classes", 0))
+    if classes is not None and (not isinstance(classes, (list, tuple)) or len(classes) != k):
+        raise ValueError(f"dataset['classes'] must list the model's {k} classes; got {classes!r}")
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous()
              for k, v in network.state_dict().items()}

@@ -153,13 +153,34 @@ SHAPES = Preset(
     # 6.45 vs 4.39, confidence 0.938 vs 0.950).
     sampler=replace(IMAGE_SAMPLER, spacing="leading"),
 )
+# Class-conditional digits for classifier-free guidance (ε̃ = ε_u + s·(ε_c − ε_u); s = 0
+# unconditional, 1 conditional, > 1 guides harder): the DIGITS recipe with 10 classes and label
+# dropout p_uncond = 0.2 (TrainConfig's default, measured: training/config.py), for
+# DIGITS_COND_STEPS steps. assets/models/digits_cond was trained with exactly
+#   python -m diffusion_core.train --dataset digits8 --out assets/models/digits_cond \
+#       --conditional --p-uncond 0.2 --steps 8000 --seed 0 --threads 2 --quiet
+# (its MODEL_CARD.md has the measured quality per scale; `python -m bench.guidance`).
+DIGITS_COND_STEPS = 8000
+DIGITS_COND = Preset(
+    schedule=_IMAGE_SCHEDULE,
+    model=replace(_IMAGE_UNET, num_classes=10),
+    train=replace(DIGITS.train, steps=DIGITS_COND_STEPS, p_uncond=0.2),
+    sampler=IMAGE_SAMPLER,
+)
 IMAGE_PRESETS: dict[str, Preset] = {"digits": DIGITS, "gradients": GRADIENTS, "shapes": SHAPES}
+CONDITIONAL_PRESETS: dict[str, Preset] = {"digits": DIGITS_COND, "digits8": DIGITS_COND}
 
 
-def preset_for(dataset: str, *, image: bool) -> Preset:
-    """The default preset for a data set: TOY for every 2D set, else by image-set name."""
+def preset_for(dataset: str, *, image: bool, conditional: bool = False) -> Preset:
+    """The default preset for a data set: TOY for every 2D set, else by image-set name.
+
+    ``conditional`` asks for the class-conditional recipe where one exists (digits:
+    :data:`DIGITS_COND`); the caller sets ``num_classes`` on the model config either way.
+    """
     if not image:
         return TOY
+    if conditional and dataset in CONDITIONAL_PRESETS:
+        return CONDITIONAL_PRESETS[dataset]
     if dataset in IMAGE_PRESETS:
         return IMAGE_PRESETS[dataset]
     return DIGITS  # user image sets: a digits-sized U-Net, channels set by the caller

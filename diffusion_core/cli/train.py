@@ -3,6 +3,13 @@
     python -m diffusion_core.train --dataset moons --out runs/moons
     python -m diffusion_core.train --dataset digits --out assets/models/digits --steps 6000
     python -m diffusion_core.train --dataset moons --out runs/moons-v --prediction v
+    python -m diffusion_core.train --dataset digits8 --out runs/digits-cond --conditional
+
+``--conditional`` trains a class-conditional model (2D sets with classes, digits, digits8,
+shapes) that drops each label with probability ``--p-uncond`` so the same network is also the
+unconditional model; sample it with classifier-free guidance, ε̃ = ε_u + s·(ε_c − ε_u) (s = 0
+unconditional, s = 1 conditional, s > 1 guides harder): ``python -m diffusion_core.sample
+--class-label K --guidance S``.
 
 With only ``--dataset`` and ``--out`` it uses the app's defaults (``diffusion_core.presets``).
 Writes a checkpoint directory (``model.safetensors`` + ``config.json``). Bad arguments exit
@@ -23,11 +30,13 @@ from tqdm import tqdm
 
 from .. import data as datasets
 from ..checkpoints import finite_or_none, save_checkpoint
+from ..data.registry import IMAGE_CLASSES
 from ..models import MLPConfig, UNetConfig, build_model, count_parameters
 from ..presets import preset_for
+from ..sampling.config import GUIDANCE_DEFAULT
 from ..schedule import SCHEDULE_KINDS, NoiseSchedule, ScheduleConfig
 from ..training import Trainer, TrainingDiverged
-from ..training.config import PREDICTIONS
+from ..training.config import P_UNCOND_DEFAULT, PREDICTIONS
 from .common import CliError, Parser
 
 
@@ -68,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prediction", choices=PREDICTIONS,
                    help="what the network predicts: eps (the noise, DDPM), x0 (the clean "
                    "sample) or v (√ᾱ ε − √(1−ᾱ) x0); samplers always get ε (default: eps)")
+    g = p.add_argument_group("class-conditional model (classifier-free guidance)")
+    g.add_argument("--conditional", action="store_true",
+                   help="train a class-conditional model on the data set's labels (2D sets "
+                   "with classes, digits, digits8, shapes); sample it with --class-label and "
+                   "--guidance S: ε̃ = ε_u + S·(ε_c − ε_u), S = 0 unconditional, 1 conditional, "
+                   "> 1 guides harder")
+    g.add_argument("--p-uncond", type=float, metavar="P",
+                   help="label dropout: each label is replaced by the null class with "
+                   f"probability P, which trains the unconditional model too "
+                   f"(default {P_UNCOND_DEFAULT}; needs --conditional)")
+    g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -81,14 +101,44 @@ def _pick(value, default):
 
 def load_training_data(args) -> tuple[torch.Tensor, dict, bool]:
     """(data [N, ...], dataset description for config.json, is_image)."""
+    return load_labelled_data(args)[::2]
+
+
+def load_labelled_data(args) -> tuple[torch.Tensor, torch.Tensor | None, dict, bool]:
+    """(data [N, ...], labels [N] or None, dataset description for config.json, is_image).
+
+    Labels only with ``--conditional`` (the description then lists the class names under
+    ``"classes"``); a data set without classes is refused.
+    """
     name = args.dataset
+    conditional = getattr(args, "conditional", False)
     if name in datasets.TOY_DATASETS:
-        x = datasets.make_2d(name, args.n, noise=args.noise, seed=args.data_seed)
-        return x, {"name": name, "kind": "2d", "n": args.n, "noise": args.noise,
-                   "seed": args.data_seed}, False
+        dataset = {"name": name, "kind": "2d", "n": args.n, "noise": args.noise,
+                   "seed": args.data_seed}
+        if not conditional:
+            x = datasets.make_2d(name, args.n, noise=args.noise, seed=args.data_seed)
+            return x, None, dataset, False
+        classes = datasets.TOY_SPECS[name].classes
+        if not classes:
+            raise CliError(f"--conditional needs a data set with classes; {name} has none "
+                           "(2D sets with classes: " + ", ".join(
+                               k for k, v in datasets.TOY_SPECS.items() if v.classes) + ")")
+        x, y = datasets.make_2d(name, args.n, noise=args.noise, seed=args.data_seed,
+                                return_labels=True)
+        return x, y, {**dataset, "classes": list(classes)}, False
     if name in datasets.IMAGE_DATASETS:
-        x = datasets.load_image_dataset(name).images
-        return x, {"name": name, "kind": "image", "n": len(x), "shape": list(x.shape[1:])}, True
+        data = datasets.load_image_dataset(name)
+        x = data.images
+        dataset = {"name": name, "kind": "image", "n": len(x), "shape": list(x.shape[1:])}
+        if not conditional:
+            return x, None, dataset, True
+        classes = IMAGE_CLASSES.get(name)
+        if data.labels is None or classes is None:
+            raise CliError(f"--conditional needs a data set with classes; {name} has none")
+        return x, data.labels, {**dataset, "classes": list(classes)}, True
+    if conditional and name in ("folder", "npz", "idx"):
+        raise CliError(f"--conditional needs a data set with classes; --dataset {name} has "
+                       "none (use a 2D set with classes, digits, digits8 or shapes)")
     if name in ("folder", "npz", "idx"):
         if args.data_path is None:
             raise CliError(f"--dataset {name} needs --data-path")
@@ -100,15 +150,17 @@ def load_training_data(args) -> tuple[torch.Tensor, dict, bool]:
             x = datasets.load_npz_images(args.data_path, size=size, channels=channels)
         else:
             x = datasets.load_idx_images(args.data_path, size=size)
-        return x, {"name": name, "kind": "image", "path": str(args.data_path), "n": len(x),
-                   "shape": list(x.shape[1:])}, True
+        return x, None, {"name": name, "kind": "image", "path": str(args.data_path),
+                         "n": len(x), "shape": list(x.shape[1:])}, True
     raise CliError(f"unknown --dataset {name!r}; choose one of "
                    f"{', '.join([*datasets.TOY_DATASETS, *datasets.IMAGE_DATASETS])}, "
                    "folder, npz, idx")
 
 
-def configs_from_args(args, data: torch.Tensor, image: bool):
-    preset = preset_for(args.dataset, image=image)
+def configs_from_args(args, data: torch.Tensor, image: bool, num_classes: int = 0):
+    """(schedule, model, train, sampler) configs: the preset's, overridden by the arguments;
+    ``num_classes`` > 0 makes the model class-conditional."""
+    preset = preset_for(args.dataset, image=image, conditional=num_classes > 0)
     s = preset.schedule
     schedule = ScheduleConfig(
         kind=_pick(args.schedule, s.kind), T=_pick(args.T, s.T),
@@ -132,12 +184,14 @@ def configs_from_args(args, data: torch.Tensor, image: bool):
                         dim=_pick(args.dim, m.dim), dim_mults=mults,
                         block=_pick(args.block, m.block),
                         level_blocks=_pick(args.level_blocks, m.level_blocks))
+    model = replace(model, num_classes=num_classes)
     t = preset.train
     train = replace(t, steps=_pick(args.steps, t.steps),
                     batch_size=_pick(args.batch_size, t.batch_size), lr=_pick(args.lr, t.lr),
                     loss=_pick(args.loss, t.loss), ema_decay=_pick(args.ema, t.ema_decay),
                     seed=_pick(args.seed, t.seed),
-                    prediction=_pick(args.prediction, t.prediction))
+                    prediction=_pick(args.prediction, t.prediction),
+                    p_uncond=_pick(getattr(args, "p_uncond", None), t.p_uncond))
     return schedule, model, train, preset.sampler
 
 
@@ -147,13 +201,18 @@ def run(argv: list[str] | None = None) -> Path:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CliError("--device cuda was asked for, but no CUDA GPU is available")
-    data, dataset, image = load_training_data(args)
-    schedule_cfg, model_cfg, train_cfg, sampler = configs_from_args(args, data, image)
+    if args.p_uncond is not None and not args.conditional:
+        raise CliError("--p-uncond (label dropout) applies only with --conditional")
+    data, labels, dataset, image = load_labelled_data(args)
+    num_classes = len(dataset["classes"]) if labels is not None else 0
+    schedule_cfg, model_cfg, train_cfg, sampler = configs_from_args(args, data, image,
+                                                                    num_classes)
     torch.manual_seed(train_cfg.seed)
     model = build_model(model_cfg).to(args.device)
-    trainer = Trainer(model, NoiseSchedule(schedule_cfg), data.to(args.device), train_cfg)
+    trainer = Trainer(model, NoiseSchedule(schedule_cfg), data.to(args.device), train_cfg,
+                      labels=labels)
     bar = tqdm(total=train_cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     last = None
     try:
         for report in trainer.run():
@@ -165,12 +224,14 @@ def run(argv: list[str] | None = None) -> Path:
     finally:
         bar.close()
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     command = "python -m diffusion_core.train " + " ".join(argv if argv is not None
                                                            else sys.argv[1:])
     training = {
         "config": train_cfg.to_dict(),
         "steps": trainer.step,
         "wall_time_s": round(wall, 2),
+        "cpu_time_s": round(cpu, 2),
         "final_loss": finite_or_none(last.loss) if last else None,
         "parameters": count_parameters(model),
         "threads": torch.get_num_threads(),
@@ -180,6 +241,8 @@ def run(argv: list[str] | None = None) -> Path:
         "command": command,
         "sampler_defaults": sampler.kwargs(),
     }
+    if num_classes:  # the guidance scale a sampler uses when none is given
+        training["guidance_default"] = GUIDANCE_DEFAULT
     out = save_checkpoint(args.out, trainer.sampling_network(), model_cfg, schedule_cfg,
                           dataset=dataset, training=training, prediction=train_cfg.prediction)
     if not args.quiet:

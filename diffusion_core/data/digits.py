@@ -19,6 +19,7 @@ from ._checks import check_choice, check_int, check_seed
 from .imageset import ImageDatasetSpec, ImageSet
 
 __all__ = [
+    "DIGIT_CLASSES",
     "DIGITS8_SPEC",
     "DIGITS_SPEC",
     "digit_image",
@@ -29,6 +30,8 @@ __all__ = [
 DIGITS_SPEC = ImageDatasetSpec("digits", 1, 16,
                                "scikit-learn digits, train split, upsampled 8→16 (bilinear)")
 DIGITS8_SPEC = ImageDatasetSpec("digits8", 1, 8, "scikit-learn digits, train split, native 8×8")
+DIGIT_CLASSES: tuple[str, ...] = tuple(str(k) for k in range(10))
+"""The digits' class names in label order: label k is the digit k."""
 
 
 @lru_cache(maxsize=1)

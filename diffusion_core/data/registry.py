@@ -10,22 +10,29 @@ shapes      3×16×16   anti-aliased two-colour shapes (:func:`.synthetic.make_s
 ==========  ========  ==========================================================================
 
 Each set's :class:`~.imageset.ImageDatasetSpec` sits beside its generator; this module only
-collects them. User files have their own loaders (:mod:`.files`).
+collects them, and the class names of the sets with labels (:data:`IMAGE_CLASSES`, for
+class-conditional models). User files have their own loaders (:mod:`.files`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .digits import DIGITS8_SPEC, DIGITS_SPEC, load_digits_images
+from .digits import DIGIT_CLASSES, DIGITS8_SPEC, DIGITS_SPEC, load_digits_images
 from .imageset import ImageDatasetSpec, ImageSet
-from .synthetic import GRADIENTS_SPEC, SHAPES_SPEC, make_gradients, make_shapes
+from .synthetic import GRADIENTS_SPEC, SHAPE_CLASSES, SHAPES_SPEC, make_gradients, make_shapes
 
-__all__ = ["IMAGE_DATASETS", "ImageDatasetSpec", "is_image_dataset", "load_image_dataset"]
+__all__ = ["IMAGE_CLASSES", "IMAGE_DATASETS", "ImageDatasetSpec", "is_image_dataset",
+           "load_image_dataset"]
 
 IMAGE_DATASETS: dict[str, ImageDatasetSpec] = {
     s.name: s for s in (DIGITS_SPEC, DIGITS8_SPEC, GRADIENTS_SPEC, SHAPES_SPEC)
 }
+
+IMAGE_CLASSES: dict[str, tuple[str, ...]] = {
+    "digits": DIGIT_CLASSES, "digits8": DIGIT_CLASSES, "shapes": SHAPE_CLASSES,
+}
+"""Class names in label order of the registry sets whose ``ImageSet.labels`` are classes."""
 
 
 def is_image_dataset(name: str) -> bool:

@@ -21,12 +21,13 @@
 from __future__ import annotations
 
 import math
+from typing import Literal, overload
 
 import numpy as np
 import torch
 
 from ._checks import check_int, check_seed
-from .toy2d_spec import TOY_DATASETS, TOY_SPECS, ToySpec
+from .toy2d_spec import CHECKER_CELLS, TOY_DATASETS, TOY_SPECS, ToySpec
 
 __all__ = ["MAX_POINTS", "from_data_coords", "make_2d", "to_data_coords", "toy_scale"]
 
@@ -76,43 +77,56 @@ def _check_points(points: torch.Tensor) -> None:
         raise ValueError(f"points must be a floating-point tensor, got {points.dtype}")
 
 
-def _raw_2d(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise-free points ``[n, 2]`` (float64) in the set's original coordinates, i.i.d."""
+def _raw_2d(name: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """Noise-free points ``[n, 2]`` (float64) in the set's original coordinates, i.i.d., and
+    each point's class ``[n]`` (int64; the component it was drawn from), or ``None`` for a set
+    without classes. The labels cost no extra random draws."""
     if name in ("swiss_roll", "s_curve"):  # random positions along the curve: already i.i.d.
         from sklearn import datasets as skd  # imported here: ~1.5 s, only these two need it
 
         state = int(rng.integers(0, 2**31 - 1))
         if name == "swiss_roll":
-            return skd.make_swiss_roll(n, noise=0.0, random_state=state)[0][:, [0, 2]]
-        return skd.make_s_curve(n, noise=0.0, random_state=state)[0][:, [0, 2]]
+            return skd.make_swiss_roll(n, noise=0.0, random_state=state)[0][:, [0, 2]], None
+        return skd.make_s_curve(n, noise=0.0, random_state=state)[0][:, [0, 2]], None
     if name == "moons":  # make_moons' curves: upper (cos θ, sin θ), lower (1 − cos θ, ½ − sin θ)
         theta = math.pi * rng.random(n)
         upper = rng.random(n) < 0.5
         x = np.where(upper, np.cos(theta), 1.0 - np.cos(theta))
         y = np.where(upper, np.sin(theta), 0.5 - np.sin(theta))
-        return np.stack([x, y], axis=1)
+        return np.stack([x, y], axis=1), (~upper).astype(np.int64)  # 0 upper, 1 lower
     if name == "circles":  # make_circles(factor=0.5): radius 1 or 0.5, uniform angle
         theta = 2.0 * math.pi * rng.random(n)
-        radius = np.where(rng.random(n) < 0.5, 1.0, 0.5)
-        return np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
+        inner = rng.random(n) >= 0.5
+        radius = np.where(inner, 0.5, 1.0)
+        return (np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1),
+                inner.astype(np.int64))  # 0 outer, 1 inner
     if name == "spirals":
         theta = 3.0 * math.pi * np.sqrt(rng.random(n))  # √u: roughly uniform along the arc
         arm = rng.integers(0, 2, n)
         angle = theta + math.pi * arm
-        return np.stack([theta * np.cos(angle), theta * np.sin(angle)], axis=1)
+        return np.stack([theta * np.cos(angle), theta * np.sin(angle)], axis=1), arm
     if name == "gaussians8":
         k = rng.integers(0, 8, n)
         angle = k * (math.pi / 4.0)
-        return 2.0 * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        return 2.0 * np.stack([np.cos(angle), np.sin(angle)], axis=1), k
     if name == "checkerboard":
         # Cells (i, j), i, j ∈ 0..3 with i + j even: 8 dark cells of side 2 on [−4, 4]².
-        cells = np.array([(i, j) for i in range(4) for j in range(4) if (i + j) % 2 == 0])
-        pick = cells[rng.integers(0, len(cells), n)]
-        return -4.0 + 2.0 * (pick + rng.random((n, 2)))
+        cells = np.array(CHECKER_CELLS)
+        k = rng.integers(0, len(cells), n)
+        return -4.0 + 2.0 * (cells[k] + rng.random((n, 2))), k
     raise AssertionError(name)  # pragma: no cover - names are validated first
 
 
-def make_2d(name: str, n: int = 2000, *, noise: float | None = None, seed: int = 0) -> torch.Tensor:
+@overload
+def make_2d(name: str, n: int = ..., *, noise: float | None = ..., seed: int = ...,
+            return_labels: Literal[False] = ...) -> torch.Tensor: ...
+@overload
+def make_2d(name: str, n: int = ..., *, noise: float | None = ..., seed: int = ...,
+            return_labels: Literal[True]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def make_2d(name: str, n: int = 2000, *, noise: float | None = None, seed: int = 0,
+            return_labels: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Draw ``n`` points of 2D toy set ``name`` in model coordinates.
 
     Args:
@@ -122,10 +136,14 @@ def make_2d(name: str, n: int = 2000, *, noise: float | None = None, seed: int =
             set's ``default_noise`` (see :data:`~.toy2d_spec.TOY_SPECS`). For ``gaussians8`` it
             is the component std.
         seed: 0..2**32−1; the same (name, n, noise, seed) always gives the same points.
+        return_labels: also return each point's class (the component it was drawn from; see
+            ``TOY_SPECS[name].classes`` and the table in :mod:`.toy2d_spec`). The points are the
+            same as without it. Sets without classes (swiss_roll, s_curve) raise ``ValueError``.
 
     Returns:
         float32 tensor ``[n, 2]`` on CPU; the noise-free set spans [−1, 1] along its longer axis
-        (see the module docstring for the fixed per-set map).
+        (see the module docstring for the fixed per-set map). With ``return_labels``:
+        ``(points [n, 2], labels [n] int64 in 0..K−1)``.
     """
     spec = _toy_spec(name)
     n = check_int("n", n, 1, MAX_POINTS)
@@ -136,9 +154,16 @@ def make_2d(name: str, n: int = 2000, *, noise: float | None = None, seed: int =
         raise ValueError(f"noise must be a finite number >= 0 (or None), got {noise!r}")
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
+    if return_labels and not spec.classes:
+        labelled = ", ".join(k for k, v in TOY_SPECS.items() if v.classes)
+        raise ValueError(f"2D data set {name!r} has no classes; sets with classes: {labelled}")
     rng = np.random.default_rng(seed)
-    raw = _raw_2d(name, n, rng)
+    raw, labels = _raw_2d(name, n, rng)
     pts = (raw - np.asarray(spec.offset)) * spec.scale
     if noise > 0:
         pts = pts + noise * rng.standard_normal(pts.shape)
-    return torch.from_numpy(pts.astype(np.float32))
+    points = torch.from_numpy(pts.astype(np.float32))
+    if not return_labels:
+        return points
+    assert labels is not None
+    return points, torch.from_numpy(labels.astype(np.int64))

@@ -1,4 +1,5 @@
-"""Timestep embeddings, and the input checks every noise predictor shares (``check_timesteps``).
+"""Timestep and class embeddings, and the input checks every noise predictor shares
+(``check_timesteps``, ``check_labels``).
 
 Index convention: t ∈ {0, …, T−1} (t = 0 is one noising step), given as an int64 tensor ``[B]``.
 The embeddings know nothing of the noise schedule; only :class:`OneHotLinearEmbedding` and
@@ -9,6 +10,8 @@ The embeddings know nothing of the noise schedule; only :class:`OneHotLinearEmbe
 | ``sinusoidal_embedding``     | Transformer / DDPM position encoding of the integer t        |
 | ``OneHotLinearEmbedding``    | ``Linear(one_hot(t, T))``: one learned scalar per t          |
 | ``ScalarEmbedding``          | ``t / T`` as one extra input feature                         |
+| ``ClassEmbedding``           | one learned vector per class y ∈ {0, …, K−1} plus the null  |
+|                              | class K (the unconditional model of classifier-free guidance)|
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ClassEmbedding",
     "OneHotLinearEmbedding",
     "ScalarEmbedding",
     "SinusoidalEmbedding",
+    "check_labels",
     "check_timesteps",
     "sinusoidal_embedding",
 ]
@@ -145,3 +150,57 @@ class ScalarEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_timesteps={self.num_timesteps}"
+
+
+def check_labels(y: torch.Tensor, batch: int, num_classes: int) -> None:
+    """Raise ``ValueError`` unless ``y`` is an integer tensor ``[batch]`` with values in 0..K.
+
+    ``K = num_classes`` is itself allowed: it is the null class (no label), which the
+    unconditional half of classifier-free guidance and label dropout in training use.
+    """
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"y must be a torch.Tensor of shape [{batch}] (int64 class labels), got "
+                         f"{type(y).__name__}")
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise ValueError(f"y must be an integer tensor (int64), got dtype {y.dtype}")
+    if y.shape != (batch,):
+        raise ValueError(f"y must have shape [B] = [{batch}] (one label per sample), got "
+                         f"{list(y.shape)}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) > num_classes):
+        raise ValueError(f"y must lie in 0..{num_classes} (classes 0..{num_classes - 1}, "
+                         f"{num_classes} = the null class), got values in "
+                         f"{int(y.min())}..{int(y.max())}")
+
+
+class ClassEmbedding(nn.Module):
+    """A learned vector per class: ``y [B] → [B, dim]``, with one extra null class.
+
+    Rows 0..K−1 are the classes, row K (``null_class``) is "no label": ``y = None`` gives it
+    for the whole batch. One network then holds the conditional model ε(x_t, t, y) and the
+    unconditional one ε(x_t, t, ∅) that classifier-free guidance mixes (Ho & Salimans 2022).
+    The table starts at zero, so a fresh conditional network computes exactly what the same
+    unconditional one would, and the classes are learned from there.
+    """
+
+    def __init__(self, num_classes: int, dim: int) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.embedding = nn.Embedding(num_classes + 1, dim)
+        nn.init.zeros_(self.embedding.weight)
+
+    @property
+    def null_class(self) -> int:
+        """The index of "no label" (= ``num_classes``)."""
+        return self.num_classes
+
+    def forward(self, y: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """``y: [B]`` int64 in 0..K (K = null) or ``None`` (all null) → ``[B, dim]``."""
+        if y is None:
+            return self.embedding.weight[self.num_classes].expand(batch, -1)
+        check_labels(y, batch, self.num_classes)
+        return self.embedding(y)
+
+    def extra_repr(self) -> str:
+        return f"num_classes={self.num_classes} (+ null)"

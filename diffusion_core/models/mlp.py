@@ -1,4 +1,4 @@
-"""A small noise predictor for 2D toy data: ``MLP2D(x_t [B, 2], t [B]) -> pred_eps [B, 2]``.
+"""A small noise predictor for 2D toy data: ``MLP2D(x_t [B, 2], t [B], y=None) -> pred_eps [B, 2]``.
 
 Index convention: t ∈ {0, …, T−1}, int64 ``[B]``; ``num_timesteps`` is T. The network knows
 nothing else of the noise schedule.
@@ -21,6 +21,13 @@ same step count (``bench/toy2d_time_to_quality.py``).
 ε at high noise is linear in x_t; the shortcut learns that part in a few steps, so a short run
 leaves fewer stray points: moons after 250 steps of the 2D preset's recipe, 0.22 % of samples
 more than 0.25 from the curves with it, 0.62 % without (``diffusion_core/presets.py``).
+
+Class labels (``num_classes = K > 0``): ``y [B]`` int64 in 0..K−1, or K / ``None`` for the null
+class ("no label", the unconditional model of classifier-free guidance). A learned vector e_y
+(``hidden`` wide, zero at initialisation) is added where the time embedding enters, to the first
+layer's pre-activation: ``W·[x_t, fourier(x_t), emb(t)] + b + e_y`` — the same as concatenating
+one-hot(y) to the input, whatever the time embedding's width. With K = 0 (the default) there
+is no such vector and the network is exactly the unconditional one.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import torch
 from torch import nn
 
 from .embeddings import (
+    ClassEmbedding,
     OneHotLinearEmbedding,
     ScalarEmbedding,
     SinusoidalEmbedding,
@@ -55,10 +63,11 @@ def make_activation(name: str) -> nn.Module:
 
 
 class MLP2D(nn.Module):
-    """Noise predictor for 2D points: ``model(x_t, t) -> pred_eps``.
+    """Noise predictor for 2D points: ``model(x_t, t, y=None) -> pred_eps``.
 
     Shapes: ``x_t: [B, 2]`` float, ``t: [B]`` int64 with t ∈ {0, …, T−1}
-    (``T = config.num_timesteps``) → ``pred_eps: [B, 2]``.
+    (``T = config.num_timesteps``), ``y: [B]`` int64 class labels (conditional models only)
+    → ``pred_eps: [B, 2]``. ``null_class`` is K for a conditional model, else ``None``.
     """
 
     def __init__(self, config: MLPConfig | None = None) -> None:
@@ -92,13 +101,26 @@ class MLP2D(nn.Module):
             self.skip = nn.Linear(2, 2)
             nn.init.zeros_(self.skip.weight)
             nn.init.zeros_(self.skip.bias)
+        # Built last, and only for K > 0, so an unconditional network draws the same initial
+        # weights from the global RNG as before class labels existed.
+        self.class_embed: ClassEmbedding | None = None
+        if config.num_classes:
+            self.class_embed = ClassEmbedding(config.num_classes, config.hidden)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def null_class(self) -> int | None:
+        """The label meaning "no class" (K = ``config.num_classes``); ``None`` if unconditional."""
+        return None if self.class_embed is None else self.class_embed.null_class
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor,
+                y: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the noise in ``x_t``.
 
         Args:
             x_t: ``[B, 2]`` float noisy points.
             t: ``[B]`` int64 timesteps, t ∈ {0, …, T−1}.
+            y: ``[B]`` int64 class labels in 0..K−1, K meaning "no label"; ``None`` = no label
+                for every sample. Only a conditional model (``num_classes = K > 0``) takes it.
 
         Returns:
             ``pred_eps``: ``[B, 2]``, same dtype as the parameters.
@@ -109,10 +131,19 @@ class MLP2D(nn.Module):
         if not x_t.dtype.is_floating_point:
             raise ValueError(f"x_t must be a float tensor, got dtype {x_t.dtype}")
         check_timesteps(t, x_t.shape[0], self.config.num_timesteps)
+        if y is not None and self.class_embed is None:
+            raise ValueError("y was given, but this model is unconditional (num_classes = 0)")
         emb = self.time_embed(t).to(x_t.dtype)
         if self.config.input_frequencies == 0:
-            out = self.net(torch.cat((x_t, emb), dim=-1))
+            inputs = torch.cat((x_t, emb), dim=-1)
         else:
             angles = (x_t[:, :, None] * self.input_freqs.to(x_t.dtype)).flatten(1)  # [B, 2k]
-            out = self.net(torch.cat((x_t, angles.sin(), angles.cos(), emb), dim=-1))
+            inputs = torch.cat((x_t, angles.sin(), angles.cos(), emb), dim=-1)
+        if self.class_embed is None:
+            out = self.net(inputs)
+        else:
+            layers = iter(self.net)
+            out = next(layers)(inputs) + self.class_embed(y, x_t.shape[0]).to(x_t.dtype)
+            for layer in layers:
+                out = layer(out)
         return out if self.skip is None else out + self.skip(x_t)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from ..validation import check_choice_field, check_int_field, checked_config_kwargs
 
+MAX_CLASSES = 1000  # the most classes a conditional model may have (num_classes)
+
 Activation = Literal["silu", "relu", "gelu", "leaky_relu"]
 TimeEmbedding = Literal["sinusoidal", "onehot_linear", "scalar"]
 
@@ -35,6 +37,10 @@ class MLPConfig:
         num_timesteps: T; t must lie in 0..T−1 (1..100000).
         skip: add a learned linear map of x_t (2 → 2, zero at initialisation, the same for
             every t) to the output: a shortcut for the part of ε that is linear in x_t.
+        num_classes: K, the number of classes of a class-conditional model (0..1000; 0 = an
+            unconditional model, the default). K > 0 adds a learned vector per class plus a
+            null class K ("no label") where the time embedding enters the network; the model is
+            then called ``model(x_t, t, y)`` and ``y = None`` is the null class.
     """
 
     kind: Literal["mlp2d"] = "mlp2d"
@@ -47,6 +53,7 @@ class MLPConfig:
     input_frequencies: int = 0
     input_max_frequency: float = 32.0
     skip: bool = False
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         check_choice_field("kind", self.kind, ("mlp2d",))
@@ -63,6 +70,7 @@ class MLPConfig:
         if isinstance(f, bool) or not isinstance(f, (int, float)) or not 1.0 < f <= 10_000.0:
             raise ValueError(f"input_max_frequency must be a number in (1, 10000], got {f!r}")
         check_choice_field("skip", self.skip, (False, True))
+        check_int_field("num_classes", self.num_classes, 0, MAX_CLASSES)
 
     @property
     def input_features(self) -> int:

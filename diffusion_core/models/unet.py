@@ -1,7 +1,7 @@
 """Image noise predictor: the U-Net of "The Annotated Diffusion Model" (after Phil Wang's code).
 
-``UNet(x_t [B, C, H, W], t [B]) -> pred_eps [B, C, H, W]`` with t ∈ {0, …, T−1} (int64). The
-sinusoidal time embedding needs no T, so the network knows nothing of the schedule.
+``UNet(x_t [B, C, H, W], t [B], y=None) -> pred_eps [B, C, H, W]`` with t ∈ {0, …, T−1}
+(int64). The sinusoidal time embedding needs no T, so the network knows nothing of the schedule.
 
 Layout (L = ``len(dim_mults)`` levels, ``dims = [dim, dim·m_0, …, dim·m_{L−1}]``)::
 
@@ -14,6 +14,12 @@ Layout (L = ``len(dim_mults)`` levels, ``dims = [dim, dim·m_0, …, dim·m_{L�
                                            [Residual(PreNorm(LinearAttention))],
                                            Upsample (not at level 0)
       block(dim, dim) ─ conv1×1 → C
+
+A class-conditional U-Net (``num_classes = K > 0``) adds a learned vector per class to temb
+(``temb = time_mlp(t) + class_embed(y)``, K + 1 rows: row K is the null class "no label", used
+when ``y`` is None; zero at initialisation), as in Ho & Salimans' classifier-free guidance and
+diffusers' ``class_embedding``. With K = 0 (the default) the network is exactly the
+unconditional one.
 
 The second block of each level ([block]) is there when ``config.level_blocks == 2`` (the
 Annotated Diffusion layout); ``level_blocks = 1`` keeps one per level and path.
@@ -34,7 +40,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .embeddings import SinusoidalEmbedding, check_timesteps
+from .embeddings import ClassEmbedding, SinusoidalEmbedding, check_timesteps
 from .unet_config import UNetConfig
 
 __all__ = ["UNet", "UNetConfig"]
@@ -285,11 +291,13 @@ class _Level(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net noise predictor: ``model(x_t, t) -> pred_eps``.
+    """U-Net noise predictor: ``model(x_t, t, y=None) -> pred_eps``.
 
     Shapes: ``x_t: [B, C, H, W]`` float with ``C = config.channels`` and
     ``H = W = config.image_size``; ``t: [B]`` int64 with t ∈ {0, …, T−1} (any T: the sinusoidal
-    embedding needs none, so only ``t >= 0`` is checked) → ``pred_eps: [B, C, H, W]``.
+    embedding needs none, so only ``t >= 0`` is checked); ``y: [B]`` int64 class labels
+    (conditional models only) → ``pred_eps: [B, C, H, W]``. ``null_class`` is K for a
+    conditional model, else ``None``.
     """
 
     def __init__(self, config: UNetConfig | None = None) -> None:
@@ -355,18 +363,31 @@ class UNet(nn.Module):
 
         self.final_block = block(dim, dim)
         self.final_conv = Conv1x1(dim, config.channels)
+        # Built after every other layer, and only for K > 0, so an unconditional U-Net draws the
+        # same initial weights from the global RNG as before class labels existed.
+        self.class_embed: ClassEmbedding | None = None
+        if config.num_classes:
+            self.class_embed = ClassEmbedding(config.num_classes, time_dim)
         # Convolution weights channels-last too: with channels-last activations oneDNN otherwise
         # reorders every 3×3 weight on every call (~10 % of a forward pass at 8×8, batch 16).
         # Saving makes them contiguous again (checkpoints.save_checkpoint); loading copies into
         # these tensors, so the layout survives a reload.
         self.to(memory_format=torch.channels_last)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    @property
+    def null_class(self) -> int | None:
+        """The label meaning "no class" (K = ``config.num_classes``); ``None`` if unconditional."""
+        return None if self.class_embed is None else self.class_embed.null_class
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor,
+                y: torch.Tensor | None = None) -> torch.Tensor:
         """Predict the noise in ``x_t``.
 
         Args:
             x_t: ``[B, C, H, W]`` float noisy images (C = channels, H = W = image_size).
             t: ``[B]`` int64 timesteps, t ∈ {0, …, T−1}.
+            y: ``[B]`` int64 class labels in 0..K−1, K meaning "no label"; ``None`` = no label
+                for every sample. Only a conditional model (``num_classes = K > 0``) takes it.
 
         Returns:
             ``pred_eps``: ``[B, C, H, W]``.
@@ -381,8 +402,12 @@ class UNet(nn.Module):
         if not x_t.dtype.is_floating_point:
             raise ValueError(f"x_t must be a float tensor, got dtype {x_t.dtype}")
         check_timesteps(t, x_t.shape[0], None)
+        if y is not None and self.class_embed is None:
+            raise ValueError("y was given, but this model is unconditional (num_classes = 0)")
 
         temb = self.time_mlp(t).to(x_t.dtype)  # [B, 4·dim]
+        if self.class_embed is not None:  # + the class's learned vector (row K: no label)
+            temb = temb + self.class_embed(y, x_t.shape[0]).to(x_t.dtype)
         temb = F.gelu(temb) if cfg.block == "convnext" else F.silu(temb)  # every block's mlp[0]
         x = _cl(self.init_conv(x_t))
         skips: list[torch.Tensor] = []

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from ..validation import check_choice_field, check_int_field, checked_config_kwargs
+from .mlp_config import MAX_CLASSES
 
 BlockType = Literal["resnet", "convnext"]
 
@@ -29,6 +30,10 @@ class UNetConfig:
         convnext_mult: ConvNeXt inner-width multiplier.
         level_blocks: blocks per resolution level on each path, 1 or 2 (the Annotated
             Diffusion layout has 2; 1 halves the convolutions at every level).
+        num_classes: K, the number of classes of a class-conditional model (0..1000; 0 = an
+            unconditional model, the default). K > 0 adds a learned vector per class plus a
+            null class K ("no label") to the time embedding; the model is then called
+            ``model(x_t, t, y)`` and ``y = None`` is the null class.
     """
 
     kind: Literal["unet"] = "unet"
@@ -44,6 +49,7 @@ class UNetConfig:
     use_mid_attention: bool = True
     convnext_mult: int = 2
     level_blocks: int = 2
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         check_choice_field("kind", self.kind, ("unet",))
@@ -80,6 +86,7 @@ class UNetConfig:
         check_choice_field("use_mid_attention", self.use_mid_attention, (True, False))
         check_int_field("convnext_mult", self.convnext_mult, 1, 8)
         check_choice_field("level_blocks", self.level_blocks, (1, 2))
+        check_int_field("num_classes", self.num_classes, 0, MAX_CLASSES)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field (``kind`` included; ``dim_mults`` as a list)."""

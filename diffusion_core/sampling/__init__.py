@@ -5,14 +5,17 @@ Index convention: t ∈ {0, …, T−1}; ᾱ_{−1} = 1. ``config`` (names, opti
 :class:`SamplerSettings`; torch-free) · ``defaults`` (the one rule for a model's settings) ·
 ``spacing`` (visited timesteps, built once) · ``ddpm`` / ``ddim`` / ``dpm_solver`` (one
 ``step`` each, one signature; a multistep one also takes ``previous``) · ``loop`` (the
-streaming :func:`sample`) · ``invert`` (DDIM run upwards: data → latent). Names load on first
-use (no torch import until then).
+streaming :func:`sample`) · ``invert`` (DDIM run upwards: data → latent) · ``guidance``
+(classifier-free guidance, ε̃ = ε_u + s·(ε_c − ε_u), as a model wrapper every sampler runs).
+Names load on first use (no torch import until then).
 """
 
 from .._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "DDIM_DEFAULT_STEPS": ".config",
+    "GUIDANCE_DEFAULT": ".config",
+    "GUIDANCE_MAX": ".config",
     "NEUTRAL_OPTIONS": ".config",
     "SAMPLERS": ".config",
     "SAMPLER_NAMES": ".config",
@@ -42,4 +45,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "ddim_invert": ".invert",
     "ddim_invert_steps": ".invert",
     "inversion_pairs": ".invert",
+    "GuidedEps": ".guidance",
+    "GuidedModel": ".guidance",
+    "guidance_mix": ".guidance",
 })

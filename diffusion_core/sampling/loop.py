@@ -6,6 +6,11 @@ Index convention: t ∈ {0, …, T−1}; ᾱ_{−1} = 1. The chain visits the de
 as a generator), so the UI animates and stops without a second code path. Models and schedules
 stay separate: the model is called as ``model(x_t, t)`` with ``t`` int64 ``[B]``.
 
+Class-conditional sampling and classifier-free guidance need no option here: wrap the model,
+``GuidedModel(model, y, scale)`` (:mod:`.guidance`; ε̃ = ε_u + s·(ε_c − ε_u), s = 0
+unconditional, s = 1 conditional, s > 1 guides harder), and every sampler runs it as it is. A
+conditional network called plainly (``model(x_t, t)``) is its unconditional (null-class) model.
+
 Steps are stateless functions. For a multistep sampler (registry ``multistep=True``, e.g.
 DPM-Solver++ 2M) the loop is the one that remembers: after each step it keeps
 ``PreviousStep(t, pred_x0)`` and passes it as ``previous=`` to the next step (``None`` first).
@@ -63,7 +68,8 @@ def sample(
     """Run the reverse chain from x_T, yielding a :class:`SampleStep` after every step.
 
     Args:
-        model: ε-predictor, ``model(x_t [B, ...], t int64 [B]) -> [B, ...]``.
+        model: ε-predictor, ``model(x_t [B, ...], t int64 [B]) -> [B, ...]``; for a class
+            and a guidance scale, a :class:`~diffusion_core.sampling.guidance.GuidedModel`.
         x_T: ``[B, ...]`` starting noise (usually ``torch.randn``).
         sampler: a name in :data:`~diffusion_core.sampling.config.SAMPLERS`: ``"ddpm"``
             (ancestral, eq. 11; respaced when steps < T), ``"ddim"`` (eq. 12) or

@@ -17,6 +17,13 @@ the loss is replaced by the Stable Target Field's lower-variance estimate of E[�
 (:func:`stf_target`; Xu et al. 2023). With ``prediction="x0"`` or ``"v"`` the network regresses
 on x0 or v = √ᾱ_t ε − √(1−ᾱ_t) x0 instead (:func:`regression_targets`), and
 :meth:`Trainer.sampling_model` converts its output to ε̂ for the samplers.
+
+Class-conditional training (``labels`` given, a model with ``num_classes = K > 0``): the network
+is called ``model(x_t, t, y)``; each example's label is replaced by the null class K with
+probability ``TrainConfig.p_uncond`` (label dropout), so the same network also learns the
+unconditional ε(x_t, t, ∅) that classifier-free guidance needs
+(:mod:`diffusion_core.sampling.guidance`). With the STF target a labelled example's posterior
+runs over the reference examples of its own class, a dropped one's over all of them.
 """
 
 from __future__ import annotations
@@ -114,9 +121,24 @@ def _stf(x_t: torch.Tensor, alpha_bar: torch.Tensor,
     return eps, x0_mean
 
 
+def _stf_by_class(x_t: torch.Tensor, alpha_bar: torch.Tensor, ref: torch.Tensor,
+                  y: torch.Tensor, ref_labels: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_stf` with each example's posterior over the reference examples of class ``y``
+    (``y < 0``: over all of them): the STF target of a class-conditional model."""
+    eps, x0_mean = torch.empty_like(x_t), torch.empty_like(x_t)
+    for c in torch.unique(y).tolist():
+        rows = torch.nonzero(y == c).flatten()
+        cols = ref if c < 0 else ref[ref_labels == c]
+        eps[rows], x0_mean[rows] = _stf(x_t[rows], alpha_bar[rows], cols)
+    return eps, x0_mean
+
+
 def regression_targets(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Tensor,
                        t: torch.Tensor, noise: torch.Tensor, prediction: str,
-                       stf_ref: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                       stf_ref: torch.Tensor | None = None, *,
+                       stf_classes: tuple[torch.Tensor, torch.Tensor] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(target, eps_target)``: what a ``prediction`` network regresses on, and its ε form.
 
     x_t = q_sample(schedule, x0, t, noise) (eq. 4). Without ``stf_ref`` the ε target is the drawn
@@ -125,12 +147,19 @@ def regression_targets(schedule: NoiseSchedule, x0: torch.Tensor, x_t: torch.Ten
     :func:`~diffusion_core.forward.prediction_target` of that (x0, ε) pair: ε, x0 or
     v = √ᾱ_t ε − √(1 − ᾱ_t) x0 — a linear and exact conversion of the ε target, since the pair
     reproduces x_t. Shapes ``[B, ...]``; ``t`` int64 ``[B]``.
+
+    ``stf_classes = (y [B], ref_labels [R])`` (class-conditional training): each example's
+    posterior runs over the reference examples of its class y only (its own x0 among them), or
+    over all of them where ``y < 0`` (the label was dropped).
     """
     eps, x0_target = noise, x0
     if stf_ref is not None:
         # float64 ᾱ: the kernel forms 1 − ᾱ_t (≈ 1e-4 at t = 0) without float32 rounding
         alpha_bar = schedule.float64["alphas_cumprod"].to(t.device)[t]
-        eps, x0_target = _stf(x_t, alpha_bar, stf_ref)
+        if stf_classes is None:
+            eps, x0_target = _stf(x_t, alpha_bar, stf_ref)
+        else:
+            eps, x0_target = _stf_by_class(x_t, alpha_bar, stf_ref, *stf_classes)
     return prediction_target(schedule, x0_target, t, eps, prediction), eps
 
 
@@ -143,10 +172,15 @@ class Trainer:
         schedule: the noise schedule (the model never sees it).
         data: ``[N, ...]`` float tensor of training examples (2D points or images in [−1, 1]).
         config: optimisation settings.
+        labels: ``[N]`` integer class of each example, in 0..K−1, for a class-conditional
+            model (``num_classes = K > 0``; then required). The model is called
+            ``model(x_t, t, y)`` with each label dropped to the null class K with probability
+            ``config.p_uncond``.
     """
 
     def __init__(self, model: nn.Module, schedule: NoiseSchedule, data: torch.Tensor,
-                 config: TrainConfig | None = None) -> None:
+                 config: TrainConfig | None = None, *,
+                 labels: torch.Tensor | None = None) -> None:
         config = config or TrainConfig()
         if not isinstance(data, torch.Tensor) or data.ndim < 2 or len(data) < 1:
             raise ValueError("data must be a float tensor of shape [N, ...] with N ≥ 1")
@@ -156,6 +190,8 @@ class Trainer:
         self.model = model
         self.schedule = schedule.to(device)
         self.data = data.to(device=device, dtype=torch.float32)
+        self.null_class: int | None = getattr(model, "null_class", None)
+        self.labels = _check_labels(labels, len(data), self.null_class, device)
         self.config = config
         self.step = 0
         # fused: one kernel for all parameters (CPU and CUDA); on one CPU thread it took a
@@ -215,17 +251,27 @@ class Trainer:
         t = self._draw_t(c.batch_size, x0.device)
         noise = torch.randn(x0.shape, generator=g, device=x0.device)
         x_t = q_sample(self.schedule, x0, t, noise)  # eq. (4)
-        ref = None
+        y = None
+        if self.labels is not None:  # label dropout: the null class with probability p_uncond
+            y = self.labels[idx]
+            drop = torch.rand(c.batch_size, generator=g, device=x0.device) < c.p_uncond
+            y = torch.where(drop, torch.full_like(y, self.null_class), y)
+        ref, ref_classes = None, None
         if c.target == "stf":
             ref = x0
+            ref_labels = None if y is None else self.labels[idx]
             if c.stf_extra:
                 extra = torch.randint(0, len(self.data), (c.stf_extra,), generator=g,
                                       device=x0.device)
                 ref = torch.cat((x0, self.data[extra]))
+                if y is not None:
+                    ref_labels = torch.cat((ref_labels, self.labels[extra]))
+            if y is not None:
+                ref_classes = (torch.where(y == self.null_class, -1, y), ref_labels)
         target, eps_target = regression_targets(self.schedule, x0, x_t, t, noise,
-                                                c.prediction, ref)
+                                                c.prediction, ref, stf_classes=ref_classes)
         self.model.train()
-        output = self.model(x_t, t)
+        output = self.model(x_t, t) if y is None else self.model(x_t, t, y)
         per_example = _per_example_loss(c.loss, output, target)  # eq. (14)
         loss = per_example.mean()
         if not torch.isfinite(loss):
@@ -304,8 +350,30 @@ class Trainer:
                 return
 
 
+def _check_labels(labels: torch.Tensor | None, n: int, null_class: int | None,
+                  device: torch.device) -> torch.Tensor | None:
+    """Validate the Trainer's ``labels`` against the data size and the model's classes."""
+    if labels is None:
+        if null_class is not None:
+            raise ValueError(f"the model is class-conditional (num_classes = {null_class}): "
+                             "give the Trainer labels [N] (or build it with num_classes = 0)")
+        return None
+    if null_class is None:
+        raise ValueError("labels were given, but the model is unconditional (num_classes = 0); "
+                         "build it with num_classes = the number of classes")
+    if (not isinstance(labels, torch.Tensor) or labels.shape != (n,)
+            or labels.is_floating_point() or labels.dtype == torch.bool):
+        shape = list(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be an integer tensor of shape [N] = [{n}]; got {shape}")
+    if n and (int(labels.min()) < 0 or int(labels.max()) >= null_class):
+        raise ValueError(f"labels must lie in 0..{null_class - 1} (num_classes = {null_class}); "
+                         f"got values in {int(labels.min())}..{int(labels.max())}")
+    return labels.to(device=device, dtype=torch.long)
+
+
 def train(model: nn.Module, schedule: NoiseSchedule, data: torch.Tensor,
-          config: TrainConfig | None = None, *,
+          config: TrainConfig | None = None, *, labels: torch.Tensor | None = None,
           should_stop: Callable[[], bool] | None = None) -> Iterator[TrainProgress]:
-    """Convenience: ``Trainer(model, schedule, data, config).run(should_stop=...)``."""
-    yield from Trainer(model, schedule, data, config).run(should_stop=should_stop)
+    """Convenience: ``Trainer(model, schedule, data, config, labels=...).run(...)``."""
+    yield from Trainer(model, schedule, data, config, labels=labels).run(
+        should_stop=should_stop)
