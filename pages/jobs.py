@@ -283,11 +283,14 @@ class Paced:
         return self
 
     def __next__(self):
+        if self.computed_s > self._limit:
+            with self._lane.hold(self.computed_s):
+                return self._step()  # the time spent waiting for the lane is not counted
+        return self._step()
+
+    def _step(self):
         t0 = time.thread_time()
         try:
-            if self.computed_s > self._limit:
-                with self._lane.hold(self.computed_s):  # waiting costs no CPU time
-                    return next(self._it)
             return next(self._it)
         finally:
             spent = time.thread_time() - t0
