@@ -201,7 +201,8 @@ def _run(client, name: str, kwargs: dict) -> tuple[str, BaseException | None]:
         if first_output_at is None and job.outputs():
             first_output_at = now
         if now > deadline or (first_output_at is not None and now - first_output_at > GRACE_S):
-            job.cancel()
+            with contextlib.suppress(Exception):  # a /cancel slow to answer on a loaded machine
+                job.cancel()  # is not what this test looks for; the next case still runs
             if first_output_at is None:
                 return f"no answer within {CASE_TIMEOUT_S:.0f} s", None
             return "ok", None

@@ -354,11 +354,20 @@ def test_the_lane_goes_to_the_job_that_has_computed_least():
 
 
 def test_two_greedy_jobs_alternate_on_the_lane():
+    """Once both jobs are long and waiting, neither computes many steps in a row. The first,
+    unpaced item of each job is a barrier (no CPU), so both reach the lane together even when
+    the machine is loaded (otherwise one may run several steps before the other arrives)."""
     lane = jobs.Lane()
     order = []
+    both = threading.Barrier(2)
+
+    def steps(name):
+        both.wait(10.0)
+        yield None
+        yield from _busy_steps(name, order, 6)
 
     def job(name):
-        for _ in jobs.paced(_busy_steps(name, order, 6), long_after_s=0.0, lane=lane):
+        for _ in jobs.paced(steps(name), long_after_s=0.0, lane=lane):
             pass
 
     threads = [threading.Thread(target=job, args=(n,)) for n in "ab"]
