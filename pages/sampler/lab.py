@@ -32,6 +32,7 @@ from diffusion_core.sampling.config import SPACINGS, SamplerSettings
 from pages import common, jobs, limits
 from pages.widgets import inputs as ui
 from pages.widgets import sweep as sweeps
+from pages.widgets.sweep import RUNNING, YIELD_EVERY_S
 
 from .models import load_model
 
@@ -63,9 +64,6 @@ MIN_FRAMES, MAX_FRAMES, DEFAULT_FRAMES = 3, 16, 8
 DIGIT_SETS = ("digits", "digits8")
 PLOT_HEIGHT = 440
 STRIP_PX = 80  # each image of the strip is about this many pixels wide
-YIELD_EVERY_S = 0.1
-FIGURE_EVERY_S = 0.5
-RUNNING = "Running ·"  # a status that starts with this is a run in progress
 LIMIT_PREFIX = "⏱ Stopped at"
 
 
@@ -98,11 +96,6 @@ def lab_finished(text):
     if isinstance(text, str) and text.startswith(RUNNING):
         return gr.skip(), "■ Stopped during: " + text.removeprefix(RUNNING).strip()
     return gr.skip(), gr.skip()
-
-
-def _stop_reason(budget, start: float, steps_done: int, paced) -> str | None:
-    return (budget.stop_reason(steps_done, time.perf_counter() - start)
-            or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
 
 
 @jobs.heavy("sampling")
@@ -147,34 +140,11 @@ def quality_sweep(key, samplers, counts, spacing, clip_x0, n_images, seed,
     labels = [SWEEP_SAMPLERS[k][0] for k in samplers]
     slots = [list(SWEEP_SAMPLERS).index(k) for k in samplers]
     run = lab.QualitySweep(ck.model, ck.schedule, configs, usable, judge, n, seed, shape=shape)
-    budget = limits.ACTIVE.sampling_budget()
     yield gr.skip(), (f"{RUNNING} {len(run.plan)} runs, {run.nfe_total:,} network calls of "
                       f"{n} images …")
-    start = last = last_fig = time.perf_counter()
-    spent = None
-    steps_done = 0
-    chain = jobs.paced(run)
-    try:
-        for p in chain:
-            now = time.perf_counter()
-            if p.step is not None:
-                steps_done += 1
-                spent = _stop_reason(budget, start, steps_done, chain)
-                if spent is not None:
-                    break
-            if p.point is not None and now - last_fig >= FIGURE_EVERY_S:
-                last_fig = last = now
-                yield (sweep_figure(run, labels, slots),
-                       f"{RUNNING} {p.index + 1} / {p.num_points} runs "
-                       f"({p.nfe_done:,} / {p.nfe_total:,} network calls) …")
-            elif now - last >= YIELD_EVERY_S:
-                last = now
-                yield gr.skip(), (f"{RUNNING} run {p.index + 1} / {p.num_points}: "
-                                  f"{labels[p.config]} at {p.steps} steps "
-                                  f"({p.nfe_done:,} / {p.nfe_total:,} network calls, "
-                                  f"{now - start:.0f} s) …")
-    finally:
-        chain.close()
+    start = time.perf_counter()
+    spent = yield from sweeps.stream_sweep(run, lambda: sweep_figure(run, labels, slots), labels,
+                                           show_elapsed=True)
     dropped = sorted(set(counts) - set(usable))
     md = (f"**Steps vs quality** of *{dataset}*: {n} images per run, all from the same x_T "
           f"(seed {seed}), {spacing} spacing{', x̂0 clipped' if clip_x0 else ''}; x = network "
@@ -264,7 +234,7 @@ def interpolate_digits(key, digit_a, digit_b, example, steps, frames, spacing,
         for phase, i, num in chain:
             calls += 1
             if (phase, i) != ("sample", num - 1):
-                spent = _stop_reason(budget, start, calls, chain)
+                spent = sweeps.stop_reason(budget, start, calls, chain)
                 if spent is not None:
                     break
             now = time.perf_counter()

@@ -41,7 +41,7 @@ from pages import common, jobs, limits, sessions
 from pages.toy2d.inputs import is_session
 from pages.widgets import inputs as ui
 from pages.widgets import sweep as sweeps
-from pages.widgets.sweep import COLORS
+from pages.widgets.sweep import COLORS, FIGURE_EVERY_S, RUNNING, YIELD_EVERY_S
 
 # Imported by the first event that needs them, not while the UI is built (see pages.common).
 torch = common.LazyModule("torch")
@@ -82,9 +82,6 @@ DATA_GREY = "#b8c2cc"
 SHOW_POINTS = 2000  # points drawn per panel (a fixed subset)
 MAX_PATH_POSITIONS = 61  # positions drawn per path (evenly spaced steps; JSON size)
 PLOT_HEIGHT = 420
-YIELD_EVERY_S = 0.1  # status text at least this often (■ Stop reacts within ~0.1 s)
-FIGURE_EVERY_S = 0.5  # redraw a growing figure at most this often
-RUNNING = "Running ·"  # a status that starts with this is a run in progress (lab_finished)
 LIMIT_PREFIX = "⏱ Stopped at"
 NO_MODEL = "Train a model first: press ▶ Train on the left, then come back here."
 
@@ -424,11 +421,6 @@ def _common_inputs(n_points, seed):
     return n, seed
 
 
-def _stop_reason(budget, start: float, steps_done: int, paced) -> str | None:
-    return (budget.stop_reason(steps_done, time.perf_counter() - start)
-            or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
-
-
 @jobs.heavy("sampling")
 def compare(state, use1, sampler1, steps1, eta1, variance1, spacing1,
             use2, sampler2, steps2, eta2, variance2, spacing2,
@@ -474,7 +466,7 @@ def compare(state, use1, sampler1, steps1, eta1, variance1, spacing1,
             done_nfe += 1
             now = time.perf_counter()
             if p.finished is None:
-                spent = _stop_reason(budget, start, done_nfe, chain)
+                spent = sweeps.stop_reason(budget, start, done_nfe, chain)
                 if spent is not None:
                     break
             if p.finished is not None and now - last_fig >= FIGURE_EVERY_S \
@@ -548,7 +540,6 @@ def sweep(state, use1, sampler1, steps1, eta1, variance1, spacing1,
     if not usable:
         raise common.UserError(f"Every step count is above this model's T = {state.T}; tick "
                                "a smaller one.")
-    budget = limits.ACTIVE.sampling_budget()
     judge = lab.toy2d_judge(state, n, projection_seed=seed)
     run = lab.QualitySweep(state.model, state.schedule, configs, usable, judge, n, seed,
                            shape=(2,))
@@ -558,30 +549,8 @@ def sweep(state, use1, sampler1, steps1, eta1, variance1, spacing1,
             f"{', '.join(map(str, dropped))}." if dropped else "")
     yield gr.skip(), (f"{RUNNING} {len(run.plan)} runs, {run.nfe_total:,} network calls of "
                       f"{n:,} points …")
-    start = last = last_fig = time.perf_counter()
-    spent = None
-    steps_done = 0
-    chain = jobs.paced(run)
-    try:
-        for p in chain:
-            now = time.perf_counter()
-            if p.step is not None:
-                steps_done += 1
-                spent = _stop_reason(budget, start, steps_done, chain)
-                if spent is not None:
-                    break
-            if p.point is not None and now - last_fig >= FIGURE_EVERY_S:
-                last_fig = last = now
-                yield (sweep_figure(run, which, labels),
-                       f"{RUNNING} {p.index + 1} / {p.num_points} runs "
-                       f"({p.nfe_done:,} / {p.nfe_total:,} network calls) …")
-            elif now - last >= YIELD_EVERY_S:
-                last = now
-                yield gr.skip(), (f"{RUNNING} run {p.index + 1} / {p.num_points}: "
-                                  f"{labels[p.config]} at {p.steps} steps "
-                                  f"({p.nfe_done:,} / {p.nfe_total:,} network calls) …")
-    finally:
-        chain.close()
+    start = time.perf_counter()
+    spent = yield from sweeps.stream_sweep(run, lambda: sweep_figure(run, which, labels), labels)
     md = (f"**Steps vs quality**, {n:,} points from the same x_T (seed {seed}); x = network "
           "evaluations (one per step for DDPM, DDIM and DPM-Solver++ 2M). "
           f"{len(run.points)} of {len(run.plan)} runs in "
@@ -654,7 +623,7 @@ def invert(state, n_points, counts, end, focus, request: gr.Request | None = Non
         for p in chain:
             if p.trip is None:
                 calls += 1
-                spent = _stop_reason(budget, start, calls, chain)
+                spent = sweeps.stop_reason(budget, start, calls, chain)
                 if spent is not None:
                     break
             now = time.perf_counter()

@@ -1,15 +1,19 @@
-"""The sampler labs' shared look: one colour, marker and dash per sampler slot, and the
-steps-vs-quality figure (tab 3's and tab 4's labs both draw it; tabs do not import each other).
+"""What tab 3's and tab 4's sampler labs share (tabs do not import each other): one colour,
+marker and dash per sampler slot, the steps-vs-quality figure, and the loop that runs a sweep
+in a handler under the server's budget and turns.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable, Iterator
 
+import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from pages import common
+from pages import common, jobs, limits
 
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")  # Okabe–Ito, one per slot
 SYMBOLS = ("circle", "square", "diamond", "triangle-up")
@@ -63,3 +67,55 @@ def sweep_figure(sweep, labels: list[str], slots: list[int], *, log_y: bool,
                       legend=dict(orientation="h", x=0, y=-0.2, yanchor="top"))
     fig.update_annotations(font_size=13)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a sweep in a handler
+# ---------------------------------------------------------------------------------------------
+
+YIELD_EVERY_S = 0.1  # status text at least this often (■ Stop reacts within ~0.1 s)
+FIGURE_EVERY_S = 0.5  # redraw a growing figure at most this often
+RUNNING = "Running ·"  # a status that starts with this is a run in progress (lab_finished)
+
+
+def stop_reason(budget, start: float, steps_done: int, paced) -> str | None:
+    """Why a lab run should stop now: the sampling budget spent, or its turn over while
+    someone waits (:func:`pages.jobs.turn_over`); None to go on."""
+    return (budget.stop_reason(steps_done, time.perf_counter() - start)
+            or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
+
+
+def stream_sweep(run, figure: Callable[[], go.Figure], labels: list[str], *,
+                 show_elapsed: bool = False) -> Iterator[tuple]:
+    """Drive ``run`` (a :class:`~diffusion_core.workflows.sampler_lab.QualitySweep`) under the
+    server's sampling budget and turns (:func:`pages.jobs.paced`), yielding ``(figure or
+    gr.skip(), status)``: the growing ``figure()`` at most every :data:`FIGURE_EVERY_S`, a
+    status line at least every :data:`YIELD_EVERY_S`. Returns (``yield from``'s value) why it
+    stopped early, or None when every run finished. ■ Stop closes the sweep."""
+    budget = limits.ACTIVE.sampling_budget()
+    start = last = last_fig = time.perf_counter()
+    spent = None
+    steps_done = 0
+    chain = jobs.paced(run)
+    try:
+        for p in chain:
+            now = time.perf_counter()
+            if p.step is not None:
+                steps_done += 1
+                spent = stop_reason(budget, start, steps_done, chain)
+                if spent is not None:
+                    break
+            if p.point is not None and now - last_fig >= FIGURE_EVERY_S:
+                last_fig = last = now
+                yield (figure(), f"{RUNNING} {p.index + 1} / {p.num_points} runs "
+                                 f"({p.nfe_done:,} / {p.nfe_total:,} network calls) …")
+            elif now - last >= YIELD_EVERY_S:
+                last = now
+                elapsed = f", {now - start:.0f} s" if show_elapsed else ""
+                yield gr.skip(), (f"{RUNNING} run {p.index + 1} / {p.num_points}: "
+                                  f"{labels[p.config]} at {p.steps} steps "
+                                  f"({p.nfe_done:,} / {p.nfe_total:,} network calls"
+                                  f"{elapsed}) …")
+    finally:
+        chain.close()
+    return spent
