@@ -39,7 +39,6 @@ import argparse
 import os
 import time
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +46,14 @@ import torch
 
 from bench.common import median_ms, write_results
 from diffusion_core.checkpoints import Checkpoint, load_checkpoint
-from diffusion_core.data.digits import load_digits_images
 from diffusion_core.data.toy2d import make_2d
-from diffusion_core.evaluation.digits import default_digit_classifier, digits_to_8x8
-from diffusion_core.evaluation.distances import frechet_distance_from_features, sliced_wasserstein
+from diffusion_core.evaluation.distances import sliced_wasserstein
+from diffusion_core.evaluation.guidance import (
+    digit_guidance_scores,
+    guided_samples,
+    nearest_class_2d,
+    spread_ratio,
+)
 from diffusion_core.models import build_model
 from diffusion_core.presets import TOY
 from diffusion_core.sampling import GuidedModel, sample_final
@@ -65,112 +68,6 @@ GRID_SIDE = 21  # the 2D field's grid: 21 × 21 points
 FIELD_EXTENT = 1.5  # … on [−1.5, 1.5]² (model coordinates)
 DIGIT_SAMPLER = dict(sampler="ddim", steps=25, eta=0.0, spacing="trailing", clip_x0=True)
 SAMPLER_2D = dict(sampler="ddim", steps=20, eta=0.0, spacing="trailing")
-
-
-# ---------------------------------------------------------------------------------------------
-# Measures
-
-
-@lru_cache(maxsize=8)
-def _noise_free(dataset: str) -> tuple[torch.Tensor, torch.Tensor]:
-    return make_2d(dataset, 20_000, noise=0.0, seed=12_345, return_labels=True)
-
-
-def nearest_class_2d(points: torch.Tensor, dataset: str) -> torch.Tensor:
-    """The class of the nearest point of the noise-free set (20,000 points): which moon, circle,
-    arm, Gaussian or cell each of ``points [N, 2]`` (model coordinates) is closest to."""
-    ref, ref_y = _noise_free(dataset)
-    out = torch.empty(len(points), dtype=torch.long)
-    for i in range(0, len(points), 1024):
-        out[i:i + 1024] = ref_y[torch.cdist(points[i:i + 1024].float(), ref).argmin(1)]
-    return out
-
-
-def mean_pairwise_distance(x: torch.Tensor | np.ndarray) -> float:
-    """Mean L2 distance between distinct rows of ``x [N, ...]`` (N ≥ 2)."""
-    x = torch.as_tensor(np.asarray(x), dtype=torch.float64).flatten(1)
-    n = len(x)
-    return float(torch.cdist(x, x).sum() / (n * (n - 1)))
-
-
-def spread_ratio(samples: torch.Tensor | np.ndarray, labels: torch.Tensor,
-                 real: torch.Tensor | np.ndarray, real_labels: torch.Tensor) -> float:
-    """Diversity: mean over classes k of (mean pairwise distance of the samples of class k) /
-    (the same for the real examples of class k). 1 = as varied as the data."""
-    samples, real = np.asarray(samples), np.asarray(real)
-    ratios = []
-    for k in torch.unique(labels).tolist():
-        s, r = samples[(labels == k).numpy()], real[(real_labels == k).numpy()]
-        if len(s) >= 2 and len(r) >= 2:
-            ratios.append(mean_pairwise_distance(s) / mean_pairwise_distance(r))
-    return float(np.mean(ratios))
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    from bench.quality import gaussian_blur as blur
-
-    return blur(x, sigma)
-
-
-@lru_cache(maxsize=4)
-def _digit_class_refs(n_per_class: int, seed: int = 0) -> dict:
-    """Held-out features per class, train digits (8×8 [0, 16]) per class, and the blur σ = 0.5
-    class-wise Fréchet reference at ``n_per_class`` (the mean over classes and per class)."""
-    clf = default_digit_classifier()
-    test = load_digits_images(8, "test")
-    train = load_digits_images(8, "train")
-    g = torch.Generator().manual_seed(seed)
-    held, fd_blur = {}, []
-    for k in range(10):
-        held[k] = clf.features(digits_to_8x8(test.images[test.labels == k]))
-        real_k = train.images[train.labels == k]
-        pick = real_k[torch.randperm(len(real_k), generator=g)[:n_per_class]]
-        fd_blur.append(frechet_distance_from_features(
-            clf.features(digits_to_8x8(gaussian_blur(pick, 0.5))), held[k]))
-    return {"heldout_features": held, "train_x8": digits_to_8x8(train.images),
-            "train_labels": train.labels, "class_fd_blur": fd_blur}
-
-
-def digit_guidance_scores(samples: torch.Tensor, requested: torch.Tensor) -> dict:
-    """Accuracy, confidence, spread and class-wise Fréchet distance of digit ``samples
-    [N, 1, 8, 8]`` in [−1, 1] that were asked to be ``requested [N]`` (equal counts per digit)."""
-    clf = default_digit_classifier()
-    x8 = digits_to_8x8(samples)
-    proba = clf.predict_proba(x8)
-    n_per_class = int(torch.bincount(requested, minlength=10).min())
-    refs = _digit_class_refs(n_per_class)
-    req = requested.numpy()
-    feats = clf.features(x8)
-    fd = [frechet_distance_from_features(feats[req == k], refs["heldout_features"][k])
-          for k in range(10)]
-    return {
-        "accuracy": round(float((proba.argmax(1) == req).mean()), 4),
-        "accuracy_per_class": [round(float((proba.argmax(1)[req == k] == k).mean()), 3)
-                               for k in range(10)],
-        "requested_probability": round(float(proba[np.arange(len(req)), req].mean()), 4),
-        "spread": round(spread_ratio(x8, requested, refs["train_x8"], refs["train_labels"]), 4),
-        "class_fd": round(float(np.mean(fd)), 3),
-        "class_fd_per_class": [round(v, 2) for v in fd],
-        "class_fd_blur_0.5": round(float(np.mean(refs["class_fd_blur"])), 3),
-        "class_fd_blur_0.5_per_class": [round(v, 2) for v in refs["class_fd_blur"]],
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Sampling
-
-
-def guided_samples(model, schedule: NoiseSchedule, labels: torch.Tensor,
-                   scale: float | torch.Tensor, x_T: torch.Tensor, *, seed: int = 0,
-                   batch: int = 500, **sampler) -> torch.Tensor:
-    """Guided samples for ``labels [N]`` from ``x_T [N, ...]`` (in batches of ``batch``)."""
-    out = []
-    for i in range(0, len(x_T), batch):
-        s = scale[i:i + batch] if isinstance(scale, torch.Tensor) else scale
-        guided = GuidedModel(model, labels[i:i + batch], s)
-        out.append(sample_final(guided, schedule, x_T[i:i + batch],
-                                generator=torch.Generator().manual_seed(seed + i), **sampler))
-    return torch.cat(out)
 
 
 def digit_curve(ck: Checkpoint, n_per_class: int = 100, scales=QUALITY_SCALES,

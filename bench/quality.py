@@ -42,12 +42,10 @@ small N).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from bench.common import RESULTS, write_results
 from diffusion_core.checkpoints import Checkpoint, load_checkpoint
@@ -59,6 +57,7 @@ from diffusion_core.evaluation import (
     shape_quality,
     sliced_wasserstein,
 )
+from diffusion_core.evaluation.guidance import gaussian_blur
 from diffusion_core.sampling import sample_final
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "models"
@@ -120,17 +119,6 @@ _HIGHER_IS_BETTER = {"confidence", "class_entropy", "fit_fraction"}
 
 # ---------------------------------------------------------------------------------------------
 # Reference sets
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``x [N, C, H, W]`` (σ in pixels, radius ⌈3σ⌉, edge-replicated)."""
-    r = max(1, math.ceil(3 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (r, r, r, r), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def digit_references(size: int, n: int, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -14,6 +14,9 @@ module         what it holds
                exact two-colour models of :mod:`diffusion_core.data.synthetic`
 ``shapes``     ``shape_quality``: shape classifier confidence, class entropy, Fréchet distance,
                two-colour misfit, edge softness
+``guidance``   guidance's fidelity–diversity measures: ``nearest_class_2d``, ``spread_ratio``,
+               ``digit_guidance_scores`` (accuracy, spread, class-wise Fréchet distance);
+               ``guided_samples``; ``gaussian_blur`` (the blur reference)
 ``vlb``        ``vlb_terms`` → ``VLBTerms``: the variational bound (DDPM eq. 5) term by term —
                decoder L_0, the KL terms, the prior L_T, total, bits/dim; the discrete
                decoder's bucket log-probabilities (``discretized_gaussian_log_probs``,
@@ -49,6 +52,11 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "default_shape_classifier": ".shapes",
     "shape_masks": ".shapes",
     "shape_quality": ".shapes",
+    "digit_guidance_scores": ".guidance",
+    "gaussian_blur": ".guidance",
+    "guided_samples": ".guidance",
+    "nearest_class_2d": ".guidance",
+    "spread_ratio": ".guidance",
     "VLBTerms": ".vlb",
     "discretized_gaussian_log_likelihood": ".vlb",
     "discretized_gaussian_log_probs": ".vlb",

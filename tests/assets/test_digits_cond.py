@@ -99,7 +99,7 @@ def test_class_wise_quality_within_the_blur_reference(ck):
     """20 samples per digit at s = 2: the class-wise Fréchet distance (mean over digits) is at
     or below σ = 0.5 blurred real digits' at the same N (measured 3.3–4.0 vs 4.46 over 4 seeds;
     card, 100 per digit: 2.15 vs 2.77)."""
-    from bench.guidance import digit_guidance_scores
+    from diffusion_core.evaluation.guidance import digit_guidance_scores
 
     x, labels = _samples(ck, 20, GUIDANCE_DEFAULT)
     scores = digit_guidance_scores(x, labels)

@@ -25,7 +25,8 @@ def test_every_exported_name_is_its_module_s_object() -> None:
     assert dir(evaluation) == sorted(evaluation.__all__)
     for name in evaluation.__all__:
         value = getattr(evaluation, name)
-        homes = [m for m in ("distances", "toy2d", "digits", "gradients", "shapes", "vlb")
+        homes = [m for m in ("distances", "toy2d", "digits", "gradients", "shapes", "guidance",
+                                  "vlb")
                  if getattr(importlib.import_module(f"diffusion_core.evaluation.{m}"), name, None)
                  is value]
         assert homes, name
