@@ -29,16 +29,27 @@ INTRO = (
 )
 
 
-def configure_threads() -> int:
-    """Torch threads per job: half the cores, so two concurrent jobs don't fight over them.
+def threads_per_job() -> int:
+    """Torch threads per job: half the cores, so two concurrent jobs don't fight over them
+    (``DIFFUSION_LAB_THREADS`` overrides it)."""
+    return int(os.environ.get("DIFFUSION_LAB_THREADS", max(1, (os.cpu_count() or 2) // 2)))
 
-    ``DIFFUSION_LAB_THREADS`` overrides it. Imports torch (≈ 1 s), so ``__main__`` calls it
-    after the server is up.
+
+def configure_threads() -> int:
+    """Use :func:`threads_per_job` torch threads in this thread and in every heavy job's thread.
+
+    ``torch.set_num_threads`` sets OpenMP's count for the calling thread only: Gradio runs
+    handlers on worker threads, which kept OpenMP's default (every core) — measured: a job on
+    a 2-core server computed on 2 threads and its CPU time was counted half. ``__main__`` also
+    sets ``OMP_NUM_THREADS`` before torch loads (every thread then starts with it); heavy jobs
+    set it on their own thread (:func:`pages.jobs.set_threads`). Imports torch (≈ 1 s), so
+    ``__main__`` calls it after the server is up.
     """
     import torch
 
-    n = int(os.environ.get("DIFFUSION_LAB_THREADS", max(1, (os.cpu_count() or 2) // 2)))
+    n = threads_per_job()
     torch.set_num_threads(n)
+    jobs.set_threads(n)
     return n
 
 
@@ -139,6 +150,8 @@ def configure_logging() -> None:
 
 
 if __name__ == "__main__":
+    # Before torch loads: every thread (Gradio's workers too) computes on this many threads.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_job()))
     configure_logging()
     demo = build_demo()
     serve(demo)

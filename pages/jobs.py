@@ -104,11 +104,13 @@ def heavy(what: str) -> Callable:
 
 
 def _as_session(session: str, gen: Iterator) -> Iterator:
-    """Run each step of ``gen`` with :func:`current_session` = ``session`` (Gradio may resume a
-    generator on another worker thread, so it is set around every step)."""
+    """Run each step of ``gen`` with :func:`current_session` = ``session`` and the server's torch
+    thread count (Gradio may resume a generator on another worker thread, so both are set
+    around every step)."""
     try:
         while True:
             _local.session = session
+            _use_threads()
             try:
                 item = next(gen)
             except StopIteration:
@@ -121,6 +123,24 @@ def _as_session(session: str, gen: Iterator) -> Iterator:
 
 
 _local = threading.local()
+_threads: int | None = None  # torch threads per job (set_threads); None: leave torch's own
+
+
+def set_threads(n: int | None) -> None:
+    """Heavy jobs compute on ``n`` torch threads, whichever worker thread runs them."""
+    global _threads
+    _threads = n
+
+
+def _use_threads() -> None:
+    """Set torch's thread count on this thread, once (OpenMP keeps one count per thread: a
+    Gradio worker thread starts with every core, whatever the main thread set)."""
+    if _threads is None or getattr(_local, "threads", None) == _threads:
+        return
+    import torch
+
+    torch.set_num_threads(_threads)
+    _local.threads = _threads
 
 
 def current_session() -> str | None:
@@ -194,6 +214,16 @@ def waiting(queue_id: str) -> int:
         return len(group.queue) if group is not None else 0
     except AttributeError:
         return 0
+
+
+def queued_sessions() -> set[str]:
+    """Sessions with an event waiting for a slot in the served app's queue (empty when not
+    served). Such a session is not idle, however long it waits (:mod:`pages.sessions`)."""
+    try:
+        groups = list(_watched._queue.event_queue_per_concurrency_id.values())
+    except AttributeError:
+        return set()
+    return {event.session_hash for group in groups for event in list(group.queue)}
 
 
 def turn_over(queue_id: str, computed_s: float) -> str | None:

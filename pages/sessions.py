@@ -7,7 +7,7 @@ server and, every ``period_s``:
 
 * drops each session unused for ``session_idle_s`` (no event at all), running its states'
   delete callbacks first (they remove the session's output files); a session with a heavy job
-  running is never dropped;
+  running, or an event waiting in the queue, is never dropped;
 * deletes files under :func:`output_root` older than the cache age (CSV exports, sampler
   GIF/PNG files of sessions that are gone);
 * deletes files in Gradio's cache older than the cache age (:func:`sweep_files`);
@@ -185,12 +185,15 @@ def drop_idle_sessions(state_holder, idle_s: float) -> int:
     """Drop every session of ``state_holder`` unused for ``idle_s`` seconds; returns how many.
 
     Each dropped session's states get their delete callbacks (as on expiry) before the session
-    and its config copy are released. Sessions running a heavy job are kept.
+    and its config copy are released. Sessions running a heavy job, or with an event waiting
+    in the queue, are kept: the soak showed students whose ▶ Train waited over a minute for a
+    slot coming back to "No image loaded yet".
     """
     now = datetime.datetime.now()
     dropped = 0
+    queued = jobs.queued_sessions()
     for session, last in list(state_holder.time_last_used.items()):
-        if (now - last).total_seconds() <= idle_s or jobs.running(session):
+        if (now - last).total_seconds() <= idle_s or jobs.running(session) or session in queued:
             continue
         state_holder.delete_state(session)  # runs every state's delete callback
         with state_holder.lock:

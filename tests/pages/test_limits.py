@@ -486,3 +486,69 @@ def test_a_visitor_who_just_computed_a_lot_gives_way_at_once(monkeypatch, caps):
     list(job("small", 1, request=light))  # 0.1 CPU s: within one turn, nothing carried
     list(job("small again", 1, request=light))
     assert seen["small again"][0] == (0.0, 0.0) and seen["small again"][1] is None
+
+
+class _FakeHolder:
+    """What sessions.drop_idle_sessions uses of Gradio's StateHolder."""
+
+    def __init__(self, last_used):
+        self.time_last_used = dict(last_used)
+        self.session_data = {s: {} for s in last_used}
+        self.lock = threading.Lock()
+        self.deleted = []
+
+    def delete_state(self, session):
+        self.deleted.append(session)
+
+
+def test_a_session_waiting_in_the_queue_is_not_idle(monkeypatch):
+    import datetime
+
+    old = datetime.datetime.now() - datetime.timedelta(seconds=120)
+    holder = _FakeHolder({"waits": old, "gone": old, "fresh": datetime.datetime.now()})
+    queue = _FakeQueue()
+    queue._queue.event_queue_per_concurrency_id["train"] = SimpleNamespace(
+        queue=[SimpleNamespace(session_hash="waits")])
+    monkeypatch.setattr(jobs, "_watched", queue)
+    assert jobs.queued_sessions() == {"waits"}
+    assert sessions.drop_idle_sessions(holder, 60) == 1
+    assert holder.deleted == ["gone"]
+    assert set(holder.session_data) == {"waits", "fresh"}
+    monkeypatch.setattr(jobs, "_watched", None)
+    assert jobs.queued_sessions() == set()  # not served: nothing queued
+
+
+def _cpu_ratio_in_a_new_thread(gen_fn) -> float:
+    """Process CPU ÷ the thread's own CPU while a fresh thread runs ``gen_fn()`` to the end."""
+    out = {}
+
+    def work():
+        p0, t0 = time.process_time(), time.thread_time()
+        for _ in gen_fn():
+            pass
+        out["ratio"] = (time.process_time() - p0) / (time.thread_time() - t0)
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join()
+    return out["ratio"]
+
+
+def test_a_heavy_job_computes_on_the_servers_thread_count(monkeypatch):
+    # torch.set_num_threads holds for the calling thread only: a fresh worker thread computes
+    # on every core unless the job sets it (then its CPU time, which turns count, is half).
+    if (os.cpu_count() or 1) < 2 or os.environ.get("OMP_NUM_THREADS"):
+        pytest.skip("needs ≥ 2 cores and OpenMP's default thread count")
+    a = torch.randn(1200, 1200)
+
+    def matmuls(request=None):
+        for _ in range(12):
+            yield a @ a
+
+    req = gr.Request(session_hash="threads-test")
+    monkeypatch.setattr(jobs, "_threads", None)
+    default = _cpu_ratio_in_a_new_thread(lambda: jobs.heavy("testing")(matmuls)(request=req))
+    jobs.set_threads(1)
+    one = _cpu_ratio_in_a_new_thread(lambda: jobs.heavy("testing")(matmuls)(request=req))
+    assert default > 1.4, f"a fresh thread used {default:.2f} cores: OpenMP's default changed?"
+    assert one < 1.25, f"the job computed on {one:.2f} threads, not 1"
