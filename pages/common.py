@@ -153,7 +153,7 @@ def style_figure(fig: go.Figure, *, title: str | None = None, height: int = 360,
                  x_title: str | None = None, y_title: str | None = None) -> go.Figure:
     """Apply the app's plot style (white background, readable fonts, labelled axes)."""
     fig.update_layout(
-        template="plotly_white",
+        template=white_template(),
         font=FONT,
         height=height,
         margin=dict(l=60, r=20, t=50 if title else 20, b=50),
@@ -172,6 +172,22 @@ def style_figure(fig: go.Figure, *, title: str | None = None, height: int = 360,
 # The parts of a template's layout that 2D line/bar plots use (skip polar, 3D, geo, colorbars).
 _TEMPLATE_KEYS = ("autotypenumbers", "colorway", "font", "hovermode", "hoverlabel",
                   "paper_bgcolor", "plot_bgcolor", "xaxis", "yaxis", "title", "annotationdefaults")
+
+
+@functools.cache
+def white_template() -> go.layout.Template:
+    """``plotly_white`` cut to what the app draws (2D cartesian scatter and bar plots), built
+    once. Assigning the named template validates all of it again on every figure (≈ 12–20 ms
+    of a light view's ≈ 40 ms of styling); this one, already validated, costs ≈ 2–5 ms and
+    draws the same."""
+    import plotly.io as pio
+
+    full = pio.templates["plotly_white"]
+    layout, data = full.layout.to_plotly_json(), full.data.to_plotly_json()
+    return go.layout.Template(
+        layout={k: v for k, v in layout.items() if k in _TEMPLATE_KEYS + ("colorscale",
+                                                                          "shapedefaults")},
+        data={k: data[k] for k in ("scatter", "bar") if k in data})
 
 
 def compact_layout_json(fig: go.Figure) -> str:
