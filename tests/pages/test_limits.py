@@ -552,3 +552,46 @@ def test_a_heavy_job_computes_on_the_servers_thread_count(monkeypatch):
     one = _cpu_ratio_in_a_new_thread(lambda: jobs.heavy("testing")(matmuls)(request=req))
     assert default > 1.4, f"a fresh thread used {default:.2f} cores: OpenMP's default changed?"
     assert one < 1.25, f"the job computed on {one:.2f} threads, not 1"
+
+
+def test_a_long_step_waits_for_short_jobs_but_not_forever():
+    lane = jobs.Lane(short_first_s=0.4)
+
+    def waited() -> float:
+        t0 = time.perf_counter()
+        with lane.hold(10.0):
+            pass
+        return time.perf_counter() - t0
+
+    assert waited() < 0.1  # no short job: at once
+    lane.short_started()
+    assert 0.35 <= waited() < 1.5  # a short job runs all along: the long step goes after 0.4 s
+    threading.Timer(0.1, lane.short_ended).start()
+    assert 0.05 <= waited() < 0.35  # the short job ends after 0.1 s: the long step goes then
+    assert lane.shorts == 0
+
+
+def test_paced_counts_as_short_until_long_or_over():
+    lane = jobs.Lane(short_first_s=0.0)
+
+    def steps(n):
+        for i in range(n):
+            end = time.thread_time() + 0.02
+            while time.thread_time() < end:
+                pass
+            yield i
+
+    run = jobs.paced(steps(3), long_after_s=10.0, lane=lane)
+    assert lane.shorts == 0  # not started yet
+    next(run)
+    assert lane.shorts == 1
+    assert list(run) == [1, 2] and lane.shorts == 0  # over: no longer counted
+    run = jobs.paced(steps(5), long_after_s=0.03, lane=lane)
+    next(run), next(run)
+    assert lane.shorts == 1
+    next(run)  # computed > 0.03 s: long now
+    assert lane.shorts == 0
+    run = jobs.paced(steps(5), long_after_s=10.0, lane=lane)
+    next(run)
+    run.close()  # ■ Stop
+    assert lane.shorts == 0
