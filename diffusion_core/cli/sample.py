@@ -25,7 +25,6 @@ Bad arguments exit with status 2 and one line on stderr. The run is
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -38,7 +37,6 @@ from ..checkpoints import Checkpoint, load_checkpoint
 from ..images import make_grid
 from ..images import save_png as save_png_array
 from ..sampling import GUIDANCE_DEFAULT, SAMPLER_NAMES, SPACINGS, VARIANCES, SamplerSettings
-from ..sampling.guidance import GuidedModel
 from ..workflows import image_sampling
 from .common import CliError, Parser
 
@@ -109,8 +107,7 @@ def guidance_scale(ck: Checkpoint, given: float | None) -> float:
         if not math.isfinite(given):
             raise CliError(f"--guidance must be a finite number; got {given}")
         return float(given)
-    recorded = ck.training.get("guidance_default") if isinstance(ck.training, dict) else None
-    return float(recorded) if isinstance(recorded, (int, float)) else GUIDANCE_DEFAULT
+    return image_sampling.guidance_default(ck)
 
 
 def run(argv: list[str] | None = None) -> dict[str, Path]:
@@ -134,7 +131,7 @@ def run(argv: list[str] | None = None) -> dict[str, Path]:
     if labels is not None:  # classifier-free guidance: the same run with ε̃ for the model
         scale = guidance_scale(ck, args.guidance)
         y = torch.tensor(labels, dtype=torch.long).repeat_interleave(args.n)
-        ck = dataclasses.replace(ck, model=GuidedModel(ck.model, y.to(args.device), scale))
+        ck = image_sampling.guided_checkpoint(ck, y.to(args.device), scale)
         names = ", ".join(ck.class_names[v] for v in labels)
         what += f" of class {names}, guidance s = {scale:g}"
     record = None

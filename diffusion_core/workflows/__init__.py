@@ -19,7 +19,10 @@ module              what it drives
                     ideal denoiser's x̂0 on the same x_t, the bound in bits/dim (in batches)
 ``budget``          :class:`Budget`: the step and wall-time caps of one job (the app's limits)
 ``image_sampling``  tab 4 and the sample CLI: a checkpoint's sampler settings, one run's kept
-                    (x_t, x̂0) frames streamed from the reverse chain, its PNG and GIF files
+                    (x_t, x̂0) frames streamed from the reverse chain (guided toward classes
+                    when asked), its PNG and GIF files
+``image_guidance``  tab 4's guidance section: the class × scale grid in one batched chain,
+                    accuracy and spread against the guidance scale s
 ==================  ==========================================================================
 """
 

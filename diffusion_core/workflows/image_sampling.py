@@ -12,6 +12,9 @@ name                        what it is
 :func:`sampler_settings`    a checkpoint's sampler settings: preset → its record → overrides
 :func:`initial_noise`       x_T and the generator for a seed (every run here starts with it)
 :func:`sample_checkpoint`   N samples in one call, no frames kept (images or 2D points)
+:func:`guidance_default`    a class-conditional checkpoint's recorded guidance scale s
+:func:`check_guidance`      class labels ``[N]`` and s checked against a checkpoint
+:func:`guided_checkpoint`   the checkpoint with its model wrapped in ``GuidedModel(y, s)``
 :class:`SamplingRun`        one run's record: kept (x_t, x̂0) frames and their t, timing, files
 :func:`stream`              generator: runs the chain, keeps frames, yields :class:`Progress`
 :func:`write_files`         the final grid (PNG) and the reverse chain (GIF) of a finished run
@@ -23,6 +26,14 @@ Frames. A frame is a uint8 grid at scale 1 (1 px white borders) of the first
 :data:`MAX_FRAMES` steps, else ``MAX_FRAMES − 1`` evenly spaced ones (fewer when they would
 exceed :data:`FRAME_BYTES`), and then the final sample (t = −1) beside the last step's x̂0.
 
+Guidance. A run of a class-conditional checkpoint may be guided: class labels ``y [N]`` (one
+per sample) and a scale s, ε̃ = ε_u + s·(ε_c − ε_u) (s = 0 the unconditional model, s = 1 the
+conditional one, s > 1 guides harder; Ho & Salimans 2022,
+:mod:`diffusion_core.sampling.guidance`). The checkpoint's model is wrapped in
+:class:`~diffusion_core.sampling.guidance.GuidedModel` for the run; the same x_T and noise
+draws as the unguided run of that seed. Without labels a run is exactly what it was before
+guidance existed (a conditional network then runs its null class: the unconditional model).
+
 Shapes: images ``[N, C, H, W]`` in [−1, 1]; 2D points ``[N, 2]`` in model coordinates.
 Randomness: x_T and every noise draw of a run come from one ``torch.Generator`` seeded with the
 run's seed, so a seed gives the same samples in the app, the CLI and the tests.
@@ -33,7 +44,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +54,9 @@ import torch
 from .. import images
 from ..checkpoints import Checkpoint
 from ..models.unet_config import UNetConfig
-from ..sampling.config import SamplerSettings
+from ..sampling.config import GUIDANCE_DEFAULT, GUIDANCE_MAX, SamplerSettings
 from ..sampling.defaults import resolve_sampler_settings
+from ..sampling.guidance import GuidedModel
 from ..sampling.loop import SampleStep, sample, sample_final
 from ..sampling.spacing import evenly_spaced
 
@@ -102,15 +114,90 @@ def initial_noise(ck: Checkpoint, n: int, seed: int, *, device: str | torch.devi
     return x_T, g
 
 
+def guidance_default(ck: Checkpoint) -> float:
+    """The guidance scale s a class-conditional checkpoint recorded
+    (``training["guidance_default"]``, written by the train CLI), else
+    :data:`~diffusion_core.sampling.config.GUIDANCE_DEFAULT`."""
+    training = ck.training if isinstance(ck.training, Mapping) else {}
+    recorded = training.get("guidance_default")
+    if (isinstance(recorded, (int, float)) and not isinstance(recorded, bool)
+            and math.isfinite(recorded) and 0 <= recorded <= GUIDANCE_MAX):
+        return float(recorded)
+    return GUIDANCE_DEFAULT
+
+
+def check_guidance(ck: Checkpoint, labels, scale: float | None, n: int | None = None
+                   ) -> tuple[torch.Tensor, float]:
+    """``(labels int64 [N], s)`` checked against ``ck``; ``ValueError`` in plain words else.
+
+    ``labels``: one class per sample (a sequence or an integer tensor ``[N]``, ``N = n`` when
+    ``n`` is given), each in 0..K−1 for a checkpoint with K classes. ``scale``: s, a finite
+    number in [0, :data:`~diffusion_core.sampling.config.GUIDANCE_MAX`]; ``None`` means the
+    checkpoint's :func:`guidance_default`.
+    """
+    k = ck.num_classes
+    if k == 0:
+        raise ValueError("this checkpoint is unconditional (it was trained without class "
+                         "labels): classifier-free guidance needs a class-conditional one")
+    if isinstance(labels, torch.Tensor):
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise ValueError(f"class labels must be integers; got a {labels.dtype} tensor")
+        y = labels.detach().to("cpu", torch.long)
+    else:
+        if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+            raise ValueError("class labels must be a sequence of integers, one per sample")
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels):
+            raise ValueError("class labels must be integers")
+        y = torch.as_tensor([int(v) for v in labels], dtype=torch.long)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"class labels must be one integer per sample [N]; got shape "
+                         f"{list(y.shape)}")
+    if n is not None and len(y) != n:
+        raise ValueError(f"{len(y)} class labels for {n} samples: give one per sample")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= k:
+        raise ValueError(f"class labels must be in 0..{k - 1} (classes: "
+                         f"{', '.join(ck.class_names)}); got values in {lo}..{hi}")
+    if scale is None:
+        s = guidance_default(ck)
+    else:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)):
+            raise ValueError(f"the guidance scale s must be a number; got {scale!r}")
+        s = float(scale)
+        if not math.isfinite(s) or not 0 <= s <= GUIDANCE_MAX:
+            raise ValueError(f"the guidance scale s must be a finite number in "
+                             f"[0, {GUIDANCE_MAX:g}] (0 = unconditional, 1 = conditional, "
+                             f"> 1 guides harder); got {scale!r}")
+    return y, s
+
+
+def guided_checkpoint(ck: Checkpoint, labels: torch.Tensor, scale: float | torch.Tensor
+                      ) -> Checkpoint:
+    """``ck`` whose model is ``GuidedModel(ck.model, labels, scale)``: an ε-predictor
+    ``(x_t, t) → ε̃`` toward class ``labels [N]`` (on the model's device) with s = ``scale``
+    (a number, or per-sample ``[N]``). Everything else (schedule, config, records) is
+    ``ck``'s; the original checkpoint is unchanged."""
+    return replace(ck, model=GuidedModel(ck.model, labels, scale))
+
+
 def sample_checkpoint(ck: Checkpoint, settings: SamplerSettings, n: int, seed: int, *,
-                      device: str | torch.device = "cpu") -> torch.Tensor:
+                      device: str | torch.device = "cpu", labels=None,
+                      guidance: float | None = None) -> torch.Tensor:
     """``n`` samples ``[n, *sample_shape]`` from ``ck`` (its model already on ``device``),
     with ``settings`` and ``seed``; the same samples as a :func:`stream` run of that seed.
 
+    ``labels [n]`` (and ``guidance``, s; None: :func:`guidance_default`) guide the run toward
+    those classes (see the module docstring); without labels it is unguided, as always.
     2D samples are in model coordinates (``data.to_data_coords`` maps them back).
     """
+    model = ck.model
+    if labels is not None:
+        y, s = check_guidance(ck, labels, guidance, n)
+        model = GuidedModel(ck.model, y.to(device), s)
+    elif guidance is not None:
+        raise ValueError("a guidance scale needs class labels (the classes to guide toward)")
     x_T, g = initial_noise(ck, n, seed, device=device)
-    return sample_final(ck.model, ck.schedule.to(device), x_T, generator=g,
+    return sample_final(model, ck.schedule.to(device), x_T, generator=g,
                         **settings.sample_kwargs(ck.schedule.T))
 
 
@@ -119,10 +206,11 @@ def sample_checkpoint(ck: Checkpoint, settings: SamplerSettings, n: int, seed: i
 # ---------------------------------------------------------------------------------------------
 
 
-def grid_scale(n: int, image_size: int, target: int = DISPLAY_SIDE) -> int:
-    """Integer enlargement that makes a grid of ``n`` images about ``target`` pixels wide
-    (between :data:`MIN_SCALE` and :data:`MAX_SCALE`)."""
-    ncols = math.ceil(math.sqrt(n))
+def grid_scale(n: int, image_size: int, target: int = DISPLAY_SIDE, *,
+               ncols: int | None = None) -> int:
+    """Integer enlargement that makes a grid of ``n`` images (``ncols`` columns, default
+    ⌈√n⌉) about ``target`` pixels wide (between :data:`MIN_SCALE` and :data:`MAX_SCALE`)."""
+    ncols = min(n, ncols) if ncols else math.ceil(math.sqrt(n))
     side = ncols * (image_size + 2)
     return max(MIN_SCALE, min(MAX_SCALE, target // side))
 
@@ -132,19 +220,21 @@ def enlarge(grid: np.ndarray, scale: int) -> np.ndarray:
     return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
 
 
-def frame_grid(x: torch.Tensor) -> np.ndarray:
-    """The scale-1 frame of a batch ``[B, C, H, W]`` (its first :data:`FRAME_IMAGES`);
-    non-finite values are drawn grey (NaN) or clipped (±inf)."""
+def frame_grid(x: torch.Tensor, ncols: int | None = None) -> np.ndarray:
+    """The scale-1 frame of a batch ``[B, C, H, W]`` (its first :data:`FRAME_IMAGES`) in
+    ``ncols`` columns (default ⌈√B⌉); non-finite values are drawn grey (NaN) or clipped
+    (±inf)."""
     x = x[:FRAME_IMAGES]
-    g = images.make_grid(torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), scale=1, pad=1)
+    g = images.make_grid(torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), ncols=ncols,
+                         scale=1, pad=1)
     return np.ascontiguousarray(g[..., 0]) if x.shape[1] == 1 else g
 
 
-def frame_budget(n: int, channels: int, image_size: int) -> int:
-    """Kept frames (x_t and x̂0 grids of ``n`` images), the final one included, that fit in
-    :data:`FRAME_BYTES`: between 2 and :data:`MAX_FRAMES`."""
+def frame_budget(n: int, channels: int, image_size: int, ncols: int | None = None) -> int:
+    """Kept frames (x_t and x̂0 grids of ``n`` images in ``ncols`` columns, default ⌈√n⌉),
+    the final one included, that fit in :data:`FRAME_BYTES`: between 2 and :data:`MAX_FRAMES`."""
     n = min(n, FRAME_IMAGES)
-    ncols = math.ceil(math.sqrt(n))
+    ncols = min(n, ncols) if ncols else math.ceil(math.sqrt(n))
     nrows = math.ceil(n / ncols)
     pair = 2 * (nrows * (image_size + 2)) * (ncols * (image_size + 2)) * (
         1 if channels == 1 else 3)
@@ -172,6 +262,9 @@ class SamplingRun:
     timestep of frame i and ``step_of[i]`` its step index (the final sample: t = −1 after the
     last step). ``scale`` is the enlargement of pictures made from the frames (screen, GIF).
     ``final`` is the whole batch of samples ``[N, C, H, W]`` on the CPU once ``done``.
+    ``ncols``: the pictures' columns (None: ⌈√N⌉; a run with one row per class sets it).
+    Guidance: ``labels`` (int64 ``[N]``, one class per sample) and ``guidance`` (s) when the
+    run is guided, both None when not (see the module docstring).
     Times: ``net_s`` in the network and the update so far; ``total_s`` from the chain's start
     to the files written.
     """
@@ -184,6 +277,9 @@ class SamplingRun:
     image_size: int
     keep: frozenset[int]
     scale: int
+    ncols: int | None = None
+    labels: torch.Tensor | None = None
+    guidance: float | None = None
     xt: list[np.ndarray] = field(default_factory=list)
     x0: list[np.ndarray] = field(default_factory=list)
     ts: list[int] = field(default_factory=list)
@@ -202,26 +298,46 @@ class SamplingRun:
 
     @classmethod
     def plan(cls, ck: Checkpoint, settings: SamplerSettings, n_images: int, seed: int, *,
-             scale: int | None = None, max_frames: int | None = None) -> SamplingRun:
+             scale: int | None = None, max_frames: int | None = None,
+             ncols: int | None = None, labels=None, guidance: float | None = None
+             ) -> SamplingRun:
         """A run of ``n_images`` samples from the image checkpoint ``ck`` (nothing sampled yet).
 
         ``scale`` defaults to :func:`grid_scale` of the shown images; ``max_frames`` to
-        :func:`frame_budget` (at least 2: one step and the final sample).
+        :func:`frame_budget` (at least 2: one step and the final sample); ``ncols`` (the
+        pictures' columns) to ⌈√N⌉. ``labels [n_images]`` guide the run toward those classes
+        with s = ``guidance`` (None: the checkpoint's :func:`guidance_default`), checked by
+        :func:`check_guidance`; a scale without labels is refused.
         """
         if not is_image_model(ck):
             raise ValueError("image sampling needs an image model (a U-Net checkpoint)")
         if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
             raise ValueError(f"the number of images must be an integer ≥ 1; got {n_images!r}")
+        if ncols is not None and (isinstance(ncols, bool) or not isinstance(ncols, int)
+                                  or ncols < 1):
+            raise ValueError(f"ncols must be an integer ≥ 1 or None; got {ncols!r}")
+        y = s = None
+        if labels is not None:
+            y, s = check_guidance(ck, labels, guidance, n_images)
+        elif guidance is not None:
+            raise ValueError("a guidance scale needs class labels (the classes to guide toward)")
         cfg = ck.model_config
         num_steps = settings.resolved_steps(ck.schedule.T)
         shown = min(n_images, FRAME_IMAGES)
-        budget = frame_budget(n_images, cfg.channels, cfg.image_size)
+        budget = frame_budget(n_images, cfg.channels, cfg.image_size, ncols)
         if max_frames is not None:
             budget = max(2, min(budget, max_frames))
         return cls(settings=settings, n_images=n_images, seed=int(seed), num_steps=num_steps,
                    channels=cfg.channels, image_size=cfg.image_size,
                    keep=kept_steps(num_steps, budget),
-                   scale=grid_scale(shown, cfg.image_size) if scale is None else scale)
+                   scale=(grid_scale(shown, cfg.image_size, ncols=ncols) if scale is None
+                          else scale),
+                   ncols=ncols, labels=y, guidance=s)
+
+    @property
+    def guided(self) -> bool:
+        """Whether the run is guided (class labels and a scale)."""
+        return self.labels is not None
 
     @property
     def nbytes(self) -> int:
@@ -234,9 +350,15 @@ class SamplingRun:
                 "t = −1: the final sample (beside it x̂0 of the last step)"
                 for t, i in zip(self.ts, self.step_of, strict=True)]
 
+    def model(self, ck: Checkpoint, device: str | torch.device = "cpu"):
+        """The ε-predictor the chain calls: ``ck.model``, or guided toward ``labels``."""
+        if self.labels is None:
+            return ck.model
+        return GuidedModel(ck.model, self.labels.to(device), self.guidance)
+
     def _keep(self, x_t: torch.Tensor, pred_x0: torch.Tensor, t: int, index: int) -> None:
-        self.xt.append(frame_grid(x_t))
-        self.x0.append(frame_grid(pred_x0))
+        self.xt.append(frame_grid(x_t, self.ncols))
+        self.x0.append(frame_grid(pred_x0, self.ncols))
         self.ts.append(t)
         self.step_of.append(index)
 
@@ -273,7 +395,7 @@ def stream(ck: Checkpoint, run: SamplingRun, *, device: str | torch.device = "cp
     frames kept so far stay in ``run``).
     """
     x_T, g = initial_noise(ck, run.n_images, run.seed, device=device)
-    chain = sample(ck.model, ck.schedule.to(device), x_T, generator=g,
+    chain = sample(run.model(ck, device), ck.schedule.to(device), x_T, generator=g,
                    **run.settings.sample_kwargs(ck.schedule.T))
     run.started = time.perf_counter()
     try:
@@ -321,17 +443,19 @@ def save_gif(run: SamplingRun, path: str | Path) -> Path:
     return images.save_gif(gif_frames(run), path)
 
 
-def save_png(x: torch.Tensor, path: str | Path, *, scale: int, pad: int | None = None) -> Path:
-    """A grid of all of ``x`` ``[N, C, H, W]`` as a PNG: each pixel ``scale × scale``, tiles
-    ``pad`` (default ``scale``) pixels apart; NaN drawn grey."""
-    grid = images.make_grid(torch.nan_to_num(x, nan=0.0), scale=scale,
+def save_png(x: torch.Tensor, path: str | Path, *, scale: int, pad: int | None = None,
+             ncols: int | None = None) -> Path:
+    """A grid of all of ``x`` ``[N, C, H, W]`` as a PNG in ``ncols`` columns (default ⌈√N⌉):
+    each pixel ``scale × scale``, tiles ``pad`` (default ``scale``) pixels apart; NaN drawn
+    grey."""
+    grid = images.make_grid(torch.nan_to_num(x, nan=0.0), ncols=ncols, scale=scale,
                             pad=scale if pad is None else pad)
     return images.save_png(grid, path)
 
 
 def file_scale(run: SamplingRun) -> int:
     """The PNG's enlargement: about :data:`FILE_SIDE` pixels wide, never below ``run.scale``."""
-    return max(run.scale, grid_scale(run.n_images, run.image_size, FILE_SIDE))
+    return max(run.scale, grid_scale(run.n_images, run.image_size, FILE_SIDE, ncols=run.ncols))
 
 
 def write_files(run: SamplingRun, directory: str | Path) -> SamplingRun:
@@ -344,7 +468,7 @@ def write_files(run: SamplingRun, directory: str | Path) -> SamplingRun:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     run.out_dir = directory
-    run.png = save_png(run.final, directory / PNG_NAME, scale=file_scale(run))
+    run.png = save_png(run.final, directory / PNG_NAME, scale=file_scale(run), ncols=run.ncols)
     run.gif = save_gif(run, directory / GIF_NAME)
     run.total_s = time.perf_counter() - run.started
     return run

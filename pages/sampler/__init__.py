@@ -11,7 +11,13 @@ A view only: :mod:`.models` lists, loads and describes the checkpoints; :mod:`.h
 the event handlers (re-exported here); the run itself is
 :mod:`diffusion_core.workflows.image_sampling`, which the sample CLI drives too. :mod:`.why`
 adds two sections below: the network's x̂0 beside the ideal denoiser's, and the likelihood
-bound in bits per dimension (:mod:`diffusion_core.workflows.image_why`).
+bound in bits per dimension (:mod:`diffusion_core.workflows.image_why`). :mod:`.guide` adds
+classifier-free guidance for class-conditional checkpoints: the class × scale grid and the
+accuracy / spread curve against s (:mod:`diffusion_core.workflows.image_guidance`).
+
+Guidance, one convention everywhere: ε̃ = ε_u + s·(ε_c − ε_u); s = 0 the unconditional model,
+s = 1 the conditional one, s > 1 guides harder. For a class-conditional checkpoint the main
+sampler shows two more controls, Class and Guidance s (hidden for unconditional ones).
 """
 
 from __future__ import annotations
@@ -20,16 +26,20 @@ import functools
 
 import gradio as gr
 
-from diffusion_core.sampling.config import SAMPLERS, SPACINGS
+from diffusion_core.sampling.config import GUIDANCE_DEFAULT, GUIDANCE_MAX, SAMPLERS, SPACINGS
 from pages import common, jobs, limits, sessions
 from pages.widgets import inputs as ui
 
-from . import lab, why
+from . import guide, lab, why
 from .handlers import (
+    ANY,
+    ANY_LABEL,
     DEFAULT_IMAGES,
     FRAME_LABEL,
+    GUIDANCE_LABEL,
     MAX_IMAGES,
     _cleanup,
+    class_choices,
     model_changed,
     rescan_models,
     run_finished,
@@ -48,9 +58,9 @@ from .models import (
     load_model,
 )
 
-__all__ = ["CARD", "DEMO_KEY", "DEMO_LABEL", "list_models", "load_model", "model_changed",
-           "render", "rescan_models", "run_finished", "run_sampler", "sampler_changed",
-           "show_frame"]
+__all__ = ["CARD", "DEMO_KEY", "DEMO_LABEL", "class_choices", "list_models", "load_model",
+           "model_changed", "render", "rescan_models", "run_finished", "run_sampler",
+           "sampler_changed", "show_frame"]
 
 # (label, name) from the sampler registry, the image preset's sampler first.
 SAMPLER_CHOICES = [(s.label, s.name) for s in sorted(
@@ -102,6 +112,13 @@ def render(shared_schedule: gr.State) -> None:
                                      minimum=1, maximum=MAX_IMAGES, min_width=70, scale=4)
                 seed = ui.Number(0, label="Seed", precision=0, minimum=0,
                                  maximum=common.MAX_SEED, min_width=70, scale=4)
+            # Classifier-free guidance: shown by model_changed for class-conditional models.
+            with gr.Row():
+                class_choice = ui.Dropdown([(ANY_LABEL, ANY)], value=ANY, label="Class",
+                                           visible=False, min_width=120, scale=5)
+                guidance = ui.Number(GUIDANCE_DEFAULT, label=GUIDANCE_LABEL, minimum=0,
+                                     maximum=GUIDANCE_MAX, step=0.5, visible=False,
+                                     min_width=90, scale=4)
             with gr.Row():
                 run_btn = gr.Button("▶ Sample", variant="primary", min_width=80)
                 stop_btn = gr.Button("■ Stop", variant="stop", min_width=80)
@@ -138,10 +155,15 @@ def render(shared_schedule: gr.State) -> None:
     with gr.Accordion("Sampler lab: how many steps do I need? Inversion and interpolation",
                       open=False):
         lab.render(model)
+    # Classifier-free guidance: a class × scale grid from the same noise, accuracy and spread
+    # against s.
+    with gr.Accordion("Guidance: digit × scale grid", open=False) as guide_acc:
+        guide.render(model, guide_acc)
 
     # --- events -------------------------------------------------------------------------------
     cheap = dict(concurrency_limit=8, show_progress="hidden")
-    model_outputs = [info, card, steps, sampler, eta, spacing, variance, clip_x0]
+    model_outputs = [info, card, steps, sampler, eta, spacing, variance, clip_x0, class_choice,
+                     guidance]
     model.change(model_changed, model, model_outputs, api_name="sampler_model",
                  concurrency_id="sampler_model", **cheap)
     common.on_load(functools.partial(model_changed, key0), model_outputs,
@@ -155,7 +177,9 @@ def render(shared_schedule: gr.State) -> None:
 
     run_event = run_btn.click(
         run_sampler,
-        [model, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0, run_state],
+        # class and s come last: /sampler_run's older parameters keep their positions
+        [model, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0, run_state,
+         class_choice, guidance],
         [img_xt, img_x0, status, run_state, frame, gif_btn, png_btn],
         api_name="sampler_run", concurrency_limit=lim.sample_slots,
         concurrency_id=jobs.SAMPLE_QUEUE, trigger_mode="once", show_progress="minimal",

@@ -6,16 +6,25 @@ messages, pictures and status lines.
 =====================  ========================================================================
 handler                what it does
 =====================  ========================================================================
-``model_changed``      the model's summary + card and its recorded sampler settings
+``model_changed``      the model's summary + card, its recorded sampler settings, and the class
+                       and guidance s controls (shown only for a class-conditional model)
 ``rescan_models``      re-reads ``assets/models/`` (models may appear while the app runs)
 ``sampler_changed``    another sampler: which controls apply, and that sampler's number of steps
-``run_sampler``        generator: streams x_t and x̂0 grids, keeps ≤ 100 frames, writes GIF/PNG
+``run_sampler``        generator: streams x_t and x̂0 grids, keeps ≤ 100 frames, writes GIF/PNG;
+                       guided toward a class (or one row per class) at scale s when asked
 ``run_finished``       after the run ends or is stopped: arms the frame slider
 ``show_frame``         the frame slider: one kept frame (x_t beside x̂0)
 =====================  ========================================================================
 
 Everything a user produces (kept frames, output files) lives in their own ``gr.State`` (an
 :class:`~diffusion_core.workflows.image_sampling.SamplingRun`).
+
+Guidance (classifier-free, Ho & Salimans 2022): ε̃ = ε_u + s·(ε_c − ε_u); s = 0 the
+unconditional model, s = 1 the conditional one, s > 1 guides harder. The "Class" control's
+values are :data:`ANY` (unguided: exactly the run of an unconditional checkpoint; a
+conditional network then runs its null class, i.e. s = 0), a class index as text ("3"), or
+:data:`ROWS` (one row per class). Its choices follow the model (``model_changed``); a script
+that wants a class calls ``/sampler_model`` first in its session, as the page does on load.
 """
 
 from __future__ import annotations
@@ -27,7 +36,13 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from diffusion_core.sampling.config import SAMPLERS, SPACINGS, VARIANCES, SamplerSettings
+from diffusion_core.sampling.config import (
+    GUIDANCE_MAX,
+    SAMPLERS,
+    SPACINGS,
+    VARIANCES,
+    SamplerSettings,
+)
 from pages import common, jobs, limits, sessions
 
 from .models import _models_root, list_models, load_model, model_card_md, model_summary_md
@@ -41,6 +56,11 @@ BEAT_S = 0.1  # yield at least this often, so ■ Stop reacts within ~0.1 s (or 
 MAX_UI_UPDATES = 30  # new pictures at most this many times per run
 SLOW_RUN_S = 60.0  # tell the user when a run will take longer than this
 FRAME_LABEL = "Frame: scrub the reverse chain after a run"
+ANY = "any"  # the Class control: unguided
+ROWS = "rows"  # … one row per class
+ANY_LABEL = "any (unguided, s = 0)"
+ROWS_LABEL = "one row per class"
+GUIDANCE_LABEL = f"Guidance s (0–{GUIDANCE_MAX:g})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,11 +68,25 @@ FRAME_LABEL = "Frame: scrub the reverse chain after a run"
 # ---------------------------------------------------------------------------------------------
 
 
+def class_choices(ck) -> list[tuple[str, str]]:
+    """The Class control's ``(label, value)`` choices for checkpoint ``ck``: unguided, each
+    class by name (value: its index as text), one row per class; only unguided for an
+    unconditional checkpoint."""
+    names = ck.class_names
+    if not names:
+        return [(ANY_LABEL, ANY)]
+    return [(ANY_LABEL, ANY), *((name, str(k)) for k, name in enumerate(names)),
+            (ROWS_LABEL, ROWS)]
+
+
 def model_changed(key):
-    """Dropdown change → (summary, card, steps, sampler, η, spacing, variance, clip x̂0).
+    """Dropdown change → (summary, card, steps, sampler, η, spacing, variance, clip x̂0,
+    class, guidance s).
 
     The sampler controls are set to the checkpoint's settings: the image preset, then what
     the checkpoint recorded (:func:`~diffusion_core.workflows.image_sampling.sampler_settings`).
+    The class and guidance controls are shown only for a class-conditional checkpoint (class
+    reset to unguided, s to its recorded default); hidden for the others.
     """
     ck = load_model(key)
     settings = image_sampling.sampler_settings(ck)
@@ -67,6 +101,8 @@ def model_changed(key):
         gr.update(value=settings.variance,
                   interactive="variance" in settings.info.options),
         bool(settings.clip_x0),
+        gr.update(choices=class_choices(ck), value=ANY, visible=ck.num_classes > 0),
+        gr.update(value=image_sampling.guidance_default(ck), visible=ck.num_classes > 0),
     )
 
 
@@ -140,6 +176,38 @@ def _validate(sampler, variance, steps, eta, spacing, n_images, seed, ck):
     return sampler, variance, steps, eta, spacing, n_images, seed
 
 
+def _guidance(ck, class_choice, guidance, n_images: int):
+    """The Class and Guidance s controls checked against ``ck`` → ``(labels | None, s | None,
+    ncols | None, n_images, words)``. One row per class: ``n_images`` per class (fewer when
+    K × n would pass :data:`MAX_IMAGES`), one row each."""
+    k = ck.num_classes
+    if class_choice is None or class_choice == ANY:
+        return None, None, None, n_images, (
+            " · unguided (s = 0: the unconditional half of the model)" if k else "")
+    if k == 0:
+        raise common.UserError(f"Class: this model is unconditional (no classes), so only "
+                               f"'{ANY}' applies. Choose a model with classes to guide.")
+    valid = [v for _, v in class_choices(ck)]
+    if not isinstance(class_choice, str) or class_choice not in valid:
+        raise common.UserError(f"Class: {common.short(class_choice)} is not a class of this "
+                               f"model; choose {ANY}, 0 … {k - 1} or {ROWS}.")
+    s = common.number("Guidance s", guidance, 0.0, GUIDANCE_MAX,
+                      default=image_sampling.guidance_default(ck))
+    if class_choice == ROWS:
+        per = n_images
+        if per * k > MAX_IMAGES:
+            per = MAX_IMAGES // k
+            if per < 1:
+                raise common.UserError(f"One row per class needs at most {MAX_IMAGES} classes; "
+                                       f"this model has {k}.")
+        labels = [c for c in range(k) for _ in range(per)]
+        return labels, s, per, per * k, (
+            f" · one row per class ({k} × {per}), guidance s = {s:g}")
+    c = int(class_choice)
+    return [c] * n_images, s, None, n_images, (
+        f" · class {ck.class_names[c]}, guidance s = {s:g}")
+
+
 def _progress_md(run, how: str, step, elapsed: float, per_step: float) -> str:
     left = per_step * (run.num_steps - step.index - 1)
     return (f"**Step {step.index + 1} / {run.num_steps}** · t = {step.t} → {step.t_prev} · "
@@ -183,8 +251,14 @@ LIMIT_PREFIX = "⏱ Stopped at"  # a run that spent the server's time budget say
 @jobs.heavy("sampling")
 @common.friendly_errors
 def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, clip_x0=True,
-                previous=None, request: gr.Request | None = None):
+                previous=None, class_choice=ANY, guidance=None,
+                request: gr.Request | None = None):
     """Sample ``n_images`` images with the chosen sampler, streaming the reverse chain.
+
+    ``class_choice`` and ``guidance`` (s; empty: the checkpoint's default) guide a
+    class-conditional model (see the module docstring); :data:`ANY` (the default) is the
+    unguided run, exactly as before guidance existed. One row per class makes
+    ``n_images`` per class, one row each.
 
     A run may take the server's sampling budget (:data:`pages.limits.ACTIVE`); one that
     spends it stops like ■ Stop (the frames kept so far stay scrubbable) and says so.
@@ -201,14 +275,16 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     T = ck.schedule.T
     sampler, variance, steps, eta, spacing, n_images, seed = _validate(
         sampler, variance, steps, eta, spacing, n_images, seed, ck)
+    labels, s, ncols, n_images, guided = _guidance(ck, class_choice, guidance, n_images)
     budget = limits.ACTIVE.sampling_budget()
     clip_x0 = bool(clip_x0)
     settings = SamplerSettings(sampler=sampler, steps=steps, eta=eta, spacing=spacing,
                                variance=variance, clip_x0=clip_x0)
     _cleanup(previous)
 
-    how = settings.describe(T)
-    run = image_sampling.SamplingRun.plan(ck, settings, n_images, seed)
+    how = settings.describe(T) + guided
+    run = image_sampling.SamplingRun.plan(ck, settings, n_images, seed, ncols=ncols,
+                                          labels=labels, guidance=s)
     scale = run.scale
     skip = gr.skip()
     frozen = gr.update(minimum=0, maximum=1, value=0, interactive=False, label=FRAME_LABEL)
@@ -243,8 +319,8 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
             text = _progress_md(run, how, step, progress.elapsed_s, per_step) + slow_note
             if now - last_ui >= ui_every:
                 last_ui = last_beat = now
-                yield (_show(image_sampling.frame_grid(step.x_t), scale),
-                       _show(image_sampling.frame_grid(step.pred_x0), scale),
+                yield (_show(image_sampling.frame_grid(step.x_t, run.ncols), scale),
+                       _show(image_sampling.frame_grid(step.pred_x0, run.ncols), scale),
                        text, run, skip, skip, skip)
             elif now - last_beat >= BEAT_S:
                 last_beat = now

@@ -76,6 +76,23 @@ def list_models(root: str | Path = ASSETS_MODELS) -> list[tuple[str, str]]:
     return choices or [(DEMO_LABEL, DEMO_KEY)]
 
 
+def conditional_models(root: str | Path | None = None) -> list[str]:
+    """Keys of the listed checkpoints that are class-conditional (``num_classes > 0`` in their
+    config): the ones guidance applies to."""
+    root = _models_root() if root is None else Path(root)
+    keys = []
+    for _, key in list_models(root):
+        if key == DEMO_KEY:
+            continue
+        try:
+            k = checkpoints.read_config(root / key)["model"].get("num_classes", 0)
+        except (ValueError, OSError):
+            continue
+        if isinstance(k, int) and not isinstance(k, bool) and k > 0:
+            keys.append(key)
+    return keys
+
+
 def _models_root() -> Path:
     """Where checkpoints are looked up, read at call time (tests point it at a tmp dir)."""
     return Path(ASSETS_MODELS)
