@@ -21,6 +21,8 @@ module              what it drives
 ``image_sampling``  tab 4 and the sample CLI: a checkpoint's sampler settings, one run's kept
                     (x_t, x̂0) frames streamed from the reverse chain (guided toward classes
                     when asked), its PNG and GIF files
+``guidance2d``      tab 3's guidance view: the unconditional, conditional and guided fields
+                    at t, guided samples per class, accuracy and spread against s
 ``image_guidance``  tab 4's guidance section: the class × scale grid in one batched chain,
                     accuracy and spread against the guidance scale s
 ==================  ==========================================================================

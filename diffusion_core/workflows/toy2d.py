@@ -8,13 +8,17 @@ t = −1 (the sample). Points are float32 ``[n, 2]`` in model coordinates
 ==========================  ===================================================================
 name                        what it does
 ==========================  ===================================================================
-:class:`DataSpec`           which points: ``make_2d(name, n, noise=noise, seed=seed)``
+:class:`DataSpec`           which points: ``make_2d(name, n, noise=noise, seed=seed)``, with
+                            their class labels on request (:meth:`DataSpec.draw_labelled`)
 :class:`Toy2DSession`       one user's data, fixed ε, schedule, model and trainer; ``train``
                             streams :class:`~diffusion_core.training.TrainProgress` and records
-                            every step's loss
+                            every step's loss. Class-conditional when its model config has
+                            ``num_classes = K > 0`` (:func:`num_classes_for`): it then holds the
+                            labels and trains with label dropout (classifier-free guidance,
+                            :mod:`diffusion_core.workflows.guidance2d`)
 :func:`start_or_continue`   the restart rule (:func:`restart_reason`): same data, schedule,
-                            model settings and prediction continue the model, anything else
-                            starts a new one
+                            model settings (class labels included) and prediction continue the
+                            model, anything else starts a new one
 :func:`check_step_cost`     estimated seconds of one training step; refuses a model too big
                             to stop within :data:`MAX_STEP_S`
 :func:`vector_field`        ε̂ on a square grid over the noised cloud x_t (a record): the
@@ -38,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
 
@@ -46,6 +50,7 @@ import numpy as np
 import torch
 
 from ..data.toy2d import make_2d
+from ..data.toy2d_spec import LABELLED_TOY_DATASETS, TOY_SPECS
 from ..evaluation.toy2d import Toy2DQuality, toy2d_quality
 from ..forward import q_sample
 from ..models.build import build_model
@@ -88,6 +93,28 @@ class DataSpec:
     def draw(self) -> torch.Tensor:
         """The points, float32 ``[n, 2]`` (the same spec always gives the same points)."""
         return make_2d(self.name, self.n, noise=self.noise, seed=self.seed)
+
+    def draw_labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same points as :meth:`draw` with each one's class: ``(points [n, 2], labels [n]
+        int64 in 0..K−1)`` (``TOY_SPECS[name].classes`` names them); ``ValueError`` for a set
+        without classes."""
+        return make_2d(self.name, self.n, noise=self.noise, seed=self.seed, return_labels=True)
+
+
+def num_classes_for(dataset: str, conditional: bool) -> int:
+    """``MLPConfig.num_classes`` for a model of ``dataset``: its number of classes K when
+    ``conditional`` (trained with class labels, for guidance), else 0. ``ValueError`` naming
+    the sets with classes when ``dataset`` has none."""
+    if dataset not in TOY_SPECS:
+        raise ValueError(f"unknown 2D data set {dataset!r}")
+    if not conditional:
+        return 0
+    k = TOY_SPECS[dataset].num_classes
+    if k == 0:
+        raise ValueError(f"The data set {dataset} has no classes, so a model cannot be trained "
+                         f"with class labels on it. Sets with classes: "
+                         f"{', '.join(LABELLED_TOY_DATASETS)}.")
+    return k
 
 
 @dataclass(frozen=True)
@@ -161,6 +188,13 @@ class Toy2DSession:
     denoiser (``"network"``, ``"ideal"``) to the score of its latest finished sampling run;
     ``last_bounds`` maps ``(points, variance)`` to the latest finished
     :class:`~diffusion_core.workflows.toy2d_why.BoundResult` on those points.
+
+    A class-conditional session (``model_config.num_classes = K > 0``) also holds ``labels
+    [n]`` int64, the class of each training point (None otherwise); its network is called
+    ``model(x_t, t, y)``, with ``y = None`` (the null class K) being the unconditional model
+    that :attr:`model`, every sampler and the vector field use unchanged, and its
+    :attr:`ideal` denoiser is the labelled one (the softmax over the points of class y when
+    given y).
     """
 
     spec: DataSpec
@@ -175,6 +209,7 @@ class Toy2DSession:
     curves: dict[str, PerTCurve] = field(default_factory=dict)
     last_scores: dict[str, SampleScore] = field(default_factory=dict)
     last_bounds: dict[tuple[str, str], object] = field(default_factory=dict)
+    labels: torch.Tensor | None = None
 
     @classmethod
     def create(cls, spec: DataSpec, schedule_config: ScheduleConfig, model_config: MLPConfig,
@@ -182,17 +217,27 @@ class Toy2DSession:
         """A fresh model on ``spec``'s points; ``ValueError`` for settings that do not fit.
 
         The initial weights depend only on ``train_config.seed`` (the global torch RNG is
-        left as it was).
+        left as it was). ``model_config.num_classes = K > 0`` makes a class-conditional
+        session: K must be the data set's number of classes (:func:`num_classes_for`); the
+        points are the same as without labels.
         """
-        pts = spec.draw()
+        labels = None
+        if model_config.num_classes:
+            want = num_classes_for(spec.name, True)  # ValueError for a set without classes
+            if model_config.num_classes != want:
+                raise ValueError(f"the data set {spec.name} has {want} classes; the model "
+                                 f"config asks for num_classes = {model_config.num_classes}")
+            pts, labels = spec.draw_labelled()
+        else:
+            pts = spec.draw()
         schedule = NoiseSchedule(schedule_config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train_config.seed)  # same settings ⇒ same initial weights
             model = build_model(model_config)
-        trainer = Trainer(model, schedule, pts, train_config)
+        trainer = Trainer(model, schedule, pts, train_config, labels=labels)
         return cls(spec=spec, schedule_config=schedule_config, model_config=model_config,
                    data=pts, eps=fixed_noise(spec.n, spec.seed), schedule=schedule,
-                   trainer=trainer)
+                   trainer=trainer, labels=labels)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -209,12 +254,30 @@ class Toy2DSession:
     def T(self) -> int:
         return self.schedule.T
 
+    @property
+    def conditional(self) -> bool:
+        """Whether the model was trained with class labels (``num_classes > 0``)."""
+        return self.labels is not None
+
+    @property
+    def num_classes(self) -> int:
+        """K, the number of classes of a conditional model (0 for an unconditional one)."""
+        return self.model_config.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The classes' names in label order (``TOY_SPECS[name].classes``; empty when the
+        model is unconditional)."""
+        return TOY_SPECS[self.spec.name].classes if self.conditional else ()
+
     @cached_property
     def ideal(self) -> IdealDenoiser:
         """The exact ε* = E[ε | x_t] of the training points (built on first use, then kept):
         the ε-predictor a network would be if it memorised ``data``
-        (:class:`~diffusion_core.oracles.ideal.IdealDenoiser`)."""
-        return IdealDenoiser(self.data, self.schedule)
+        (:class:`~diffusion_core.oracles.ideal.IdealDenoiser`). A conditional session's is
+        built with its ``labels``: ``ideal(x_t, t, y)`` is the softmax over the points of
+        class y, ``ideal(x_t, t)`` over all of them, as before."""
+        return IdealDenoiser(self.data, self.schedule, labels=self.labels)
 
     def denoiser(self, name: Denoiser) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The ε-predictor called ``name``: ``"network"`` (:attr:`model`) or ``"ideal"``."""
@@ -261,7 +324,9 @@ def restart_reason(session: Toy2DSession | None, spec: DataSpec,
     """Why ``session`` cannot simply continue training with these settings (None: it can).
 
     A network trained to predict one of ε, x0 and v is a different model for another, so a
-    changed ``prediction`` starts a new one too.
+    changed ``prediction`` starts a new one too. So does switching between a model trained
+    with class labels and one without (``model_config.num_classes``): "the class labels
+    changed".
     """
     if not isinstance(session, Toy2DSession):
         return "new model"
@@ -270,8 +335,11 @@ def restart_reason(session: Toy2DSession | None, spec: DataSpec,
         changed.append("data set")
     if session.schedule_config != schedule_config:
         changed.append("schedule")
-    if session.model_config != model_config:
+    old_k, new_k = session.model_config.num_classes, model_config.num_classes
+    if replace(session.model_config, num_classes=0) != replace(model_config, num_classes=0):
         changed.append("model")
+    if (old_k > 0) != (new_k > 0) or (old_k != new_k and session.spec == spec):
+        changed.append("class labels")
     if session.prediction != prediction:
         changed.append("prediction")
     return None if not changed else "new model: the " + " and ".join(changed) + " changed"

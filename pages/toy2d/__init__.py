@@ -23,6 +23,10 @@ handler                       what it does
 ``sample``                    generator: N(0, I) → reverse chain (network or ideal denoiser) →
                               animation + SW1 / NN ratio / copies of training points
 ``sample_finished``           after Sample ends or is stopped: the stop text
+``guide_view``                classifier-free guidance, live: ε_u, ε_c, ε̃ of one class at t
+                              and 1,000 guided samples of every class at scale s (a model
+                              trained with class labels; :mod:`pages.toy2d.guide`)
+``tradeoff``                  generator: accuracy, spread and class SW1 against s
 ``bound``                     generator: the variational bound (L_t over t, L_0, L_T, total) of
                               the network and of the ideal denoiser
 ``bound_finished``            after the bound ends or is stopped: the stop text
@@ -30,8 +34,9 @@ handler                       what it does
 ============================  =================================================================
 
 Modules: ``inputs`` (limits, defaults, input checks), ``figures`` (Plotly figures),
-``handlers`` (events), ``why`` (the ideal denoiser's error by t and the bound: events); the
-animations use :mod:`pages.widgets.animated`.
+``handlers`` (events), ``why`` (the ideal denoiser's error by t and the bound: events),
+``guide`` (the Guidance sub-tab: classifier-free guidance on a model trained with class
+labels), ``lab`` (the Sampler lab); the animations use :mod:`pages.widgets.animated`.
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
 from diffusion_core.sampling.config import SAMPLERS
 from diffusion_core.schedule.config import BUILTIN_KINDS
 from pages import common, jobs, limits, sessions
-from pages.toy2d import handlers, lab, why
+from pages.toy2d import guide, handlers, lab, why
 from pages.toy2d.figures import FORWARD_FRAMES, GRID, bound_figure, error_by_t_figure
+from pages.toy2d.guide import guide_view, tradeoff
 from pages.toy2d.handlers import (
     data_plot,
     dataset_changed,
@@ -90,9 +96,9 @@ from pages.widgets.animated import ELEM_CLASS, register_frames
 
 __all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME / .why.NAME)
     "bound", "bound_finished", "data_plot", "dataset_changed", "error_by_t",
-    "forward_animation", "handlers", "loss_figure", "render", "sample", "sample_finished",
-    "shared_schedule_changed", "train", "train_finished", "train_stopped", "vector_field",
-    "vector_field_after_train", "why",
+    "forward_animation", "guide", "guide_view", "handlers", "loss_figure", "render", "sample",
+    "sample_finished", "shared_schedule_changed", "tradeoff", "train", "train_finished",
+    "train_stopped", "vector_field", "vector_field_after_train", "why",
 ]
 
 PREDICTION_MD = (
@@ -153,6 +159,7 @@ def render(shared_schedule: gr.State) -> None:
                                        minimum=1, maximum=MAX_BATCH, min_width=60)
                 steps = ui.Number(value=p_train.steps, label="Steps", precision=0,
                                   minimum=1, maximum=max_steps(), min_width=60)
+            conditional = ui.Checkbox(False, label="Train with class labels (for guidance)")
             with gr.Row():
                 train_btn = gr.Button("▶ Train", variant="primary", min_width=80)
                 stop_btn = gr.Button("■ Stop", variant="stop", min_width=80)
@@ -239,6 +246,8 @@ def render(shared_schedule: gr.State) -> None:
                             sample_fig = gr.Plot(show_label=False, elem_classes=[ELEM_CLASS])
                             quality = gr.Markdown("Train a model, then sample.",
                                                   elem_classes=["dl-health"])
+                with gr.Tab("Guidance") as guide_tab:
+                    guide_controls = guide.render(state)
                 with gr.Tab("Likelihood bound"):
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
@@ -307,7 +316,7 @@ def render(shared_schedule: gr.State) -> None:
     train_event = train_btn.click(
         train,
         [state, *data_inputs, *schedule_inputs, hidden, depth, time_embedding, activation, lr,
-         batch_size, steps, prediction],
+         batch_size, steps, prediction, conditional],
         [state, loss_fig, progress, t_slider, sample_steps],
         api_name="toy_train", concurrency_limit=lim.train_slots, concurrency_id=jobs.TRAIN_QUEUE,
         trigger_mode="once", show_progress="minimal",
@@ -323,6 +332,15 @@ def render(shared_schedule: gr.State) -> None:
                      show_progress="hidden")
     stop_btn.click(None, None, None, cancels=[train_event], api_name="toy_train_stop",
                    api_visibility="private", queue=False)
+    g = guide_controls
+    guide_inputs = [state, g.klass, g.scale, g.t, g.denoiser]
+    guide_outputs = [g.klass, g.t, g.figure, g.text]
+    train_event.then(guide.after_train, guide_inputs, guide_outputs,
+                     api_name="toy_guide_after_train", api_visibility="private",
+                     concurrency_limit=8, concurrency_id="toy_guide", show_progress="hidden")
+    guide_tab.select(guide.guide_refresh, guide_inputs, guide_outputs,
+                     api_name="toy_guide_on_select", api_visibility="private",
+                     concurrency_limit=8, concurrency_id="toy_guide", show_progress="hidden")
 
     gr.on([t_slider.release, field_show.input], vector_field, [state, t_slider, field_show],
           field_fig,

@@ -43,6 +43,7 @@ from pages.toy2d.inputs import (
     is_session,
     model_config,
     need_model,
+    num_classes,
     schedule_from_ui,
     source_choices,
     train_config,
@@ -114,12 +115,17 @@ def _progress_md(state, p, note: str, *, stopped: bool = False, limit: str | Non
 @jobs.heavy("training a 2D model")
 def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth,
           time_embedding, activation, lr, batch_size, steps, prediction="eps",
-          request: gr.Request | None = None):
+          conditional=False, request: gr.Request | None = None):
     """Train (or keep training) this session's model; a generator for the Train button.
 
     ``prediction`` (``"eps"``, ``"x0"`` or ``"v"``: what the network outputs) goes into
     ``TrainConfig.prediction``; changing it starts a new model, which keeps the per-t loss
     curves of the other predictions trained on the same data, schedule and model.
+
+    ``conditional`` ("Train with class labels (for guidance)") trains a class-conditional
+    model (``num_classes`` = the set's classes, label dropout ``TrainConfig.p_uncond``) for
+    the Guidance sub-tab; ticking or unticking it starts a new model. A set without classes
+    is refused with the names of the sets that have them.
 
     One press trains at most the server's budget (:data:`pages.limits.ACTIVE`: steps and
     seconds); when it is spent the run stops cleanly, keeps the model and says so.
@@ -133,7 +139,8 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     """
     spec = data_spec(dataset, n, noise, seed)
     sched_cfg = schedule_from_ui(source, kind, T, shared)
-    model_cfg = model_config(hidden, depth, time_embedding, activation, sched_cfg.T)
+    model_cfg = model_config(hidden, depth, time_embedding, activation, sched_cfg.T,
+                             num_classes(dataset, conditional))
     train_cfg = train_config(lr, batch_size, steps, prediction)
     budget = limits.ACTIVE.training_budget()
     try:  # (train_config has held the steps to the budget's cap)
@@ -144,6 +151,9 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     if reason is not None:
         what = ("" if train_cfg.prediction == "eps"
                 else f", predicting {PREDICTION_NAMES[train_cfg.prediction]}")
+        if state.conditional:
+            what += (f", with class labels: {' / '.join(state.class_names)}, label dropout "
+                     f"{train_cfg.p_uncond:g}")
         note = f"Started a {reason} ({spec.name}, {sched_cfg.kind} T = {sched_cfg.T}{what})"
         # A new model may have a new T: move the t slider and the sampler's step count.
         t_update = gr.update(maximum=state.T - 1, value=state.T // 2)

@@ -105,7 +105,26 @@ def schedule_from_ui(source, kind, T, shared) -> ScheduleConfig:
     raise common.UserError(f"Unknown schedule choice {common.short(source)}.")
 
 
-def model_config(hidden, depth, time_embedding, activation, T: int) -> MLPConfig:
+def num_classes(dataset, conditional) -> int:
+    """``MLPConfig.num_classes`` from the "Train with class labels" box: the data set's number
+    of classes when ticked, else 0 (:func:`~diffusion_core.workflows.toy2d.num_classes_for`);
+    a readable error when the set has no classes."""
+    check_dataset(dataset)
+    if conditional is None:
+        conditional = False
+    if not isinstance(conditional, bool):
+        raise common.UserError(f"'Train with class labels' must be true or false (got "
+                               f"{common.short(conditional)}).")
+    try:
+        return workflow.num_classes_for(dataset, conditional)
+    except ValueError as e:
+        raise common.UserError(f"{e} Untick 'Train with class labels (for guidance)', or "
+                               "choose one of them.") from None
+
+
+def model_config(hidden, depth, time_embedding, activation, T: int, classes: int = 0
+                 ) -> MLPConfig:
+    """The MLP from the boxes; ``classes`` is :func:`num_classes`' answer (0: unconditional)."""
     hidden = common.number("Width", hidden, WIDTHS[0], WIDTHS[-1], integer=True)
     depth = common.number("Depth", depth, 1, MAX_DEPTH, integer=True)
     if time_embedding not in TIME_EMBEDDINGS:
@@ -113,7 +132,7 @@ def model_config(hidden, depth, time_embedding, activation, T: int) -> MLPConfig
     if activation not in ACTIVATIONS:
         raise common.UserError(f"Activation must be one of {', '.join(ACTIVATIONS)}.")
     return replace(PRESET.model, hidden=hidden, depth=depth, time_embedding=time_embedding,
-                   activation=activation, num_timesteps=T)
+                   activation=activation, num_timesteps=T, num_classes=classes)
 
 
 def max_steps() -> int:
