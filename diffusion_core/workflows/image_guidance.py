@@ -70,7 +70,7 @@ __all__ = ["CurveProgress", "GridLayout", "GridRun", "GuidanceGrid", "Judge", "S
 
 DIGIT_SETS = ("digits", "digits8")  # the data sets the digit classifier reads
 GRID_WIDTH = 720  # the grid's picture is about this many pixels wide …
-GRID_HEIGHT = 560  # … and at most about this high
+GRID_HEIGHT = 760  # … and at most about this high (10 digit rows: 48-pixel digits)
 MIN_PIXEL, MAX_PIXEL = 2, 8  # each image pixel becomes a k × k block, k in this range
 
 

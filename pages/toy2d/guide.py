@@ -537,7 +537,7 @@ def render(state: gr.State) -> GuideControls:
         t = ui.Slider(0, T - 1, value=T // T_FRACTION, step=1, label="t (the fields' step)",
                       scale=2, min_width=160)
         klass = ui.Dropdown(_class_choices(TOY_SPECS[DEFAULT_DATASET].classes), value=0,
-                            label="class (the fields')", scale=1, min_width=130)
+                            label="class (the fields')", scale=1, min_width=170)
         denoiser = ui.Radio([*DENOISER_CHOICES], value="network", label="Denoiser", scale=2,
                             min_width=200)
     figure = gr.Plot(message_figure("Train with class labels first"), show_label=False)

@@ -1,0 +1,107 @@
+"""Guidance in headless Chromium: tab 3's Guidance sub-tab follows the s slider live (keys, not
+only a mouse release), and tab 4's digit × scale grid and its curve draw.
+
+Screenshots go to tests/artifacts/ (git-ignored) for a person to look at:
+``browser_3_guidance.png`` (fields and samples at s = 5), ``browser_3_guidance_curve.png``,
+``browser_4_guidance.png`` (the digit × scale grid), ``browser_4_guidance_curve.png`` (the
+accuracy / spread curve against s).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+VISIBLE_PLOT_TITLES = ("[...document.querySelectorAll('.js-plotly-plot')]"
+                       ".filter(p => p.offsetParent !== null)"
+                       ".map(p => (p.layout && p.layout.title && p.layout.title.text) || '')"
+                       ".join(' | ')")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, server, tab):
+    pg = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    pg.goto(server)
+    pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    pg.get_by_role("tab", name=tab).first.click()
+    pg.wait_for_timeout(400)
+    return pg
+
+
+def _guide_text(page) -> str:
+    return page.evaluate("document.body.innerText")
+
+
+def test_2d_guidance_trains_with_labels_and_follows_the_scale_live(browser, server):
+    page = _open(browser, server, "3 · 2D toy trainer")
+    page.get_by_label("Train with class labels (for guidance)").check()
+    page.get_by_role("button", name="▶ Train").click()
+    page.get_by_text("Done: step", exact=False).first.wait_for(timeout=90_000)
+    page.get_by_role("tab", name="Guidance").first.click()
+    # The view draws once the conditional model exists (after ▶ Train).
+    page.wait_for_function("document.body.innerText.includes('s = 2')", timeout=30_000)
+    slider = page.get_by_label(re.compile("range slider for guidance scale s")).first
+    slider.focus()
+    for _ in range(30):  # s 2 → 5 with the arrow key (step 0.1): no mouse release at all
+        slider.press("ArrowRight")
+    page.wait_for_function("document.body.innerText.includes('s = 5')", timeout=30_000)
+    page.wait_for_timeout(600)
+    text = _guide_text(page)
+    assert "s = 5" in text
+    page.locator(".js-plotly-plot").filter(visible=True).first.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "browser_3_guidance.png"))
+    page.get_by_role("button", name="Trade-off curve").click()
+    page.get_by_text("Fidelity–diversity trade-off", exact=False).first.wait_for(timeout=90_000)
+    assert "| accuracy |" not in _guide_text(page)  # a table, rendered
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="Trade-off curve").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "browser_3_guidance_curve.png"))
+    page.context.close()
+
+
+def test_digit_grid_and_curve_draw_for_the_conditional_model(browser, server):
+    page = _open(browser, server, "4 · Image sampler")
+    model = page.get_by_label("Pretrained model").first
+    model.click()
+    page.get_by_role("option", name=re.compile("^digits_cond")).first.click()
+    # Class and Guidance s appear for a class-conditional model.
+    page.get_by_label("Class", exact=True).first.wait_for(state="visible", timeout=30_000)
+    page.get_by_text("Guidance: digit × scale grid").first.click()
+    page.get_by_role("button", name="▶ Grid").click()
+    page.wait_for_function(
+        "[...document.querySelectorAll('img')].some(i => i.offsetParent !== null && "
+        "i.naturalWidth > 200 && i.naturalHeight > 500)", timeout=60_000)  # 10 rows × 4 s
+    page.get_by_role("button", name="▶ Measure").click()
+    page.wait_for_function("document.body.innerText.includes('read as requested') && "
+                           "/\\d scales in [\\d.]+ s/.test(document.body.innerText)",
+                           timeout=120_000)  # the table, and the run is over
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="▶ Grid").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "browser_4_guidance.png"), full_page=False)
+    page.get_by_text("read as requested", exact=False).last.scroll_into_view_if_needed()
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(ARTIFACTS / "browser_4_guidance_curve.png"), full_page=False)
+    page.context.close()
