@@ -60,7 +60,7 @@ from ..sampling.config import SamplerSettings
 from ..sampling.guidance import GuidedModel
 from ..sampling.loop import sample_final
 from ..schedule.noise_schedule import NoiseSchedule
-from .toy2d import DENOISERS, DataSpec, Denoiser, Toy2DSession, half_width
+from .toy2d import DENOISERS, DataSpec, Denoiser, Toy2DSession, field_grid, half_width
 
 __all__ = ["BOX_MARGIN", "GRID_SIZE", "GUIDED_SAMPLER", "MAX_SAMPLES", "TRADEOFF_SCALES",
            "ClassScores", "DataBox", "GuidedField", "GuidedSamples", "GuidedView",
@@ -258,9 +258,7 @@ def guided_field(session: Toy2DSession, *, klass: int, scale: float, t: int,
     guided = GuidedModel(_denoiser(session, denoiser), klass, scale)
     x_t = q_sample(session.schedule, session.data, t, session.eps)  # eq. (4), fixed ε
     half = half_width(session.data, x_t)
-    axis = np.linspace(-half * 0.95, half * 0.95, grid_size)
-    gx, gy = np.meshgrid(axis, axis)
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    axis, grid = field_grid(half, grid_size)
     with torch.inference_mode():
         parts = guided.parts(torch.from_numpy(grid).float(), t)
     return GuidedField(

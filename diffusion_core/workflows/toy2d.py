@@ -436,6 +436,14 @@ class VectorField:
     denoiser: str = "network"
 
 
+def field_grid(half: float, grid_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The arrows' square grid inside a view of half-width ``half``: ``(axis [G], grid [G², 2])``
+    float64, row-major (x₁ varies fastest)."""
+    axis = np.linspace(-half * 0.95, half * 0.95, grid_size)
+    gx, gy = np.meshgrid(axis, axis)
+    return axis, np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
 def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21,
                  denoiser: Denoiser = "network") -> VectorField:
     """The ε̂ of ``denoiser`` at ``grid_size²`` grid points at timestep ``t`` (0..T−1).
@@ -450,9 +458,7 @@ def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21,
     model = session.denoiser(denoiser)
     x_t = q_sample(session.schedule, session.data, t, session.eps)  # eq. (4), fixed ε
     half = half_width(session.data, x_t)
-    axis = np.linspace(-half * 0.95, half * 0.95, grid_size)
-    gx, gy = np.meshgrid(axis, axis)
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    axis, grid = field_grid(half, grid_size)
     with torch.inference_mode():
         pred_eps = model(torch.from_numpy(grid).float(),
                          torch.full((len(grid),), t, dtype=torch.long)).double().numpy()

@@ -44,6 +44,7 @@ from pages import common, jobs, limits, sessions
 from pages.toy2d.figures import IDEAL_COLOR, LEARNED_COLOR, arrows, f32, subset
 from pages.toy2d.handlers import LIMIT_PREFIX
 from pages.toy2d.inputs import DEFAULT_DATASET, PRESET, check_choice, is_session
+from pages.toy2d.lab import empty_figure
 from pages.widgets import inputs as ui
 from pages.widgets import sweep as sweeps
 from pages.widgets.sweep import COLORS, FIGURE_EVERY_S, RUNNING
@@ -181,13 +182,7 @@ def view_md(state, view, seconds: float | None = None) -> str:
 
 def message_figure(text: str, height: int = PLOT_HEIGHT) -> go.Figure:
     """A blank figure with one line of text (nothing to guide yet)."""
-    fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                       font=dict(size=14))
-    common.style_figure(fig, height=height)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
+    return empty_figure(text, height)
 
 
 @functools.lru_cache(maxsize=1)
