@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import socket
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+
+# Browser tests: Debian's chromium driven by playwright (never `playwright install`).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots (git-ignored)
 
 
 def free_port() -> int:

@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+from tests.helpers import ARTIFACTS, CHROMIUM
+from tests.helpers import CHROMIUM_ARGS as ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+pytestmark = pytest.mark.browser
 
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-
-VISIBLE_PLOT_TITLES = ("[...document.querySelectorAll('.js-plotly-plot')]"
-                       ".filter(p => p.offsetParent !== null)"
-                       ".map(p => (p.layout && p.layout.title && p.layout.title.text) || '')"
-                       ".join(' | ')")
-
 
 @pytest.fixture(scope="module")
 def browser():

@@ -7,16 +7,13 @@ Screenshots go to tests/artifacts/ (git-ignored) for a person to look at:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
+from tests.helpers import ARTIFACTS, CHROMIUM
+from tests.helpers import CHROMIUM_ARGS as ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+pytestmark = pytest.mark.browser
 
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
