@@ -60,7 +60,6 @@ MAX_PER_CELL = 4
 CURVE_SAMPLES = 100  # the curve scores about this many samples per scale (all classes)
 PLOT_HEIGHT = 360
 LIMIT_PREFIX = "⏱ Stopped at"
-STOPPED = "■ Stopped"
 COLORS = ("#0072B2", "#D55E00", "#009E73")  # Okabe–Ito
 # The labelled picture: text this many pixels high (at least), dark grey on white.
 LABEL_PX = 14
@@ -399,15 +398,7 @@ def _probe(ck):
     return torch.zeros(2, c, size, size), torch.tensor([0, min(1, ck.num_classes - 1)])
 
 
-def guide_finished(text):
-    """After a run ends or is ■ Stopped (``.then``): a run still "in progress" was stopped.
-
-    Returns ``(output, status)``; writing both clears the badge Gradio puts on the outputs of
-    a cancelled event.
-    """
-    if isinstance(text, str) and text.startswith(RUNNING):
-        return gr.skip(), f"{STOPPED} during: " + text.removeprefix(RUNNING).strip()
-    return gr.skip(), gr.skip()
+guide_finished = sweeps.run_finished  # says "■ Stopped during: …" after a ■ Stop
 
 
 # ---------------------------------------------------------------------------------------------

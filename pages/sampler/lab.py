@@ -87,15 +87,7 @@ def sweep_figure(sweep, labels: list[str], slots: list[int]) -> go.Figure:
     return sweeps.sweep_figure(sweep, labels, slots, log_y=False, height=PLOT_HEIGHT)
 
 
-def lab_finished(text):
-    """After a lab run ends or is ■ Stopped (``.then``): a run still "in progress" was stopped.
-
-    Returns ``(output, status)``; writing both clears the badge Gradio puts on the outputs of
-    a cancelled event.
-    """
-    if isinstance(text, str) and text.startswith(RUNNING):
-        return gr.skip(), "■ Stopped during: " + text.removeprefix(RUNNING).strip()
-    return gr.skip(), gr.skip()
+lab_finished = sweeps.run_finished  # says "■ Stopped during: …" after a ■ Stop
 
 
 @jobs.heavy("sampling")

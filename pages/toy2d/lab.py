@@ -404,15 +404,7 @@ def slot_changed(sampler):
             gr.update(interactive="variance" in info.options))
 
 
-def lab_finished(text):
-    """After a lab run ends or is ■ Stopped (``.then``): a run still "in progress" was stopped.
-
-    Returns ``(figure, status)``; writing both clears the badge Gradio puts on the outputs of
-    a cancelled event.
-    """
-    if isinstance(text, str) and text.startswith(RUNNING):
-        return gr.skip(), "■ Stopped during: " + text.removeprefix(RUNNING).strip()
-    return gr.skip(), gr.skip()
+lab_finished = sweeps.run_finished  # says "■ Stopped during: …" after a ■ Stop
 
 
 def _common_inputs(n_points, seed):

@@ -78,6 +78,18 @@ FIGURE_EVERY_S = 0.5  # redraw a growing figure at most this often
 RUNNING = "Running ·"  # a status that starts with this is a run in progress (lab_finished)
 
 
+def run_finished(text):
+    """After a streamed run ends or is ■ Stopped (a ``.then`` of its event): a status still
+    "in progress" (:data:`RUNNING`) means it was stopped, and says so.
+
+    Returns ``(output, status)``; writing both clears the badge Gradio puts on the outputs of
+    a cancelled event.
+    """
+    if isinstance(text, str) and text.startswith(RUNNING):
+        return gr.skip(), "■ Stopped during: " + text.removeprefix(RUNNING).strip()
+    return gr.skip(), gr.skip()
+
+
 def stop_reason(budget, start: float, steps_done: int, paced) -> str | None:
     """Why a lab run should stop now: the sampling budget spent, or its turn over while
     someone waits (:func:`pages.jobs.turn_over`); None to go on."""
