@@ -11,6 +11,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from diffusion_core.schedule.config import ScheduleConfig  # noqa: E402
+from diffusion_core.workflows.remote import WorkerPool  # noqa: E402
 from pages import (  # noqa: E402
     common,
     forward,
@@ -132,6 +133,11 @@ def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
     lim = limits.ACTIVE
     sessions.clear_outputs()
     sessions.limit_arenas()
+    # Training runs in worker processes (one per training slot), not in the server's threads:
+    # beside busy threads, Python's lock slowed it ~100× (diffusion_core/workflows/remote.py).
+    pool = WorkerPool(lim.train_slots, threads=threads_per_job())
+    pool.start()
+    jobs.set_pool(pool)
     demo.queue(default_concurrency_limit=2)
     demo.launch(**{**launch_kwargs(), **overrides}, prevent_thread_lock=True)
     jobs.watch_queues(demo)  # a long run gives way when others wait for its kind of slot

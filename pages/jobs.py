@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import gradio as gr
 
+from diffusion_core.workflows.remote import WorkerPool, thread_clock
 from pages import limits
 from pages.common import UserError
 
@@ -143,6 +144,23 @@ def _use_threads() -> None:
 
     torch.set_num_threads(_threads)
     _local.threads = _threads
+
+
+_pool: WorkerPool | None = None  # where training runs (set_pool); None: in the handler's thread
+
+
+def set_pool(pool: WorkerPool | None) -> None:
+    """Train in ``pool``'s worker processes (``app.serve`` sets one; handlers called directly,
+    as in most tests, train in their own thread)."""
+    global _pool
+    old, _pool = _pool, pool
+    if old is not None and old is not pool:
+        old.close()  # its idle workers stop now, lent ones when their run ends
+
+
+def train_pool() -> WorkerPool | None:
+    """The worker pool that training jobs use, or None (train in the handler's thread)."""
+    return _pool
 
 
 def current_session() -> str | None:
@@ -321,10 +339,11 @@ class Paced:
     """Iterate ``steps``; once the job has computed for ``long_after_s`` CPU seconds (default:
     the server's limit), compute each further item while holding the shared long-job ``lane``.
 
-    :attr:`computed_s` is the job's computed time so far: the thread's CPU time inside the
-    steps (``time.thread_time``; each step runs on one thread, torch computing in it with one
-    intra-op thread). :attr:`turn_s` adds what the visitor's session computed lately beyond one
-    turn (:data:`USAGE`, half-life one minute). On a busy server a preset run takes longer by
+    :attr:`computed_s` is the job's computed time so far, measured inside the steps by
+    :func:`~diffusion_core.workflows.remote.thread_clock`: the thread's CPU time (torch
+    computing in it with one intra-op thread) plus what a worker process computed for it.
+    :attr:`turn_s` adds what the visitor's session computed lately beyond one turn
+    (:data:`USAGE`, half-life one minute). On a busy server a preset run takes longer by
     the clock but not in CPU, so it never becomes long, never waits behind a greedy job's step
     and never loses its turn; a visitor who starts job after job gives way at once.
     """
@@ -375,11 +394,11 @@ class Paced:
             (self._lane.short_started if short else self._lane.short_ended)()
 
     def _step(self):
-        t0 = time.thread_time()
+        t0 = thread_clock()
         try:
             return next(self._it)
         finally:
-            spent = time.thread_time() - t0
+            spent = thread_clock() - t0  # a worker process's computing counts as this job's
             self.computed_s += spent
             self._usage.add(self._session, spent)
 

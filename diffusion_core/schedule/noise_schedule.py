@@ -108,6 +108,11 @@ class NoiseSchedule:
     def __repr__(self) -> str:
         return f"NoiseSchedule({self.config.kind!r}, T={self.T})"
 
+    def __reduce__(self):
+        """Pickle as the config and device (every buffer is a function of the config), so a
+        schedule travels to a worker process and back (``workflows.remote``) unchanged."""
+        return _rebuild, (self.config, str(self.betas.device))
+
     def to(self, device: torch.device | str) -> NoiseSchedule:
         """A copy whose float32 buffers live on ``device``."""
         new = object.__new__(NoiseSchedule)
@@ -138,3 +143,9 @@ class NoiseSchedule:
                 "Increase T or β_end, or use the 1000/T scaling or the cosine schedule."
             )
         return ScheduleHealth(alpha_bar_last=ab, signal_last=signal, snr_last=snr, warning=warning)
+
+
+def _rebuild(config: ScheduleConfig, device: str) -> NoiseSchedule:
+    """:meth:`NoiseSchedule.__reduce__`'s inverse: the schedule of ``config`` on ``device``."""
+    schedule = NoiseSchedule(config)
+    return schedule if device == "cpu" else schedule.to(device)

@@ -63,6 +63,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import PREDICTIONS, Prediction, TrainConfig
 from ..training.trainer import Trainer, TrainProgress
+from .remote import WorkerLost, WorkerPool
 
 FLOPS_PER_S = 2.5e10  # what one core sustains for these small matmuls (measured ~4e10)
 MAX_STEP_S = 0.2  # one training step must fit inside a Stop button's reaction time
@@ -305,17 +306,28 @@ class Toy2DSession:
             curves[own.prediction] = own
         return {p: curves[p] for p in PREDICTIONS if p in curves}
 
-    def train(self, steps: int | None = None) -> Iterator[TrainProgress]:
+    def train(self, steps: int | None = None, *, pool: WorkerPool | None = None
+              ) -> Iterator[TrainProgress]:
         """Train ``steps`` more steps (default: the trainer's ``config.steps``).
 
         Yields the trainer's progress reports after adding their losses to :attr:`losses`.
         Closing the generator (a Stop button) stops at once; the model keeps what it learned.
         :class:`~diffusion_core.training.TrainingDiverged` propagates, the model keeping its
-        last good weights.
+        last good weights. With a ``pool`` the steps are computed in one of its worker
+        processes (:mod:`~diffusion_core.workflows.remote`), with the same result; the model
+        here is updated when the run ends (its step count and per-t loss after every report).
         """
-        for p in self.trainer.run(steps):
-            self.losses.extend(p.losses)
-            yield p
+        run = self.trainer.run(steps) if pool is None else pool.train(self.trainer, steps)
+        before = len(self.losses)
+        try:
+            for p in run:
+                self.losses.extend(p.losses)
+                yield p
+        except WorkerLost:
+            del self.losses[before:]  # the model is as it was before this run
+            raise
+        finally:
+            run.close()
 
 
 def restart_reason(session: Toy2DSession | None, spec: DataSpec,

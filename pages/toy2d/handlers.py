@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 
 from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.sampling.config import SAMPLER_NAMES, SAMPLERS
+from diffusion_core.workflows.remote import WorkerLost
 from pages import common, jobs, limits
 from pages.toy2d.figures import (
     ANIM_POINTS,
@@ -167,7 +168,9 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     p = None
     spent = None
     last_yield = last_fig = time.perf_counter()
-    run = jobs.paced(state.train(train_cfg.steps))  # long jobs take turns (CPU-timed)
+    # In a worker process when the server has a pool (diffusion_core.workflows.remote: Python's
+    # lock slowed training ~100× beside busy threads); long jobs take turns (CPU-timed).
+    run = jobs.paced(state.train(train_cfg.steps, pool=jobs.train_pool()))
     try:
         for p in run:
             now = time.perf_counter()
@@ -188,6 +191,12 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
         yield (state, loss_figure(state),
                _progress_md(state, p, f"⚠️ Diverged (NaN loss): {e}", stopped=True), skip,
                skip)
+        return
+    except WorkerLost as e:
+        common.log.error("2D training worker lost: %s", e)
+        gr.Warning(f"Training stopped: {e}. Press ▶ Train to try again.")
+        yield (state, loss_figure(state),
+               _progress_md(state, None, f"⚠️ Stopped: {e}", stopped=True), skip, skip)
         return
     finally:
         run.close()

@@ -1,0 +1,165 @@
+"""Training in a worker process (diffusion_core.workflows.remote) gives the local result, exactly.
+
+The server trains in worker processes because Python's lock slowed in-thread training ~100×
+beside busy threads (bench/gil_contention.py). These tests hold the worker path to the local
+one: same losses, weights, EMA and generator state; Stop (close) and divergence return the
+trained state; a killed worker leaves the model as it was; the worker's CPU time is counted.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+import torch
+
+from diffusion_core.presets import TOY
+from diffusion_core.schedule import NoiseSchedule, ScheduleConfig
+from diffusion_core.training import TrainingDiverged
+from diffusion_core.workflows import toy2d as wf
+from diffusion_core.workflows.remote import WorkerLost, WorkerPool, thread_clock
+
+SPEC = wf.DataSpec("moons", 512, 0.05, 0)
+TRAIN = replace(TOY.train, batch_size=128, report_every=10)
+
+
+def session(train=TRAIN) -> wf.Toy2DSession:
+    return wf.Toy2DSession.create(SPEC, TOY.schedule, TOY.model, train)
+
+
+def same_state(a: wf.Toy2DSession, b: wf.Toy2DSession) -> None:
+    ta, tb = a.trainer, b.trainer
+    assert ta.step == tb.step
+    assert a.losses == b.losses
+    for x, y in zip(ta.model.state_dict().values(), tb.model.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+    for x, y in zip(ta.ema.state_dict().values(), tb.ema.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+    assert torch.equal(ta.generator.get_state(), tb.generator.get_state())
+    assert torch.equal(ta._bin_eps_sum, tb._bin_eps_sum)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    p = WorkerPool(1)
+    yield p
+    p.close()
+
+
+def test_schedule_pickles_to_an_equal_schedule():
+    s = NoiseSchedule(ScheduleConfig(kind="linear", T=50))
+    back = pickle.loads(pickle.dumps(s))
+    assert back.config == s.config and back.T == 50
+    assert torch.equal(back.float64["alphas_cumprod"], s.float64["alphas_cumprod"])
+    assert torch.equal(back.posterior_variance, s.posterior_variance)
+
+
+def test_remote_training_equals_local_training_bit_for_bit(pool):
+    local, remote = session(), session()
+    reports_local = [p.step for p in local.train(40)]
+    reports_remote = [p.step for p in remote.train(40, pool=pool)]
+    assert reports_remote == reports_local == [10, 20, 30, 40]
+    same_state(local, remote)
+    # and it continues the same way (optimiser state and generator came back too)
+    list(local.train(20))
+    list(remote.train(20, pool=pool))
+    same_state(local, remote)
+
+
+def test_progress_is_mirrored_while_the_run_goes(pool):
+    s = session()
+    run = s.train(40, pool=pool)
+    p = next(run)
+    assert s.trainer.step == p.step == 10  # mirrored before the weights come back
+    assert s.eps_curve() is not None and s.eps_curve().steps == 10
+    run.close()
+
+
+def test_stop_returns_the_state_trained_so_far(pool):
+    local, remote = session(), session()
+    run_l, run_r = local.train(40), remote.train(40, pool=pool)
+    for _ in range(2):
+        next(run_l), next(run_r)
+    run_l.close()
+    run_r.close()
+    assert remote.trainer.step == 20
+    same_state(local, remote)
+    # the worker is free again: a second run starts at once
+    assert [p.step for p in remote.train(10, pool=pool)] == [30]
+
+
+def test_divergence_raises_and_keeps_the_last_good_weights(pool):
+    local, remote = session(), session()
+    for s in (local, remote):  # a far point: a batch that draws it overflows the loss
+        s.trainer.data[5] = 1e30
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        list(local.train(200))
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        list(remote.train(200, pool=pool))
+    assert 0 < remote.trainer.step < 200
+    assert all(torch.isfinite(v).all() for v in remote.trainer.model.state_dict().values())
+    same_state(local, remote)
+
+
+def test_a_killed_worker_leaves_the_model_as_it_was():
+    pool = WorkerPool(1)
+    try:
+        s = session()
+        list(s.train(10, pool=pool))
+        before = {k: v.clone() for k, v in s.trainer.model.state_dict().items()}
+        run = s.train(40, pool=pool)
+        next(run)
+        assert s.trainer.step == 20
+        import os
+        import signal
+
+        (pid,) = pool.pids()  # the worker lent to the run
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        with pytest.raises(WorkerLost, match="stopped unexpectedly"):
+            next(run)
+        assert s.trainer.step == 10 and len(s.losses) == 10
+        for k, v in s.trainer.model.state_dict().items():
+            assert torch.equal(v, before[k])
+        # the pool starts a fresh worker for the next run
+        assert [p.step for p in s.train(10, pool=pool)] == [20]
+    finally:
+        pool.close()
+
+
+def test_the_workers_cpu_time_counts_as_the_callers(pool):
+    s = session()
+    list(s.train(10, pool=pool))  # the worker is warm
+    c0, t0 = thread_clock(), time.thread_time()
+    list(s.train(40, pool=pool))
+    own = time.thread_time() - t0
+    counted = thread_clock() - c0
+    assert counted - own > 0.02  # 40 steps of a 2×128 MLP on 128 points: tens of ms of CPU
+    assert counted > 2 * own
+
+
+def test_a_full_pool_makes_the_next_run_wait(pool):
+    a, b = session(), session()
+    run_a = a.train(20, pool=pool)
+    next(run_a)  # holds the only worker
+    started = threading.Event()
+
+    def other():
+        for _ in b.train(10, pool=pool):
+            started.set()
+
+    th = threading.Thread(target=other)
+    th.start()
+    time.sleep(0.3)
+    assert not started.is_set()  # waiting for the worker
+    run_a.close()
+    th.join(timeout=30)
+    assert started.is_set() and b.trainer.step == 10
+
+
+def test_pool_arguments_are_checked():
+    with pytest.raises(ValueError, match="size ≥ 1"):
+        WorkerPool(0)
