@@ -1,4 +1,5 @@
-"""Loaders for the user's own images: one file, a folder, a ``.npz``/``.npy`` array, an IDX file.
+"""Loaders for the user's own images: one file, a folder, an upload (several files or a zip),
+a ``.npz``/``.npy`` array, an IDX file.
 
 All return float32 in [−1, 1] (8-bit ``v / 127.5 − 1``, 16-bit by 1/65535 or ``v / 32767.5 − 1``;
 see each loader for how it detects the value range). Nothing is ever downloaded, and every
@@ -8,25 +9,34 @@ refusal is a ``ValueError`` (or ``FileNotFoundError``) naming the file.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ._checks import check_choice, check_int
-from .imageset import _center_crop, _resize, _to_channels
+from .imageset import ImageSet, _center_crop, _resize, _to_channels
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_IMAGE_PIXELS",
+    "MAX_UPLOAD_IMAGES",
+    "UPLOAD_ZIP_MAX_BYTES",
+    "UPLOAD_ZIP_MAX_MEMBERS",
+    "UserImageSet",
     "load_idx_images",
     "load_image_file",
+    "load_image_files",
     "load_image_folder",
+    "load_image_zip",
     "load_npz_images",
 ]
 
@@ -190,10 +200,12 @@ def _load(
     center_crop: bool,
     max_pixels: int,
     early: bool,
+    label: str | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """:func:`load_image_file` without the argument checks. ``early=False`` is the plain
     full-size path (decode everything, float, crop and resize in torch): the reference the
-    tests and ``bench/upload_decode.py`` compare the reduced path with."""
+    tests and ``bench/upload_decode.py`` compare the reduced path with. ``source`` may also be
+    a binary file object (a zip member's bytes), named ``label`` in messages."""
     notes: list[str] = []
     keep_side = _KEEP * max_side if early and max_side is not None else None
     crop_early = center_crop and early
@@ -202,20 +214,24 @@ def _load(
         arr, (w, h), exact = _read_pil(source, "the image", max_pixels, notes,
                                        keep_side=keep_side, center_crop=crop_early)
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is not a file")
+        if hasattr(source, "read"):  # a binary file object
+            opened, name = source, label or "the image"
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is not a file")
+            opened, name = path, label or path.name
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as img:
-                    arr, (w, h), exact = _read_pil(img, path.name, max_pixels, notes,
+                with Image.open(opened) as img:
+                    arr, (w, h), exact = _read_pil(img, name, max_pixels, notes,
                                                    keep_side=keep_side, center_crop=crop_early,
                                                    draft=early)
         except UnidentifiedImageError as e:
-            raise ValueError(f"{path.name} is not an image PIL can read ({e})") from e
+            raise ValueError(f"{name} is not an image PIL can read ({e})") from e
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise ValueError(f"{path.name} has too many pixels to load safely ({e})") from e
+            raise ValueError(f"{name} has too many pixels to load safely ({e})") from e
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
     x = _to_channels(x, 3 if mode == "RGB" else 1)
     # (w, h) is the upright original size. x is the whole image, or already the central square
@@ -418,14 +434,241 @@ def load_image_folder(
         raise ValueError(f"{folder} holds no image files (endings: {sorted(IMAGE_EXTENSIONS)})")
     if len(files) > max_images:
         raise ValueError(f"{folder} holds {len(files)} images, more than max_images={max_images}")
-    out = []
-    for f in files:
-        # max_side=size: load_image_file crops and resizes to size × size itself (one resize,
-        # as before), and a large photo is reduced while decoding instead of read full-size.
-        x, _ = load_image_file(f, max_side=size, mode="RGB" if channels == 3 else "L",
-                               center_crop=True)
-        out.append(_resize(x.unsqueeze(0), size, size))  # upscales a smaller image
+    out = [_load_square(f, size, channels, MAX_IMAGE_PIXELS)[0] for f in files]
     return torch.cat(out).contiguous()
+
+
+def _load_square(
+    source: str | os.PathLike | BinaryIO, size: int, channels: int, max_pixels: int,
+    label: str | None = None,
+) -> tuple[torch.Tensor, list[str]]:
+    """One image, centre-cropped to a square and resized to ``size × size``:
+    ``([1, channels, size, size] in [−1, 1], notes)``. ``max_side=size``: :func:`_load` crops
+    and reduces while decoding (a large photo is never read full-size) and the last resize
+    upscales a smaller image."""
+    x, notes = _load(source, max_side=size, mode="RGB" if channels == 3 else "L",
+                     center_crop=True, max_pixels=max_pixels, early=True, label=label)
+    if x.shape[-1] < size:
+        notes.append(f"enlarged from {x.shape[-1]}×{x.shape[-2]} to {size}×{size}")
+    return _resize(x.unsqueeze(0), size, size), notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Uploads: several image files, or one zip of them
+# ---------------------------------------------------------------------------------------------
+
+MAX_UPLOAD_IMAGES = 5000
+"""Default most images :func:`load_image_files` / :func:`load_image_zip` read."""
+UPLOAD_ZIP_MAX_BYTES = 256 * 2**20
+"""Default most bytes an image zip may unpack to, all members together (zip bombs)."""
+UPLOAD_ZIP_MAX_MEMBERS = 20_000
+"""Default most entries (files, folders, metadata) an image zip may hold."""
+_ZIP_MEMBER_MAX_BYTES = 64 * 2**20  # one image file inside a zip
+
+
+@dataclass(frozen=True, eq=False)
+class UserImageSet(ImageSet):
+    """An :class:`~.imageset.ImageSet` of the user's own images (``labels`` is ``None``) and
+    what happened on the way: ``sources`` (each image's file or member name, in order),
+    ``skipped`` (``(name, reason)`` of each file left out) and ``notes`` (conversions, each
+    with its count). :attr:`message` says it in plain words (the UI shows it)."""
+
+    sources: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        """E.g. "Loaded 12 images as 3×16×16 (colour). 4 were not square: …. Skipped 1 file:
+        notes.txt (not an image file)."."""
+        c, h, w = self.shape
+        n = len(self)
+        parts = [f"Loaded {n} image{'s' * (n != 1)} as {c}×{h}×{w} "
+                 f"({'colour' if c == 3 else 'greyscale'})."]
+        parts += [note + "." for note in self.notes]
+        if self.skipped:
+            k = len(self.skipped)
+            shown = ", ".join(f"{name} ({why})" for name, why in self.skipped[:5])
+            parts.append(f"Skipped {k} file{'s' * (k != 1)}: {shown}"
+                         f"{f' and {k - 5} more' if k > 5 else ''}.")
+        return " ".join(parts)
+
+
+def _count_notes(per_image: list[list[str]], size: int) -> tuple[str, ...]:
+    """Per-image notes → one line per kind with its count. Downscaling is what every large
+    image needs and goes unsaid; cropping to a square and enlarging are counted."""
+    counts: dict[str, int] = {}
+    for notes in per_image:
+        kinds = set()
+        for note in notes:
+            if note.startswith("downscaled"):
+                continue
+            if note.startswith("centre-cropped"):
+                note = " {was} not square: the central square was used"
+            elif note.startswith("enlarged"):
+                note = f" {{was}} smaller than {size}×{size}: enlarged (blurry)"
+            else:
+                note = ": " + note.replace("{", "(").replace("}", ")")
+            kinds.add(note)
+        for kind in kinds:
+            counts[kind] = counts.get(kind, 0) + 1
+    return tuple(f"{k} image{'s' * (k != 1)}" + note.format(was="was" if k == 1 else "were")
+                 for note, k in counts.items())
+
+
+def _skip_reason(error: ValueError) -> str:
+    text = str(error)
+    if "too many pixels" in text or "more than max_pixels" in text:
+        return "too many pixels"
+    return "could not be read as an image"
+
+
+def _image_set(
+    images: list[torch.Tensor], sources: list[str], notes: list[list[str]],
+    skipped: list[tuple[str, str]], size: int, name: str, what: str,
+) -> UserImageSet:
+    """The result, or a ``ValueError`` in plain words when no image was read."""
+    if not images:
+        if not skipped:
+            raise ValueError(f"{what} holds no files: choose a few image files (endings "
+                             f"{', '.join(sorted(IMAGE_EXTENSIONS))}) or a zip of them")
+        shown = ", ".join(f"{n} ({why})" for n, why in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        raise ValueError(f"{what} holds no image that can be read: {shown}{more}. Image "
+                         f"endings read: {', '.join(sorted(IMAGE_EXTENSIONS))}")
+    return UserImageSet(torch.cat(images).contiguous(), None, name, tuple(sources),
+                        tuple(skipped), _count_notes(notes, size))
+
+
+def _check_upload_args(size: int, channels: int, max_images: int, max_pixels: int
+                       ) -> tuple[int, int, int]:
+    size = check_int("size", size, 2, 1024)
+    check_choice("channels", channels, (1, 3))
+    return (size, check_int("max_images", max_images, 1, 10**7),
+            check_int("max_pixels", max_pixels, 1, 2**40))
+
+
+def load_image_files(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    size: int,
+    channels: int,
+    max_images: int = MAX_UPLOAD_IMAGES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    name: str = "upload",
+    progress: Callable[[int, int], None] | None = None,
+) -> UserImageSet:
+    """Several image files (an upload) as a :class:`UserImageSet`, images
+    ``[N, channels, size, size]`` float32 in [−1, 1], in the order given.
+
+    Each file is read as :func:`load_image_folder` reads one (any mode: RGBA and LA composited
+    on white, greyscale, 16-bit ``I;16`` scaled by 1/65535, palette; EXIF orientation; first
+    frame), centre-cropped to a square and resized to ``size × size`` (the app offers 16 and
+    32; smaller images are enlarged). Files whose ending is not in :data:`IMAGE_EXTENSIONS`,
+    or that cannot be decoded or have more than ``max_pixels`` pixels, are skipped and listed in
+    ``skipped``; hidden files (``.DS_Store``) are ignored. ``progress(done, total)`` is called
+    after each image file (a UI can show it, or raise to stop).
+
+    Raises ``ValueError`` in plain words (the UI shows it): no files; no file that is an image;
+    more than ``max_images`` image files (checked before anything is decoded); a bad argument.
+    ``FileNotFoundError`` for a path that is not a file.
+    """
+    size, max_images, max_pixels = _check_upload_args(size, channels, max_images, max_pixels)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = [Path(p) for p in paths]
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} is not a file")
+    files = [f for f in files if not f.name.startswith(".")]
+    skipped = [(f.name, "not an image file") for f in files
+               if f.suffix.lower() not in IMAGE_EXTENSIONS]
+    wanted = [f for f in files if f.suffix.lower() in IMAGE_EXTENSIONS]
+    if len(wanted) > max_images:
+        raise ValueError(f"{len(wanted)} image files: more than the limit of {max_images}")
+    images, sources, notes = [], [], []
+    for i, f in enumerate(wanted):
+        try:
+            x, note = _load_square(f, size, channels, max_pixels, label=f.name)
+        except ValueError as e:
+            skipped.append((f.name, _skip_reason(e)))
+        else:
+            images.append(x)
+            sources.append(f.name)
+            notes.append(note)
+        if progress is not None:
+            progress(i + 1, len(wanted))
+    return _image_set(images, sources, notes, skipped, size, name, "the upload")
+
+
+def load_image_zip(
+    path: str | os.PathLike,
+    *,
+    size: int,
+    channels: int,
+    max_images: int = MAX_UPLOAD_IMAGES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    max_bytes: int = UPLOAD_ZIP_MAX_BYTES,
+    max_members: int = UPLOAD_ZIP_MAX_MEMBERS,
+    name: str = "upload",
+    progress: Callable[[int, int], None] | None = None,
+) -> UserImageSet:
+    """The images in a zip (folders inside it are fine) as a :class:`UserImageSet`, images
+    ``[N, channels, size, size]`` float32 in [−1, 1], in the order of the member names.
+
+    Each member is read as in :func:`load_image_files` (skipped with a reason when not an
+    image file or not decodable); ``__MACOSX/`` and hidden files are ignored. Nothing is
+    written to disk: each member is read into memory (at most 64 MB) and decoded there.
+    ``progress(done, total)`` is called after each image member.
+
+    The zip is checked before anything is decompressed (:mod:`diffusion_core.safezip`): a
+    ``../`` or absolute member name, a symlink, an encrypted or duplicate member, more than
+    ``max_members`` entries or more than ``max_bytes`` unpacked refuse the whole zip. Raises
+    ``ValueError`` in plain words: not a zip; unsafe; empty; no image member; more than
+    ``max_images`` image members.
+    """
+    from ..safezip import ZipLimits, checked_members, open_zip, read_member
+
+    size, max_images, max_pixels = _check_upload_args(size, channels, max_images, max_pixels)
+    max_bytes = check_int("max_bytes", max_bytes, 1, 2**40)
+    max_members = check_int("max_members", max_members, 1, 10**7)
+    p = Path(path)
+    limits = ZipLimits(max_members, max_bytes, min(max_bytes, _ZIP_MEMBER_MAX_BYTES))
+    try:
+        zf = open_zip(p, limits)
+    except ValueError as e:
+        if "not a zip" in str(e):
+            raise ValueError(f"{p.name} is not a zip file: upload image files, or a zip of "
+                             "them") from None
+        raise
+    images, sources, notes, skipped = [], [], [], []
+    with zf:
+        members, _ = checked_members(zf, limits, label=p.name)
+        members.sort(key=lambda m: m[1])
+        wanted = []
+        for info, parts in members:
+            member = "/".join(parts)
+            if Path(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS:
+                wanted.append((info, member))
+            else:
+                skipped.append((member, "not an image file"))
+        if len(wanted) > max_images:
+            raise ValueError(f"{p.name} holds {len(wanted)} images: more than the limit of "
+                             f"{max_images}")
+        for i, (info, member) in enumerate(wanted):
+            try:
+                data = read_member(zf, info, limits.max_member_bytes, label=p.name)
+                x, note = _load_square(io.BytesIO(data), size, channels, max_pixels,
+                                       label=member)
+            except ValueError as e:
+                skipped.append((member, _skip_reason(e)))
+            else:
+                images.append(x)
+                sources.append(member)
+                notes.append(note)
+            if progress is not None:
+                progress(i + 1, len(wanted))
+    return _image_set(images, sources, notes, skipped, size, name, p.name)
 
 
 def _array_to_unit(a: np.ndarray, label: str) -> np.ndarray:
