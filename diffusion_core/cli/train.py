@@ -4,12 +4,18 @@
     python -m diffusion_core.train --dataset digits --out assets/models/digits --steps 6000
     python -m diffusion_core.train --dataset moons --out runs/moons-v --prediction v
     python -m diffusion_core.train --dataset digits8 --out runs/digits-cond --conditional
+    torchrun --nproc_per_node 2 -m diffusion_core.train --dataset digits --out runs/d2
 
 ``--conditional`` trains a class-conditional model (2D sets with classes, digits, digits8,
 shapes) that drops each label with probability ``--p-uncond`` so the same network is also the
 unconditional model; sample it with classifier-free guidance, ε̃ = ε_u + s·(ε_c − ε_u) (s = 0
 unconditional, s = 1 conditional, s > 1 guides harder): ``python -m diffusion_core.sample
 --class-label K --guidance S``.
+
+Under ``torchrun`` the same command trains data-parallel (DistributedDataParallel: gloo on CPU,
+NCCL with ``--device cuda``, one GPU per process); ``--batch-size`` is the global batch, split
+over the processes, and the result matches a 1-process run to float rounding
+(:mod:`diffusion_core.training.distributed`). Only rank 0 writes the checkpoint and messages.
 
 With only ``--dataset`` and ``--out`` it uses the app's defaults (``diffusion_core.presets``).
 Writes a checkpoint directory (``model.safetensors`` + ``config.json``). Bad arguments exit
@@ -19,6 +25,7 @@ with status 2 and one line on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -35,7 +42,7 @@ from ..models import MLPConfig, UNetConfig, build_model, count_parameters
 from ..presets import preset_for
 from ..sampling.config import GUIDANCE_DEFAULT
 from ..schedule import SCHEDULE_KINDS, NoiseSchedule, ScheduleConfig
-from ..training import Trainer, TrainingDiverged
+from ..training import Trainer, TrainingDiverged, distributed
 from ..training.config import P_UNCOND_DEFAULT, PREDICTIONS
 from .common import CliError, Parser
 
@@ -50,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, choices=(1, 3), help="channels for user images")
     p.add_argument("--image-size", type=int, help="side of user images (resized)")
     g = p.add_argument_group("2D data")
-    g.add_argument("--n", type=int, default=4000, help="number of 2D points (default 4000)")
+    g.add_argument("--n", "--n-points", type=int, default=4000,  # torchrun takes --n as its own
+                   help="number of 2D points (default 4000)")
     g.add_argument("--noise", type=float, default=None, help="2D data noise (set's default)")
     g.add_argument("--data-seed", type=int, default=0)
     g = p.add_argument_group("schedule (default: the preset's)")
@@ -90,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    g.add_argument("--backend", choices=distributed.BACKENDS,
+                   help="process-group backend under torchrun (default: gloo on cpu, nccl on "
+                   "cuda)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -195,23 +206,30 @@ def configs_from_args(args, data: torch.Tensor, image: bool, num_classes: int = 
     return schedule, model, train, preset.sampler
 
 
-def run(argv: list[str] | None = None) -> Path:
+def run(argv: list[str] | None = None) -> Path | None:
+    """Train and write the checkpoint; returns its directory (``None`` on ranks other than 0
+    under torchrun, which write nothing)."""
     args = build_parser().parse_args(argv)
+    world = distributed.World.from_env()  # torchrun's RANK, WORLD_SIZE (1 process without)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise CliError("--device cuda was asked for, but no CUDA GPU is available")
+    distributed.check_backend(args.backend, args.device)
     if args.p_uncond is not None and not args.conditional:
         raise CliError("--p-uncond (label dropout) applies only with --conditional")
     data, labels, dataset, image = load_labelled_data(args)
     num_classes = len(dataset["classes"]) if labels is not None else 0
     schedule_cfg, model_cfg, train_cfg, sampler = configs_from_args(args, data, image,
                                                                     num_classes)
+    distributed.per_rank_batch(train_cfg.batch_size, world.world_size)  # before any waiting
+    device = distributed.setup(world, args.device, args.backend)  # joins torchrun's group
     torch.manual_seed(train_cfg.seed)
-    model = build_model(model_cfg).to(args.device)
-    trainer = Trainer(model, NoiseSchedule(schedule_cfg), data.to(args.device), train_cfg,
-                      labels=labels)
-    bar = tqdm(total=train_cfg.steps, disable=args.quiet, unit="step", dynamic_ncols=True)
+    model = build_model(model_cfg).to(device)
+    trainer = Trainer(model, NoiseSchedule(schedule_cfg), data.to(device), train_cfg,
+                      labels=labels, rank=world.rank, world_size=world.world_size)
+    bar = tqdm(total=train_cfg.steps, disable=args.quiet or not world.is_main, unit="step",
+               dynamic_ncols=True)
     start, cpu_start = time.perf_counter(), time.process_time()
     last = None
     try:
@@ -223,6 +241,7 @@ def run(argv: list[str] | None = None) -> Path:
         raise CliError(str(e)) from None
     finally:
         bar.close()
+        distributed.teardown()
     wall = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     command = "python -m diffusion_core.train " + " ".join(argv if argv is not None
@@ -236,6 +255,8 @@ def run(argv: list[str] | None = None) -> Path:
         "parameters": count_parameters(model),
         "threads": torch.get_num_threads(),
         "device": args.device,
+        "world_size": world.world_size,  # processes (torchrun); the batch below is theirs in all
+        "global_batch_size": train_cfg.batch_size,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "command": command,
@@ -243,6 +264,8 @@ def run(argv: list[str] | None = None) -> Path:
     }
     if num_classes:  # the guidance scale a sampler uses when none is given
         training["guidance_default"] = GUIDANCE_DEFAULT
+    if not world.is_main:
+        return None
     out = save_checkpoint(args.out, trainer.sampling_network(), model_cfg, schedule_cfg,
                           dataset=dataset, training=training, prediction=train_cfg.prediction)
     if not args.quiet:
@@ -251,18 +274,26 @@ def run(argv: list[str] | None = None) -> Path:
     return out
 
 
+def _error(message: str) -> None:
+    """Print one error line; under torchrun only local rank 0 does (one line per machine)."""
+    if os.environ.get("LOCAL_RANK", "0") in ("", "0"):
+        print(f"error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         run(argv)
     except CliError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _error(str(e))
         return 2
     except (ValueError, OSError) as e:  # core validation names the parameter; missing files
-        print(f"error: {e}", file=sys.stderr)
+        _error(str(e))
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        _error("interrupted")
         return 130
+    finally:
+        distributed.teardown()  # a process group left by an error (no-op otherwise)
     return 0
 
 
