@@ -3,7 +3,9 @@
 Index convention: t ∈ {0, …, T−1}. Each preset is a frozen :class:`Preset` of the frozen
 configs of the schedule, the model and the optimiser, plus the default sampler settings.
 Torch-free, like the config modules (the app reads these while building its UI).
-The 2D defaults were chosen by ``bench/toy2d_time_to_quality.py`` (see its results file).
+The 2D defaults were chosen by ``bench/toy2d_time_to_quality.py`` (see its results file), the
+quick image recipes (``preset_for(..., recipe="quick")``) with the judge of
+``bench/image_time_to_quality.py`` (the search log above :data:`QUICK_STEPS`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .models.mlp_config import MLPConfig
+from .models.pixel_mlp_config import PixelMLPConfig
 from .models.unet_config import UNetConfig
 from .sampling.config import SamplerSettings
 from .schedule.config import ScheduleConfig
@@ -20,14 +23,14 @@ from .training.config import TrainConfig
 @dataclass(frozen=True)
 class Preset:
     schedule: ScheduleConfig
-    model: MLPConfig | UNetConfig
+    model: MLPConfig | UNetConfig | PixelMLPConfig
     train: TrainConfig
     sampler: SamplerSettings = field(default_factory=SamplerSettings)
 
     def with_T(self, T: int) -> Preset:
         """The same preset with T steps (the model's time embedding follows T)."""
         model = self.model
-        if isinstance(model, MLPConfig):
+        if isinstance(model, (MLPConfig, PixelMLPConfig)):
             model = replace(model, num_timesteps=T)
         return replace(self, schedule=replace(self.schedule, T=T), model=model)
 
@@ -170,15 +173,135 @@ DIGITS_COND = Preset(
 IMAGE_PRESETS: dict[str, Preset] = {"digits": DIGITS, "gradients": GRADIENTS, "shapes": SHAPES}
 CONDITIONAL_PRESETS: dict[str, Preset] = {"digits": DIGITS_COND, "digits8": DIGITS_COND}
 
+# ---------------------------------------------------------------------------------------------
+# The "quick" recipe: an image model the learner watches train in about a minute on 2 vCPU.
+#
+# Chosen with bench/image_time_to_quality.py's judge (300 samples, DDIM 25 η = 0 trailing with
+# clipped x̂0, one fixed x_T; the digits bar the shipped model meets at N = 300: Fréchet distance
+# ≤ 1.91 (blur σ = 0.5 reference; real digits 0.47), confidence ≥ 0.85, class entropy ≥ 2.20,
+# near copies ≤ 5 %) on digits8, the set the shipped model was trained on. One change at a
+# time against the previous recipe. Figures are FD / confidence after that many steps, seed 0
+# unless said; "ms" is one training step on 2 threads. Quality at a step count does not depend
+# on the machine's load, so the comparisons are of steps; the step costs are ratios measured side
+# by side (8 searches in parallel on a quiet 2-core slot each of another machine, "device";
+# or on this shared 2-vCPU machine at load 3–9, "loaded", where only ratios of minimum times
+# mean anything).
+#
+# - The shipped DIGITS recipe (6000-step cosine, batch 64, lr 2e-3, EMA 0.995) meets the bar
+#   after 500 steps (0.98 / 0.871; 37 s device, 65–82 ms/step): the bar is what it reaches
+#   early, the last 5500 steps polish (0.57 / 0.939 at 3000). Confidence is the binding part.
+# - Horizon: the same recipe annealed over 700 steps instead of 6000 meets it at 400 (0.93 /
+#   0.861, 26 s), ends at 0.83 / 0.895. A shorter cosine gets there sooner.
+# - target = "stf" with the whole training split as reference (stf_extra = 1347 − batch): the
+#   Stable Target Field's posterior over 1347 digits of 64 pixels is one cheap matmul (step
+#   cost unchanged within noise, loaded 1.00 vs 1.03 for ε). 700-step horizon: 0.81 / 0.870 at
+#   400, 0.68 / 0.912 at 700 (vs 0.83 / 0.895); 1200-step horizon at 800: 0.65 / 0.921 vs 0.88
+#   / 0.900. Kept.
+# - batch 128, lr 3e-3 (800-step horizon): meets the bar at 200 steps (0.88 / 0.860, 23.5 s
+#   device, ~115 ms/step) where batch 64 needs 400 (30.6 s); per example batch 128 costs 0.8×
+#   batch 64, batch 256 0.95× batch 128 (loaded, 1 thread) for half the updates. Without STF
+#   batch 128 missed at 200 (1.06 / 0.844). Kept.
+# - 400 steps, warm-up 50 (the recipe from here on, "q400"): 0.83 / 0.877 at 200, 0.67 / 0.916
+#   at 400 (60 s device at 150 ms/step that run; the searches beside it slowed it). Then one
+#   change each, at 200 / 400 steps: lr 5e-3 1.00 / 0.849, 0.60 / 0.903 (no); warm-up 20 0.88
+#   / 0.865, 0.69 / 0.922 (same); EMA off 2.42 / 0.881 at 200 (the EMA matters); EMA 0.99 the
+#   same as 0.995 to four digits (the EMA warm-up, decay ≤ (1 + s)/(10 + s), sets the averaging
+#   in runs this short); timestep_power 1.5 1.03 / 0.860, 0.69 / 0.907 (no); no bottleneck
+#   attention 0.94 / 0.843 at 200 for ~7 % less per step (no); 300 steps 0.83 / 0.885 at 200,
+#   0.69 / 0.880 at 300 (no better at 200).
+# - prediction = "v" (the loss weighted (1 + SNR⁻¹) relative to ε's: more weight on the
+#   high-noise steps that set a digit's shape): at 200 steps 0.77 / 0.862 (seed 0), 0.79 / 0.867
+#   (seed 1) vs ε's 0.83 / 0.877, 0.91 / 0.843 and (seed 2) 0.99 / 0.849: ε misses the bar at
+#   200 steps in 2 seeds of 3, v in none; at 400 the same (0.65 / 0.909, 0.61 / 0.906). Kept.
+# - dim_mults (1, 2) instead of (1, 2, 3) (two levels, 8×8 and 4×4; 0.47 M parameters instead
+#   of 1.09 M): 10–15 % less per step (device, 60 vs 71 ms at batch 64, 100–108 vs 117–120 at
+#   128), same quality with v: at 200 steps 0.81 / 0.874, 0.79 / 0.899, 0.80 / 0.869 (seeds 0, 1,
+#   2), at 400 0.58 / 0.910, 0.69 / 0.910. Kept.
+# - Not kept: bf16 autocast of the forward pass, 1.3× slower per step on this CPU (AMX bf16;
+#   loaded, 1 thread, min of 8: 292 vs 221 ms with dim_mults (1, 2, 3), 280 vs 228 ms with
+#   (1, 2)): at 8×8 the convolutions are too small to gain and the casts cost. Channels-last is
+#   already the U-Net's layout (models/unet.py). The colour-gradient toy's pixel MLP (512
+#   hidden, t/T, Adam 1e-3, batch 128) never meets the bar: FD 2.0–3.7, confidence ≤ 0.83 in
+#   20 000 steps (40 s, 2 ms/step); 1024 wide with a sinusoidal t and STF, 1.31 / 0.815 at
+#   10 000 steps (44 s).
+# Result (bench/image_time_to_quality.py, 2 threads, beside the other two runs, this machine at
+# load 5–7 with passive OpenMP waiting): the bar after 171 steps, 50.6 s of training (28.5 CPU
+# s), against 379 steps and 81.2 s (54.2 CPU s) for the shipped recipe; the pixel MLP not in
+# 120 s. The 400 steps end at 0.58 / 0.910, about where the shipped recipe is after 1500–3000
+# steps (0.57–0.60 / 0.919–0.939). On the quieter device slot the 200-step point came at ~24 s.
+#
+# 16×16 digits (the 8×8 digits upsampled; the same bar, judged after area-averaging to 8×8, is
+# harder there: real digits score confidence 0.937 at N = 300, the blur reference 0.849):
+# the shipped layout at 16×16 with STF, batch 64, lr 2e-3 over 1000 steps meets it at 800 (0.32
+# / 0.865; 170 ms/step device, 137 s); the 8×8 recipe above with dim_mults (1, 2, 3) (three
+# levels: 16, 8, 4) reaches 0.34 / 0.803 at 200 steps (loaded; not run further). QUICK_DIGITS
+# is that recipe; at 16×16 it will not meet the bar in a minute. A cheaper top level
+# (dim 16, dim_mults (1, 4, 6)) was no faster per example (265 vs 150 ms at batch 128, device,
+# against the 8×8 recipe) and at 400 steps scored 0.37 / 0.835.
+#
+# Colour gradients (3×16×16; bar: mean misfit to the gradient model ≤ 0.0497, the +N(0, 0.05²)
+# reference; SW1 to fresh gradients reported beside it, ≤ 0.0677 being the +N(0, 0.2²)
+# reference's, since washed-out colours fit the model too; DDIM 25 leading as GRADIENTS; 256
+# samples): the shipped recipe is at 0.115 after 600 of its 3000 steps (108 s device).
+# U-Net dim 16, dim_mults (1, 2, 2), batch 64, STF over the 2000 images, lr 3e-3, 200 steps:
+# ε 0.230 (SW1 0.084), v 0.113, x0 0.080 (SW1 0.068): predicting x0 gives the smooth images
+# directly. lr 5e-3: v 0.104, ε 0.205 (no). Over a 600-step horizon x0 reaches 0.054 at 300,
+# 0.048 at 500 (bar) and 0.045 at 600, but SW1 stays 0.077–0.082 (colours a little washed
+# out); ~120 ms/step (device, beside other runs): ~60 s to the misfit bar, not the 20 s target.
+# Width 32, dim_mults (1, 2), x0: 0.075 with SW1 0.059 after 100 steps (vs 0.087 / 0.081) for
+# about twice the step cost; not run further.
+# The pixel MLP with x0 prediction fits fast but misses the colours: 1024 wide, sinusoidal t,
+# misfit 0.040 after 250 steps (26 ms/step) with SW1 0.125, worse than flat colours (0.105);
+# 512 or 2048 wide with t/T plateau at misfit 0.066–0.075 (SW1 0.04–0.07) over 1500 steps; with
+# v prediction 0.28; the toy's own setup (ε, t/T, Adam 1e-3) 0.81, no better than noise.
+# Shapes use the 16×16 digits recipe with 3 channels and leading spacing: not measured.
+QUICK_STEPS = 400
+_QUICK_TRAIN = TrainConfig(steps=QUICK_STEPS, batch_size=128, lr=3e-3, lr_schedule="cosine",
+                           warmup_steps=50, ema_decay=0.995, report_every=25, seed=0,
+                           target="stf", stf_extra=1219, prediction="v")
+_QUICK_UNET = UNetConfig(channels=1, image_size=8, dim=32, dim_mults=(1, 2),
+                         use_linear_attention=False, level_blocks=1)
+QUICK_DIGITS8 = Preset(schedule=_IMAGE_SCHEDULE, model=_QUICK_UNET, train=_QUICK_TRAIN,
+                       sampler=IMAGE_SAMPLER)
+QUICK_DIGITS = Preset(schedule=_IMAGE_SCHEDULE,
+                      model=replace(_QUICK_UNET, image_size=16, dim_mults=(1, 2, 3)),
+                      train=_QUICK_TRAIN, sampler=IMAGE_SAMPLER)
+QUICK_GRADIENTS = Preset(
+    schedule=_IMAGE_SCHEDULE,
+    model=UNetConfig(channels=3, image_size=16, dim=16, dim_mults=(1, 2, 2),
+                     use_linear_attention=False, level_blocks=1),
+    train=TrainConfig(steps=600, batch_size=64, lr=3e-3, lr_schedule="cosine",
+                      warmup_steps=20, ema_decay=0.995, report_every=25, seed=0,
+                      target="stf", stf_extra=1936, prediction="x0"),
+    sampler=GRADIENTS.sampler,
+)
+QUICK_SHAPES = Preset(schedule=_IMAGE_SCHEDULE, model=replace(QUICK_DIGITS.model, channels=3),
+                      train=_QUICK_TRAIN, sampler=SHAPES.sampler)
+QUICK_PRESETS: dict[str, Preset] = {"digits": QUICK_DIGITS, "digits8": QUICK_DIGITS8,
+                                    "gradients": QUICK_GRADIENTS, "shapes": QUICK_SHAPES}
 
-def preset_for(dataset: str, *, image: bool, conditional: bool = False) -> Preset:
-    """The default preset for a data set: TOY for every 2D set, else by image-set name.
+RECIPES: tuple[str, ...] = ("default", "quick")
+"""The recipes :func:`preset_for` knows: the shipped models' (``"default"``) and the fast one."""
 
-    ``conditional`` asks for the class-conditional recipe where one exists (digits:
-    :data:`DIGITS_COND`); the caller sets ``num_classes`` on the model config either way.
+
+def preset_for(dataset: str, *, image: bool, conditional: bool = False,
+               recipe: str = "default") -> Preset:
+    """The preset of ``recipe`` for a data set: TOY for every 2D set, else by image-set name.
+
+    ``recipe`` is one of :data:`RECIPES`: ``"default"`` (the recipes of the shipped models) or
+    ``"quick"`` (:data:`QUICK_PRESETS`: about a minute of training on 2 vCPU; 2D sets keep TOY,
+    which already trains in about a second). ``conditional`` asks for the class-conditional
+    recipe where one exists (default recipe, digits: :data:`DIGITS_COND`; the quick recipe is
+    the same for both); the caller sets ``num_classes`` on the model config either way. Sets
+    without a preset of their own (user images) get the digits-sized one, channels and size
+    set by the caller. An unknown recipe raises ``ValueError`` naming the valid ones.
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}; got {recipe!r}")
     if not image:
         return TOY
+    if recipe == "quick":
+        return QUICK_PRESETS.get(dataset, QUICK_DIGITS)
     if conditional and dataset in CONDITIONAL_PRESETS:
         return CONDITIONAL_PRESETS[dataset]
     if dataset in IMAGE_PRESETS:

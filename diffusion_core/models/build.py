@@ -6,16 +6,21 @@ from torch import nn
 
 from .config import ModelConfig
 from .mlp import MLP2D, MLPConfig
+from .pixel_mlp import PixelMLP, PixelMLPConfig
 from .unet import UNet, UNetConfig
 
 
 def build_model(config: ModelConfig) -> nn.Module:
-    """``MLPConfig → MLP2D``, ``UNetConfig → UNet`` (fresh PyTorch-default initialisation)."""
+    """``MLPConfig → MLP2D``, ``UNetConfig → UNet``, ``PixelMLPConfig → PixelMLP`` (fresh
+    PyTorch-default initialisation)."""
     if isinstance(config, MLPConfig):
         return MLP2D(config)
     if isinstance(config, UNetConfig):
         return UNet(config)
-    raise TypeError(f"config must be an MLPConfig or a UNetConfig, got {type(config).__name__}")
+    if isinstance(config, PixelMLPConfig):
+        return PixelMLP(config)
+    raise TypeError("config must be an MLPConfig, a UNetConfig or a PixelMLPConfig, got "
+                    f"{type(config).__name__}")
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:

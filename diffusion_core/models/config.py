@@ -6,13 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from .mlp_config import MLPConfig
+from .pixel_mlp_config import PixelMLPConfig
 from .unet_config import UNetConfig
 
-ModelConfig = MLPConfig | UNetConfig
+ModelConfig = MLPConfig | UNetConfig | PixelMLPConfig
 
-_CONFIG_KINDS: dict[str, type[MLPConfig] | type[UNetConfig]] = {
+_CONFIG_KINDS: dict[str, type[MLPConfig] | type[UNetConfig] | type[PixelMLPConfig]] = {
     "mlp2d": MLPConfig,
     "unet": UNetConfig,
+    "pixel_mlp": PixelMLPConfig,
 }
 
 
