@@ -13,6 +13,10 @@ server and, every ``period_s``:
 * deletes files in Gradio's cache older than the cache age (:func:`sweep_files`);
 * after anything was freed, hands the freed heap back to the system (:func:`release_memory`).
 
+Models a session trained or uploaded (the image-training tab) are checkpoint folders that only
+that session sees in the image sampler's list (:data:`SESSION_MODELS`); they go with the
+session when the janitor drops it.
+
 :func:`clear_outputs` empties :func:`output_root` at start-up (files of a previous run).
 Gradio's own upload/served-file cache is cleaned by ``Blocks(delete_cache=...)`` (``app.py``)
 and, for the files it does not track, by :func:`sweep_files` in the janitor.
@@ -23,6 +27,7 @@ The session part reads two attributes of Gradio's ``StateHolder`` (``time_last_u
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import datetime
@@ -32,12 +37,13 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pages import common, jobs
+from pages import common, jobs, limits
 
 FREED: Counter[str] = Counter()
 """How many per-session states of each kind were freed (expired or dropped) since start-up."""
@@ -196,6 +202,7 @@ def drop_idle_sessions(state_holder, idle_s: float) -> int:
         if (now - last).total_seconds() <= idle_s or jobs.running(session) or session in queued:
             continue
         state_holder.delete_state(session)  # runs every state's delete callback
+        SESSION_MODELS.drop(session)
         with state_holder.lock:
             state_holder.session_data.pop(session, None)
             state_holder.time_last_used.pop(session, None)
@@ -203,6 +210,101 @@ def drop_idle_sessions(state_holder, idle_s: float) -> int:
     if dropped:
         common.log.info("dropped %d idle session(s)", dropped)
     return dropped
+
+
+# ---------------------------------------------------------------------------------------------
+# Models a session trained or uploaded
+# ---------------------------------------------------------------------------------------------
+
+SESSION_KEY_PREFIX = "session:"  # keys of session models in the image sampler's model list
+SESSION_MODELS_KIND = "session-models"  # their folders: output_root()/session-models/run-…
+
+
+@dataclass(frozen=True)
+class SessionModel:
+    """One checkpoint folder a session made: ``key`` (``"session:NAME"``, what the sampler's
+    dropdown holds), the dropdown ``label`` and the ``directory`` (safetensors + JSON)."""
+
+    key: str
+    label: str
+    directory: Path
+
+
+class SessionModels:
+    """Checkpoint folders each session trained or uploaded, seen by that session only.
+
+    Keyed by Gradio's session hash: another session asking for the same key gets nothing, so
+    a visitor can never load someone else's model. At most ``per_session`` models per session
+    (the oldest goes) and, across sessions, the server's session capacity
+    (``limits.ACTIVE.max_sessions``; the least recently used session goes). A model's folder is
+    removed when it is replaced or dropped; :meth:`get` refreshes its time so the output sweep
+    (:func:`sweep_outputs`, by age) keeps folders in use, and skips a folder the sweep took.
+    """
+
+    def __init__(self, per_session: int = 4) -> None:
+        self.per_session = per_session
+        self._lock = threading.Lock()
+        self._models: OrderedDict[str, OrderedDict[str, SessionModel]] = OrderedDict()
+
+    def put(self, session: str, name: str, directory: Path, label: str, *,
+            replaces: str | None = None) -> str:
+        """Add ``session``'s model ``name`` (replacing one of that name, and every one whose
+        name starts with ``replaces``: a newer version of the same model); returns its key."""
+        if not session:
+            raise ValueError("a session model needs the visitor's session")
+        key = SESSION_KEY_PREFIX + name
+        gone: list[SessionModel] = []
+        with self._lock:
+            mine = self._models.setdefault(session, OrderedDict())
+            self._models.move_to_end(session)
+            stale = [k for k in mine
+                     if k == key or (replaces and k.startswith(SESSION_KEY_PREFIX + replaces))]
+            for k in stale:
+                old = mine.pop(k, None)
+                if old is not None and old.directory != Path(directory):
+                    gone.append(old)
+            mine[key] = SessionModel(key, label, Path(directory))
+            while len(mine) > self.per_session:
+                gone.append(mine.popitem(last=False)[1])
+            while len(self._models) > limits.ACTIVE.max_sessions:
+                gone.extend(self._models.popitem(last=False)[1].values())
+        for m in gone:
+            shutil.rmtree(m.directory, ignore_errors=True)
+        return key
+
+    def get(self, session: str | None, key: str) -> SessionModel | None:
+        """``session``'s model ``key`` whose folder still exists (its time refreshed), or None
+        (another session's key, an unknown one, or a folder swept away)."""
+        with self._lock:
+            model = self._models.get(session, {}).get(key) if session else None
+        if model is None or not model.directory.is_dir():
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(model.directory)
+        return model
+
+    def choices(self, session: str | None) -> list[tuple[str, str]]:
+        """``(label, key)`` of ``session``'s models, newest first (for the sampler's list)."""
+        with self._lock:
+            models = list(self._models.get(session, {}).values()) if session else []
+        return [(m.label, m.key) for m in reversed(models) if m.directory.is_dir()]
+
+    def drop(self, session: str) -> int:
+        """Forget ``session``'s models and remove their folders; returns how many."""
+        with self._lock:
+            mine = self._models.pop(session, None)
+        for m in (mine or {}).values():
+            shutil.rmtree(m.directory, ignore_errors=True)
+        return len(mine or {})
+
+    def __len__(self) -> int:
+        """Sessions holding models now."""
+        with self._lock:
+            return len(self._models)
+
+
+SESSION_MODELS = SessionModels()
+"""The app's one store of session models (the image-training tab writes, tab 4 reads)."""
 
 
 class Janitor(threading.Thread):

@@ -25,6 +25,9 @@ module              what it drives
                     at t, guided samples per class, accuracy and spread against s
 ``image_guidance``  tab 4's guidance section: the class × scale grid in one batched chain,
                     accuracy and spread against the guidance scale s
+``image_train``     tab 5: one learner's image model (``ImageTrainSession``: data, network,
+                    schedule, recipe, trainer), the restart rule, the panel (x_t, x̂0, DDIM
+                    samples of a fixed batch), the checkpoint with its model card
 ==================  ==========================================================================
 """
 
@@ -52,4 +55,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     # image_sampling (its functions are reached as image_sampling.NAME)
     "Progress": ".image_sampling",
     "SamplingRun": ".image_sampling",
+    # image_train (its functions are reached as image_train.NAME)
+    "ImageTrainSession": ".image_train",
+    "TrainPanel": ".image_train",
 })

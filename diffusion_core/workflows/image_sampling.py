@@ -53,6 +53,7 @@ import torch
 
 from .. import images
 from ..checkpoints import Checkpoint
+from ..models.pixel_mlp_config import PixelMLPConfig
 from ..models.unet_config import UNetConfig
 from ..sampling.config import GUIDANCE_DEFAULT, GUIDANCE_MAX, SamplerSettings
 from ..sampling.defaults import resolve_sampler_settings
@@ -80,8 +81,8 @@ GIF_NAME = "reverse_chain.gif"
 
 
 def is_image_model(ck: Checkpoint) -> bool:
-    """Whether the checkpoint makes images (a U-Net) rather than 2D points."""
-    return isinstance(ck.model_config, UNetConfig)
+    """Whether the checkpoint makes images (a U-Net or a pixel MLP) rather than 2D points."""
+    return isinstance(ck.model_config, (UNetConfig, PixelMLPConfig))
 
 
 def sample_shape(ck: Checkpoint) -> tuple[int, ...]:
@@ -295,6 +296,15 @@ class SamplingRun:
     out_dir: Path | None = None
     gif: Path | None = None
     png: Path | None = None
+
+    # What running the chain changes: the attributes a worker process sends back
+    # (``WorkerPool.iterate(run, method="chain", args=(ck,), returns=SamplingRun.STATE)``).
+    STATE = ("xt", "x0", "ts", "step_of", "steps_done", "done", "final", "nonfinite",
+             "started", "net_s", "ms_per_step")
+
+    def chain(self, ck: Checkpoint) -> Iterator[Progress]:
+        """:func:`stream` of this run (the form a worker process iterates)."""
+        return stream(ck, self)
 
     @classmethod
     def plan(cls, ck: Checkpoint, settings: SamplerSettings, n_images: int, seed: int, *,

@@ -10,6 +10,14 @@ session's ``gr.State``.
 
 Security: :func:`load_model` loads only keys that :func:`list_models` offers (directory names
 under the model folder), so a client can never make the server load an arbitrary path.
+
+Session models. A model a visitor trained or uploaded in the image-training tab is a checkpoint
+folder in :data:`pages.sessions.SESSION_MODELS`, listed for that visitor's session only
+(:func:`model_choices`) under a key ``"session:NAME"``. :func:`load_model` resolves such a key
+with the session of the request being served (:func:`current_session`); any other session gets
+"not available", so nobody can load another visitor's model. Loading goes through the same
+cache as the folder's models (its key is the folder's path and file stamps), so every sampler
+feature treats it as any other checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from diffusion_core import checkpoints, presets
 from diffusion_core.models.unet_config import UNetConfig
-from pages import common
+from pages import common, jobs, sessions
 
 if TYPE_CHECKING:
     from diffusion_core.checkpoints import Checkpoint
@@ -132,11 +140,52 @@ def _demo_checkpoint() -> Checkpoint:
                                   training={"sampler_defaults": DEFAULT_SAMPLER.kwargs()})
 
 
-def load_model(key) -> Checkpoint:
+def current_session() -> str | None:
+    """The Gradio session whose event is being served on this thread (None outside events).
+
+    A heavy job's session (:func:`pages.jobs.current_session`), else the request Gradio sets
+    around every event call and every step of a generator (``gradio.context.LocalContext``,
+    Gradio 6.31; ``tests/pages/test_imagetrain.py`` serves an app and fails if that changes).
+    """
+    session = jobs.current_session()
+    if session is not None:
+        return session
+    from gradio.context import LocalContext
+
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+def model_choices(root: str | Path | None = None, session: str | None = None
+                  ) -> list[tuple[str, str]]:
+    """The dropdown's choices for a session: the models it trained or uploaded (newest first;
+    ``session`` default: :func:`current_session`), then :func:`list_models` of the folder."""
+    session = current_session() if session is None else session
+    root = _models_root() if root is None else Path(root)
+    return sessions.SESSION_MODELS.choices(session) + list_models(root)
+
+
+def _load_session_model(key: str, session: str | None) -> Checkpoint:
+    model = sessions.SESSION_MODELS.get(current_session() if session is None else session, key)
+    if model is None:
+        raise common.UserError(f"The model {common.short(key)} is not available: models "
+                               "trained or uploaded in the image-training tab belong to the "
+                               "browser session that made them, until it closes. Train it "
+                               "again or upload its zip there.")
+    try:
+        return _load_cached(str(model.directory), _stamp(model.directory))
+    except (ValueError, OSError) as e:
+        raise common.UserError(f"Could not load the model {common.short(key)}: {e}") from None
+
+
+def load_model(key, session: str | None = None) -> Checkpoint:
     """The checkpoint for a dropdown key; only keys :func:`list_models` offers are accepted,
-    so a client can never make the server load an arbitrary path."""
+    so a client can never make the server load an arbitrary path. A session model's key
+    (``"session:…"``) loads only for the session that made it (``session``; default: the
+    request's, :func:`current_session`)."""
     if key == DEMO_KEY:
         return _demo_checkpoint()
+    if isinstance(key, str) and key.startswith(sessions.SESSION_KEY_PREFIX):
+        return _load_session_model(key, session)
     root = _models_root()
     if not isinstance(key, str) or key not in {k for _, k in list_models(root)}:
         raise common.UserError(f"Unknown model {common.short(key)}. Reload the page to rescan "
@@ -148,6 +197,14 @@ def load_model(key) -> Checkpoint:
         raise common.UserError(f"Could not load the model {common.short(key)}: {e}") from None
 
 
+def network_name(cfg) -> str:
+    """"U-Net", or "pixel MLP (N hidden)" for the colour-gradient tutorial's network."""
+    if isinstance(cfg, UNetConfig):
+        return "U-Net"
+    hidden = getattr(cfg, "hidden", None)
+    return f"pixel MLP ({hidden} hidden)" if hidden else "network"
+
+
 def model_summary_md(key, ck: Checkpoint) -> str:
     """One or two lines: what the model makes, its size, and the schedule it needs."""
     cfg, sch = ck.model_config, ck.schedule_config
@@ -156,11 +213,78 @@ def model_summary_md(key, ck: Checkpoint) -> str:
     head = ("⚠ **Untrained demo**: random weights, so the samples stay noise-like (it shows "
             "the mechanics only) · " if key == DEMO_KEY
             else f"**{ck.dataset.get('name', key)}** · ")
-    return (f"{head}{shape} · U-Net, {params:.2f} M parameters · trained with "
+    return (f"{head}{shape} · {network_name(cfg)}, {params:.2f} M parameters · trained with "
             f"**{sch.kind}, T = {sch.T}** (t = 0 … {sch.T - 1}).  \n{SCHEDULE_NOTE_MD}")
 
 
+# The model card for learners: what each shipped model learned and how good its samples are,
+# in plain words, from the numbers of its MODEL_CARD.md (the benchmark tables and commands
+# stay there, collapsed under "Developer details"). Other models get words from their config.
+PLAIN_WORDS = {
+    "digits": (
+        "**What it learned:** 1,347 handwritten digits of 8×8 pixels (the training part of "
+        "scikit-learn's digits; 450 more were kept aside to judge it).\n\n"
+        "**How good are its samples?** New digits, not copies: a digit classifier that never "
+        "saw the training digits reads them almost as confidently as real digits (94 % vs "
+        "95.5 %), all ten digits come out about equally often, and only 0.6 % of samples are "
+        "near copies of a training digit. By a feature distance they sit much closer to real "
+        "digits than to slightly blurred ones.\n\n"
+        "**Speed:** 16 digits in about 0.2 s with the default sampler (DDIM, 25 steps)."),
+    "digits_cond": (
+        "**What it learned:** the same 1,347 handwritten digits, each with its label 0–9, so "
+        "you can ask for a digit (*Class* above). The label was hidden 20 % of the time in "
+        "training, so the one network is two models: with a label and without.\n\n"
+        "**How good are its samples?** Asked for a digit with guidance s = 2 (the default), a "
+        "classifier reads that digit in 99.6 % of samples; with s = 1 in 97.8 %; without a "
+        "label (s = 0) 11.8 %, which is chance. Stronger guidance makes digits more legible "
+        "but less varied (see *Guidance: digit × scale grid* below)."),
+    "gradients": (
+        "**What it learned:** 2,000 colour gradients of 16×16 pixels: two random colours "
+        "blended along one of four directions.\n\n"
+        "**How good are its samples?** 91 % of them are clean two-colour gradients (their "
+        "pixels miss an exact gradient by less than half as much as a real gradient with "
+        "faint noise added), and their colours are spread like the real ones."),
+    "shapes": (
+        "**What it learned:** 2,000 pictures of 16×16 pixels, each one filled shape (circle, "
+        "square, triangle or plus) in a random colour on a random background.\n\n"
+        "**How good are its samples?** Every sample is a clean two-colour picture and most "
+        "shapes are clearly recognisable, but not yet as good as real ones: a classifier is a "
+        "little less sure of them (95 % vs 99 %), some pluses have lumpy arms, a few squares "
+        "have rounded corners, and circles come out a bit too often (85 of 256)."),
+}
+DETAILS_SUMMARY = "Developer details: the full model card (benchmarks, how it was trained)"
+
+
+def plain_words_md(key, ck: Checkpoint) -> str:
+    """What the model learned and how good it is, in plain words (:data:`PLAIN_WORDS`; for
+    other models: from the checkpoint's config)."""
+    if key == DEMO_KEY:
+        return ("**What it learned:** nothing: its weights are random, so its samples stay "
+                "noise. It shows how the sampler works, not what a model can do.")
+    if key in PLAIN_WORDS:
+        return PLAIN_WORDS[key]
+    cfg = ck.model_config
+    name = ck.dataset.get("name", "?") if isinstance(ck.dataset, dict) else "?"
+    tr = ck.training if isinstance(ck.training, dict) else {}
+    how = ""
+    if isinstance(tr.get("steps"), int):
+        how = f", in {tr['steps']:,} training steps"
+        if isinstance(tr.get("wall_time_s"), (int, float)):
+            how += f" ({tr['wall_time_s'] / 60:.1f} min)"
+    return (f"**What it learned:** *{name}* images of {cfg.image_size}×{cfg.image_size} pixels "
+            f"({'colour' if cfg.channels == 3 else 'grey'}){how}.\n\n"
+            "**How good are its samples?** Not measured yet: look at them, or measure them in "
+            "the *Sampler lab* below (for digits, gradients and shapes).")
+
+
 def model_card_md(key, ck: Checkpoint) -> str:
+    """The card for learners: :func:`plain_words_md` first, then the developer card
+    (:func:`developer_card_md`) collapsed in a ``<details>``."""
+    return (f"{plain_words_md(key, ck)}\n\n<details><summary>{DETAILS_SUMMARY}</summary>\n\n"
+            f"{developer_card_md(key, ck)}\n\n</details>")
+
+
+def developer_card_md(key, ck: Checkpoint) -> str:
     """``MODEL_CARD.md`` if the checkpoint has one, else a summary of its config."""
     if key != DEMO_KEY and ck.path is not None and (ck.path / CARD).is_file():
         try:
@@ -172,9 +296,10 @@ def model_card_md(key, ck: Checkpoint) -> str:
         ("data set", ck.dataset.get("name", "?")),
         ("images", f"{cfg.channels} channel(s), {cfg.image_size}×{cfg.image_size}, "
                    "values in [−1, 1]"),
-        ("network", f"U-Net, dim {cfg.dim}, levels × {list(cfg.dim_mults)}, "
-                    f"{cfg.level_blocks} {cfg.block} block(s) per level and path, "
-                    f"{core_models.count_parameters(ck.model):,} parameters"),
+        ("network", (f"U-Net, dim {cfg.dim}, levels × {list(cfg.dim_mults)}, "
+                     f"{cfg.level_blocks} {cfg.block} block(s) per level and path, "
+                     if isinstance(cfg, UNetConfig) else f"{network_name(cfg)}, ")
+                    + f"{core_models.count_parameters(ck.model):,} parameters"),
         ("schedule", f"{sch.kind}, T = {sch.T}"),
     ]
     tr = ck.training if isinstance(ck.training, dict) else {}
