@@ -15,8 +15,11 @@ from diffusion_core.workflows.remote import WorkerPool  # noqa: E402
 from pages import (  # noqa: E402
     common,
     forward,
+    imagetrain,
     jobs,
+    lessons,
     limits,
+    links,
     sampler,
     schedules,
     sessions,
@@ -28,6 +31,17 @@ INTRO = (
     "## Diffusion Lab · how denoising diffusion (DDPM, Ho et al. 2020) works\n"
     + common.INDEX_CONVENTION_MD
 )
+# The tabs by id (the ids name them in links: ?tab=toy2d); "Start here" comes first.
+TAB_LABELS = {
+    "start": "Start here",
+    "schedules": "1 · Noise schedules",
+    "forward": "2 · Forward noising",
+    "toy2d": "3 · 2D toy trainer",
+    "sampler": "4 · Image sampler",
+    "imagetrain": "5 · Train images",
+}
+TABS = (("schedules", schedules), ("forward", forward), ("toy2d", toy2d), ("sampler", sampler),
+        ("imagetrain", imagetrain))
 
 
 def threads_per_job() -> int:
@@ -79,6 +93,9 @@ def warm_up() -> None:
     import diffusion_core.workflows.forward_demo as forward_demo
 
     forward_demo.builtin_image("digit")  # loads scikit-learn's digits (≈ 1 s on first use)
+    from diffusion_core.workflows.remote import warm_optimizer
+
+    warm_optimizer()  # the first optimizer imports torch._dynamo (≈ 2 s): not in ▶ Train
     # The digit judge of tab 4's sampler lab (fitted once per process, 1.5–5 s): fitted now,
     # not inside a visitor's first sweep, where it held up that visitor's Stop.
     from diffusion_core.evaluation.digits import default_digit_classifier
@@ -89,8 +106,9 @@ def warm_up() -> None:
 def build_demo(lim: limits.Limits | None = None) -> gr.Blocks:
     """Build the whole app under limits ``lim`` (default: from the environment).
 
-    The schedule chosen on the first tab is shared via ``gr.State``. Served files (uploads,
-    images, CSVs) older than the cache age are deleted on a schedule.
+    The schedule chosen on tab 1 is shared via ``gr.State``. *Start here* comes first; links
+    and lessons set the tabs' controls (:mod:`pages.links`). Served files (uploads, images,
+    CSVs) older than the cache age are deleted on a schedule.
     """
     lim = limits.configure(lim if lim is not None else limits.Limits.from_env())
     cache_age = int(lim.cache_minutes * 60)
@@ -98,15 +116,18 @@ def build_demo(lim: limits.Limits | None = None) -> gr.Blocks:
         gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
         shared_schedule = gr.State(ScheduleConfig(kind="cosine", T=1000).to_dict(),
                                    time_to_live=lim.state_ttl_s)
-        with gr.Tabs():
-            with gr.Tab("1 · Noise schedules", id="schedules"):
-                schedules.render(shared_schedule)
-            with gr.Tab("2 · Forward noising", id="forward"):
-                forward.render(shared_schedule)
-            with gr.Tab("3 · 2D toy trainer", id="toy2d"):
-                toy2d.render(shared_schedule)
-            with gr.Tab("4 · Image sampler", id="sampler"):
-                sampler.render(shared_schedule)
+        shareable: dict[str, links.TabLinks | None] = {"start": None}
+        bars: dict[str, links.LinkBar] = {}
+        with gr.Tabs() as tabs:
+            with gr.Tab(TAB_LABELS["start"], id="start"):
+                lesson_buttons = lessons.render(TAB_LABELS)
+            for tab_id, page in TABS:
+                with gr.Tab(TAB_LABELS[tab_id], id=tab_id):
+                    bars[tab_id] = links.link_bar(tab_id)
+                    shareable[tab_id] = page.render(shared_schedule)
+        # Links (?tab=toy2d&dataset=spirals) and the lessons' buttons set the tabs' controls.
+        links.wire(tabs, links.LinkSpec(shareable, TAB_LABELS), bars,
+                   [(button, ls.tab, ls.settings_dict) for button, ls in lesson_buttons])
     return demo
 
 
@@ -133,9 +154,10 @@ def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
     lim = limits.ACTIVE
     sessions.clear_outputs()
     sessions.limit_arenas()
-    # Training runs in worker processes (one per training slot), not in the server's threads:
-    # beside busy threads, Python's lock slowed it ~100× (diffusion_core/workflows/remote.py).
-    pool = WorkerPool(lim.train_slots, threads=threads_per_job())
+    # 2D training and sampling run in worker processes (one per training or sampling slot),
+    # not in the server's threads: beside busy threads, Python's lock slowed training ~100×
+    # (diffusion_core/workflows/remote.py).
+    pool = WorkerPool(lim.train_slots + lim.sample_slots, threads=threads_per_job())
     pool.start()
     jobs.set_pool(pool)
     demo.queue(default_concurrency_limit=2)

@@ -76,11 +76,32 @@ def on_load(fn: Callable, outputs: list, **kwargs) -> None:
 
     Must be called while the app's ``gr.Blocks`` is being built (inside a tab's ``render``).
     Each visitor gets fresh values (nothing computed at build time is shared).
+
+    A page opened from a shared link to this tab (``?tab=<the enclosing gr.Tab's id>``) gets
+    its first view from the link's settings instead (:mod:`pages.links`), so this one steps
+    aside: two first views racing to fill one tab would leave whichever finished last.
     """
     root = gr.context.Context.root_block
     if root is None:
         raise RuntimeError("on_load must be called inside a gr.Blocks context")
-    root.load(fn, inputs=None, outputs=outputs, api_visibility="private", **kwargs)
+    tab = _enclosing_tab_id()
+
+    def first_view(request: gr.Request = None):  # no functools.wraps: Gradio reads this signature
+        if tab is not None and request is not None and request.query_params.get("tab") == tab:
+            return gr.skip()
+        return fn()
+
+    root.load(first_view, inputs=None, outputs=outputs, api_visibility="private", **kwargs)
+
+
+def _enclosing_tab_id() -> str | None:
+    """The id of the outermost ``gr.Tab`` around the block being built (None: none has one)."""
+    block, found = gr.context.Context.block, None
+    while block is not None:
+        if isinstance(block, gr.Tab) and isinstance(block.id, str):
+            found = block.id
+        block = getattr(block, "parent", None)
+    return found
 
 
 # One colour per schedule kind, used on every tab (colour-blind-safe Okabe–Ito palette).
@@ -146,6 +167,12 @@ CSS = """
 .dl-warn {color: #b45309; font-weight: 600;}
 .dl-limit {font-size: 0.85rem; opacity: 0.75;}
 footer {display: none !important;}
+.dl-offscreen {position: absolute !important; left: -10000px !important; width: 1px;
+               height: 1px; overflow: hidden;}
+.prose table td, .prose table th {word-break: normal !important;
+                                  overflow-wrap: normal !important; hyphens: none;}
+.prose table {display: block; width: max-content; max-width: 100%; overflow-x: auto;
+              border: none !important; padding: 0 !important;}
 """
 
 

@@ -146,12 +146,12 @@ def _use_threads() -> None:
     _local.threads = _threads
 
 
-_pool: WorkerPool | None = None  # where training runs (set_pool); None: in the handler's thread
+_pool: WorkerPool | None = None  # where heavy jobs run (set_pool); None: in the handler's thread
 
 
 def set_pool(pool: WorkerPool | None) -> None:
-    """Train in ``pool``'s worker processes (``app.serve`` sets one; handlers called directly,
-    as in most tests, train in their own thread)."""
+    """Run 2D training and sampling in ``pool``'s worker processes (``app.serve`` sets one;
+    handlers called directly, as in most tests, compute in their own thread)."""
     global _pool
     old, _pool = _pool, pool
     if old is not None and old is not pool:
@@ -159,8 +159,35 @@ def set_pool(pool: WorkerPool | None) -> None:
 
 
 def train_pool() -> WorkerPool | None:
-    """The worker pool that training jobs use, or None (train in the handler's thread)."""
-    return _pool
+    """The worker pool that this heavy job computes in, or None: the handler's thread. Only
+    jobs of a served session use the pool (handlers called directly, as in tests, compute
+    in their own thread, whether or not a server runs in the same process)."""
+    return _pool if current_session() is not None else None
+
+
+def wait_done(request, timeout_s: float = 2.0) -> None:
+    """Wait (at most ``timeout_s``) until the request's session runs no heavy job.
+
+    A follow-up event after ■ Stop can start while the stopped job's generator is still being
+    closed (Gradio retries the close while a step runs); a job computing in a worker process
+    hands its model or frames back in that close. Follow-ups that read them call this first.
+    """
+    session = getattr(request, "session_hash", None)
+    if session is None:
+        return
+    deadline = time.monotonic() + timeout_s
+    while running(session) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def in_worker(run, returns: tuple[str, ...], method: str = "__iter__", args: tuple = ()):
+    """Iterate ``run.method(*args)`` (a sampling run) in a worker process of
+    :func:`train_pool` when the server has one, getting back ``run``'s attributes ``returns``
+    at the end (however it ends); else iterate it here."""
+    pool = train_pool()
+    if pool is None:
+        return getattr(run, method)(*args)
+    return pool.iterate(run, returns=returns, method=method, args=args)
 
 
 def current_session() -> str | None:

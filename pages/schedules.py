@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from diffusion_core.schedule.config import BUILTIN_KINDS, TERMINAL_SIGNAL_WARN, ScheduleConfig
-from pages import common, sessions
+from pages import common, links, sessions
 from pages.widgets import inputs as ui
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ def _layout_json(x_title: str) -> str:
     fig.update_layout(margin=dict(l=55, r=15, t=45, b=45),
                       legend=dict(y=1.07, font=dict(size=15)))
     fig.update_xaxes(title_text=x_title, title_standoff=2, row=2)
+    # The hover box's title names the x value it shows (Plotly prints a bare number otherwise).
+    fig.update_xaxes(unifiedhovertitle=dict(text=HOVER_TITLES[x_title]))
     fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     fig.update_yaxes(range=[-0.02, 1.02], row=1, col=2)
     fig.update_yaxes(range=[-0.02, 1.02], row=2, col=1)
@@ -96,6 +98,10 @@ def _axis_suffix(row: int, col: int) -> str:
     return "" if n == 1 else str(n)
 
 
+X_TITLES = {"t": "t (step, 0 … T−1)", "t / T": "t / T"}
+HOVER_TITLES = {X_TITLES["t"]: "t = %{x}", X_TITLES["t / T"]: "t / T = %{x:.3f}"}
+
+
 def schedules_figure(schedules: dict[str, NoiseSchedule], x_axis: str = "t") -> go.Figure:
     """2×2 plotly figure: β_t, ᾱ_t, √ᾱ_t & √(1−ᾱ_t), log-SNR for each schedule.
 
@@ -103,7 +109,7 @@ def schedules_figure(schedules: dict[str, NoiseSchedule], x_axis: str = "t") -> 
         schedules: kind → schedule (all with the same T); colours from ``SCHEDULE_COLORS``.
         x_axis: ``"t"`` (0..T−1) or ``"t / T"``.
     """
-    x_title = "t (step, 0 … T−1)" if x_axis == "t" else "t / T"
+    x_title = X_TITLES["t" if x_axis == "t" else "t / T"]
     traces = []
     for kind, sched in schedules.items():
         # float32 (the schedule's own float32 buffers) halves the JSON sent on every change.
@@ -272,8 +278,22 @@ def export_csv(kinds, primary, T, beta_start, beta_end, scale_to_T, cosine_s, po
 
 
 def export_csv_shown(*args):
-    """:func:`export_csv` for the button: also reveals the (initially hidden) file box."""
+    """:func:`export_csv` for the ⬇ Export CSV button: the file goes into the page's off-screen
+    download button, which the browser then clicks (:data:`CLICK_DOWNLOAD_JS`), so one click
+    downloads ``diffusion_schedules_T<T>.csv``."""
     return gr.update(value=export_csv(*args), visible=True)
+
+
+CSV_ELEM_ID = "dl-schedules-csv"
+# Runs in the browser after the export succeeded: "click" the off-screen download button that
+# now holds the file (a DownloadButton downloads the value it holds when clicked).
+CLICK_DOWNLOAD_JS = f"""
+() => {{
+  const b = document.querySelector('#{CSV_ELEM_ID}');
+  if (b) setTimeout(() => b.click(), 50);
+  return [];
+}}
+"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,9 +311,9 @@ def _initial_config(shared_schedule: gr.State) -> ScheduleConfig:
     return cfg
 
 
-def render(shared_schedule: gr.State) -> None:
+def render(shared_schedule: gr.State) -> links.TabLinks:
     """Build the tab inside the caller's ``gr.Tab``; writes the primary schedule to
-    ``shared_schedule``."""
+    ``shared_schedule``. Returns its shareable controls (:mod:`pages.links`)."""
     cfg = _initial_config(shared_schedule)
     overlays = list(dict.fromkeys([*DEFAULT_OVERLAYS, cfg.kind]))
     with gr.Row(equal_height=False):
@@ -322,8 +342,10 @@ def render(shared_schedule: gr.State) -> None:
                     health = gr.HTML("", elem_classes=["dl-health"])
                 with gr.Column(scale=1, min_width=180):
                     x_axis = ui.Radio(list(X_AXIS_CHOICES), value="t", label="x axis")
-                    csv_btn = gr.Button("Export CSV", size="sm")
-                    csv_file = gr.File(label="CSV", interactive=False, visible=False)
+                    csv_btn = gr.Button("⬇ Export CSV", size="sm")
+                    # Holds the written file; off screen: csv_btn's follow-up clicks it.
+                    csv_file = gr.DownloadButton("CSV", elem_id=CSV_ELEM_ID,
+                                                 elem_classes=["dl-offscreen"])
             with gr.Accordion("What am I looking at? (definitions and equations)", open=False):
                 gr.Markdown(explanation_md() + "\n\n" + common.INDEX_CONVENTION_MD,
                             latex_delimiters=common.LATEX)
@@ -351,5 +373,18 @@ def render(shared_schedule: gr.State) -> None:
         show_progress="hidden",
     )
     csv_btn.click(export_csv_shown, inputs=inputs, outputs=csv_file, api_name="schedules_csv",
-                  concurrency_limit=4, concurrency_id="schedules_csv")
+                  concurrency_limit=4, concurrency_id="schedules_csv").success(
+        None, None, None, js=CLICK_DOWNLOAD_JS, api_visibility="private")
+
+    def link_view(v, given):  # a link or a lesson: the plot from its settings
+        fig, html, shared = update_schedules(v["schedules"], v["primary"], v["T"],
+                                             v["beta_start"], v["beta_end"], v["scale_to_T"],
+                                             v["cosine_s"], v["power"], v["x_axis"])
+        return {plot: fig, health: html, shared_schedule: shared}
+
+    return links.TabLinks(
+        links.controls(schedules=kinds, primary=primary, T=T, beta_start=beta_start,
+                       beta_end=beta_end, scale_to_T=scale, cosine_s=cosine_s, power=power,
+                       x_axis=x_axis),
+        view=links.View(link_view, outputs=(plot, health, shared_schedule)))
 

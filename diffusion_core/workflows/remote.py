@@ -17,6 +17,8 @@ keeps pacing, budgets and turns exactly as before (``pages/jobs.py``). The calle
 mirrors the worker's step count and per-t loss after every report, and gets the trained state
 back when the run ends, however it ends: done, closed (■ Stop), or diverged (the last good
 weights). The result is bit-identical to training locally (``tests/core/test_remote.py``).
+:meth:`WorkerPool.iterate` does the same for any iterable object (a sampling run): its items
+one ``next()`` at a time, and the attributes it names back when it ends.
 If a worker dies (killed, out of memory), the run raises :class:`WorkerLost` and the caller's
 trainer keeps the state it had before the run; the pool starts a new worker for the next job.
 
@@ -74,24 +76,46 @@ def _recv(conn: Connection) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _light_state(trainer) -> tuple:
-    """What the caller's trainer mirrors after each report: the step count and per-t loss sums."""
-    return trainer.step, trainer._bin_sum, trainer._bin_eps_sum, trainer._bin_count
+TRAINER_MIRROR = ("step", "_bin_sum", "_bin_eps_sum", "_bin_count")
+"""What a caller's trainer mirrors after each report: the step count and per-t loss sums."""
+
+
+def warm_optimizer() -> None:
+    """Build and step one fused AdamW, as a ``Trainer`` does: the first one in a process
+    imports ``torch._dynamo`` (measured 2–4 s), which a visitor's first ▶ Train should not
+    wait for (in a worker, stepping an unpickled optimizer imports it too)."""
+    import torch
+
+    p = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.AdamW([p], fused=True)
+    p.grad = torch.ones(1)
+    optimizer.step()
 
 
 def serve(fd: int, threads: int = 1) -> None:
     """A worker's loop on socket ``fd`` (the child end of :class:`_Worker`'s pair).
 
     Messages (caller → worker ⇒ answer, each answer ``(kind, payload, cpu_s)``):
-    ``("run", trainer, steps)`` ⇒ ``("ok", None)``; ``("next",)`` ⇒ ``("item", (progress,
-    light state))``, ``("end", None)`` or ``("error", exception)``; ``("close",)`` ⇒
-    ``("trainer", trainer)`` (the run's generator closed first).
+    ``("start", obj, method, args, mirror, returns)`` ⇒ ``("ok", None)``: iterate
+    ``obj.method(*args)``; ``("next",)`` ⇒ ``("item", (item, {name: obj.name for name in
+    mirror}))``, or at the end ``("end", back)``, or ``("error", (exception, back))``;
+    ``("close",)`` ⇒ ``("closed", back)`` (the iterator closed first). ``back`` is ``obj``
+    itself when ``returns`` is None, else ``{name: obj.name for name in returns}``.
     """
     import torch
 
     torch.set_num_threads(threads)
+    import diffusion_core.training.trainer  # noqa: F401  (what the first job unpickles)
+
+    warm_optimizer()
     conn = Connection(fd)
-    trainer = run = None
+    obj = it = None
+    mirror: tuple[str, ...] = ()
+    returns: tuple[str, ...] | None = None
+
+    def back():
+        return obj if returns is None else {name: getattr(obj, name) for name in returns}
+
     while True:
         try:
             message = _recv(conn)
@@ -99,22 +123,23 @@ def serve(fd: int, threads: int = 1) -> None:
             return  # the server went away
         c0 = time.process_time()
         kind, payload = "ok", None
-        if message[0] == "run":
-            trainer, steps = message[1], message[2]
-            run = trainer.run(steps)
+        if message[0] == "start":
+            obj, method, args, mirror, returns = message[1:]
+            it = iter(getattr(obj, method)(*args))
         elif message[0] == "next":
             try:
-                progress = next(run)
-                kind, payload = "item", (progress, _light_state(trainer))
+                item = next(it)
+                kind, payload = "item", (item, {name: getattr(obj, name) for name in mirror})
             except StopIteration:
-                kind = "end"
+                kind, payload = "end", back()
             except Exception as e:  # noqa: BLE001 — sent back and raised in the caller
-                kind, payload = "error", _picklable(e)
+                kind, payload = "error", (_picklable(e), back())
         elif message[0] == "close":
-            if run is not None:
-                run.close()
-            kind, payload = "trainer", trainer
-            trainer = run = None
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+            kind, payload = "closed", back()
+            obj = it = None
         _send(conn, (kind, payload, time.process_time() - c0))
 
 
@@ -154,8 +179,8 @@ class _Worker:
             kind, payload, cpu_s = _recv(self.conn)
         except (EOFError, OSError) as e:
             self.kill()
-            raise WorkerLost("the training worker process stopped unexpectedly (out of memory?);"
-                             " the model is as it was before this run") from e
+            raise WorkerLost("the worker process computing it stopped unexpectedly (out of "
+                             "memory?)") from e
         _add_remote_cpu(cpu_s)
         return kind, payload
 
@@ -237,7 +262,14 @@ class WorkerPool:
     def train(self, trainer, steps: int | None = None) -> RemoteRun:
         """Train ``trainer`` for ``steps`` more steps (default its ``config.steps``) in a
         worker: a :class:`RemoteRun` over its reports. ``trainer`` is updated in place."""
-        return RemoteRun(self, trainer, steps)
+        return RemoteRun(self, trainer, "run", (steps,), mirror=TRAINER_MIRROR)
+
+    def iterate(self, obj, *, returns: tuple[str, ...], method: str = "__iter__",
+                args: tuple = ()) -> RemoteRun:
+        """Iterate ``obj.method(*args)`` (e.g. a sampling run) in a worker: a
+        :class:`RemoteRun` over its items; when it ends, ``obj``'s attributes ``returns``
+        take the worker's values."""
+        return RemoteRun(self, obj, method, args, returns=returns)
 
     def close(self) -> None:
         """Stop every idle worker now and every lent one when its run ends."""
@@ -251,20 +283,23 @@ class WorkerPool:
 
 
 class RemoteRun(Iterator):
-    """The reports of one training run in a worker (:meth:`WorkerPool.train`).
+    """The items of one run in a worker (:meth:`WorkerPool.train`, :meth:`WorkerPool.iterate`).
 
-    ``next()`` computes one report in the worker and returns it, after mirroring the worker's
-    step count and per-t loss sums onto the caller's trainer. At the end (the last report,
-    :meth:`close`, or an error from training) the trained state is copied back into the
-    caller's trainer (:meth:`_install`) and the worker returns to the pool.
+    ``next()`` computes one item in the worker (``obj.method(*args)``'s next) and returns it,
+    after copying the worker's values of the attributes ``mirror`` onto the caller's ``obj``.
+    At the end (the last item, :meth:`close`, or an error) the worker's state comes back
+    (:meth:`_install`: the whole object when ``returns`` is None, else those attributes) and
+    the worker returns to the pool. If the worker dies, the mirrored attributes get their
+    values from before the run and :class:`WorkerLost` is raised.
     """
 
-    def __init__(self, pool: WorkerPool, trainer, steps: int | None) -> None:
-        self._pool, self._trainer = pool, trainer
-        self._before = _light_state(trainer)  # restored if the worker dies
+    def __init__(self, pool: WorkerPool, obj, method: str, args: tuple = (), *,
+                 mirror: tuple[str, ...] = (), returns: tuple[str, ...] | None = None) -> None:
+        self._pool, self._obj, self._returns = pool, obj, returns
+        self._before = {name: getattr(obj, name) for name in mirror}  # restored if it dies
         self._worker: _Worker | None = pool._acquire()
         try:
-            self._worker.ask("run", trainer, steps)
+            self._worker.ask("start", obj, method, args, mirror, returns)
         except BaseException:
             self._finish(None)
             raise
@@ -278,41 +313,46 @@ class RemoteRun(Iterator):
             self._finish(None)
             raise
         if kind == "item":
-            progress, light = payload
-            self._mirror(light)
-            return progress
-        self.close()  # "end" or "error": take the trained state back
+            item, mirrored = payload
+            self._set(mirrored)
+            return item
         if kind == "error":
-            raise payload
+            error, back = payload
+            self._finish(back)
+            raise error
+        self._finish(payload)  # "end"
         raise StopIteration
 
-    def _mirror(self, light: tuple) -> None:
-        t = self._trainer
-        t.step, t._bin_sum, t._bin_eps_sum, t._bin_count = light
+    def _set(self, values: dict) -> None:
+        for name, value in values.items():
+            setattr(self._obj, name, value)
 
     def close(self) -> None:
-        """Stop the run (if still going) and copy the trained state back. Idempotent."""
+        """Stop the run (if still going) and take the worker's state back. Idempotent."""
         if self._worker is None:
             return
         try:
-            kind, trained = self._worker.ask("close")
+            kind, back = self._worker.ask("close")
         except WorkerLost:
             self._finish(None)
             raise
-        self._finish(trained)
+        self._finish(back)
 
-    def _finish(self, trained) -> None:
+    def _finish(self, back) -> None:
         worker, self._worker = self._worker, None
-        if trained is not None:
-            self._install(trained)
-        else:  # lost (or never started): the caller's trainer as it was before the run
-            self._mirror(self._before)
+        if back is not None:
+            self._install(back)
+        else:  # lost (or never started): the mirrored attributes as they were before the run
+            self._set(self._before)
         if worker is not None:
             self._pool._release(worker)
 
-    def _install(self, trained) -> None:
-        """Make the caller's trainer the worker's: same object, the trained state."""
-        self._trainer.__dict__.update(trained.__dict__)
+    def _install(self, back) -> None:
+        """The worker's state into the caller's object (same object, new state)."""
+        if self._returns is None:
+            self._obj.__dict__.update(back.__dict__)
+        else:
+            self._set(back)
 
     def __del__(self) -> None:
         try:

@@ -27,7 +27,8 @@ name                        what it does
 :class:`PerTCurve`          the per-t loss in ε units of one prediction type; a session keeps
                             the last one of each prediction trained on the same data, schedule
                             and model (:meth:`Toy2DSession.prediction_curves`)
-:class:`Toy2DSampling`      the reverse chain (network or ideal denoiser) as an iterable;
+:class:`Toy2DSampling`      the reverse chain (network or ideal denoiser) as an iterable,
+                            optionally with x̂0 kept inside the data's box (``x0_box``);
                             ``result()`` gives frames at evenly spaced steps, the samples,
                             their quality score and how many copy a training point
 :func:`copy_share`          the share of samples that sit on a training point (memorisation)
@@ -159,7 +160,9 @@ class SampleScore:
     """The score of one finished sampling run, kept by the session (``last_scores``).
 
     ``step`` is the trainer's step count when it ran (the network may have trained since),
-    ``how`` the sampler settings in words, ``last_t`` the chain's last visited t.
+    ``how`` the sampler settings in words, ``last_t`` the chain's last visited t;
+    ``settings`` the settings themselves and ``samples [N, 2]`` float32 the final points
+    (kept for export: 40 kB at the tab's 5,000 at most; not compared by ``==``).
     """
 
     denoiser: str
@@ -168,6 +171,8 @@ class SampleScore:
     quality: Toy2DQuality
     copies: CopyShare | None
     last_t: int
+    settings: SamplerSettings | None = None
+    samples: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 def fixed_noise(n: int, seed: int) -> torch.Tensor:
@@ -493,7 +498,8 @@ class Toy2DSamples:
     :func:`~diffusion_core.evaluation.toy2d.toy2d_quality` of ``samples`` and ``copies`` their
     :func:`copy_share` (None when some samples are NaN/inf; see :meth:`Toy2DSampling.result`).
     ``denoiser`` is the ε-predictor that ran the chain (``"network"`` or ``"ideal"``);
-    ``last_t`` the chain's last visited t (its step to t = −1 starts there).
+    ``last_t`` the chain's last visited t (its step to t = −1 starts there); ``x0_box``
+    whether x̂0 was kept inside the data's box (:class:`Toy2DSampling`).
     """
 
     settings: SamplerSettings
@@ -506,6 +512,7 @@ class Toy2DSamples:
     denoiser: str = "network"
     copies: CopyShare | None = None
     last_t: int = 0
+    x0_box: bool = False
 
 
 class Toy2DSampling:
@@ -520,12 +527,35 @@ class Toy2DSampling:
 
     ``settings.sample_kwargs(T)`` is what reaches the sampler: options that do not apply to
     the chosen sampler (η under DDPM) are not passed.
+
+    ``x0_box=True`` keeps the network's x̂0 inside the data's box at every step
+    (:class:`~diffusion_core.workflows.guidance2d.DataBox`: ±1.1 × the training points'
+    largest |coordinate|; x̂0 is clamped there and ε̂ re-derived from it). Tab 3 turns it on:
+    the 2D preset's cosine schedule ends at ᾱ_{T−1} ≈ 6e-8, where x̂0 = (x_t − √(1−ᾱ) ε̂)/√ᾱ
+    (DDPM eq. 4 solved for x0) multiplies ε̂'s error by 1/√ᾱ ≈ 4,000, and a deterministic
+    sampler's first steps then throw points to ±4 (moons, the preset's 300 steps, 1,000
+    samples, seeds 0 and 1: DDIM SW1 15× the floor with all 200 steps and 114× with 25 steps,
+    DPM-Solver++ 2M alike, against 1.0× for DDPM; with the box 1.1–1.2×). The box does not
+    change DDPM's score (0.95× either way). The ideal denoiser needs no box: its x̂0 is a
+    weighted mean of training points, inside the box already, so it is never applied to it.
     """
 
+    STATE = ("frames", "frame_t", "x", "last_t", "done", "generator")
+    """What iterating changes: the attributes a worker process sends back
+    (``WorkerPool.iterate(run, returns=Toy2DSampling.STATE)``, :mod:`.remote`)."""
+
     def __init__(self, session: Toy2DSession, settings: SamplerSettings, n_samples: int,
-                 seed: int, *, max_frames: int = 60, denoiser: Denoiser = "network") -> None:
+                 seed: int, *, max_frames: int = 60, denoiser: Denoiser = "network",
+                 x0_box: bool = False) -> None:
         self.model = session.denoiser(denoiser)  # ValueError for an unknown name
         self.denoiser = denoiser
+        if not isinstance(x0_box, bool):
+            raise ValueError(f"x0_box must be True or False; got {x0_box!r}")
+        self.x0_box = x0_box and denoiser == "network"
+        if self.x0_box:
+            from .guidance2d import DataBox  # (guidance2d imports this module)
+
+            self.model = DataBox.around(self.model, session)
         if not isinstance(settings, SamplerSettings):
             raise ValueError("settings must be a SamplerSettings")
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
@@ -579,21 +609,24 @@ class Toy2DSampling:
         if quality.bad == 0:
             ref = make_2d(s.spec.name, len(self.x), noise=s.spec.noise, seed=s.spec.seed + 1001)
             copies = copy_share(self.x, s.data, ref)
+        how = self.settings.describe(s.T) + (", x̂0 in the data's box" if self.x0_box else "")
         s.last_scores[self.denoiser] = SampleScore(
-            denoiser=self.denoiser, step=s.trainer.step, how=self.settings.describe(s.T),
-            quality=quality, copies=copies, last_t=self.last_t)
+            denoiser=self.denoiser, step=s.trainer.step, how=how,
+            quality=quality, copies=copies, last_t=self.last_t, settings=self.settings,
+            samples=self.x.detach().float().cpu())
         return Toy2DSamples(settings=self.settings, seed=self.seed, x_T=self.x_T,
                             samples=self.x, frames=tuple(self.frames),
                             frame_t=tuple(self.frame_t), quality=quality,
-                            denoiser=self.denoiser, copies=copies, last_t=self.last_t)
+                            denoiser=self.denoiser, copies=copies, last_t=self.last_t,
+                            x0_box=self.x0_box)
 
 
 def sample_session(session: Toy2DSession, settings: SamplerSettings, n_samples: int,
-                   seed: int, *, max_frames: int = 60,
-                   denoiser: Denoiser = "network") -> Toy2DSamples:
+                   seed: int, *, max_frames: int = 60, denoiser: Denoiser = "network",
+                   x0_box: bool = False) -> Toy2DSamples:
     """Run :class:`Toy2DSampling` to the end and return its record."""
     run = Toy2DSampling(session, settings, n_samples, seed, max_frames=max_frames,
-                        denoiser=denoiser)
+                        denoiser=denoiser, x0_box=x0_box)
     for _ in run:
         pass
     return run.result()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gradio as gr
 
 from diffusion_core.schedule.config import BUILTIN_KINDS, ScheduleConfig
-from pages import common, limits, sessions
+from pages import common, limits, links, sessions
 from pages.common import MAX_SEED
 from pages.widgets import inputs as ui
 
@@ -59,8 +59,9 @@ def _initial_schedule(shared_schedule: gr.State) -> ScheduleConfig:
         return ScheduleConfig(kind="cosine")
 
 
-def render(shared_schedule: gr.State) -> None:
-    """Build the tab inside the caller's ``gr.Tab``; reads ``shared_schedule`` (tab 1's)."""
+def render(shared_schedule: gr.State) -> links.TabLinks:
+    """Build the tab inside the caller's ``gr.Tab``; reads ``shared_schedule`` (tab 1's).
+    Returns its shareable controls (:mod:`pages.links`)."""
     cfg = _initial_schedule(shared_schedule)
     t0 = round(0.25 * (cfg.T - 1))
     # The image and schedule states are filled when a browser opens the page (first_view
@@ -166,3 +167,24 @@ def render(shared_schedule: gr.State) -> None:
           **compare_kw)
     t.release(inputs=[image_state, sched_state, t, compare_on],
               api_name="forward_compare_release", api_visibility="private", **compare_kw)
+
+    def link_view(v, given, shared):  # a link or a lesson: image, schedule and t at once
+        image, text = load_image(v["image"], None, v["seed"])
+        sched, _, kind_update, T_update, _ = resolve_schedule(v["shared"], v["schedule"], v["T"],
+                                                              shared)
+        last = sched["config"]["T"] - 1
+        t_new = v["t"] if "t" in given else round(0.25 * last)
+        if t_new > last:
+            gr.Warning(f"t = {t_new} is past this schedule's last step (T − 1 = {last}); "
+                       f"showing t = {last}.")
+            t_new = last
+        return {image_state: image, note: text, sched_state: sched, kind: kind_update,
+                T: T_update, t: gr.update(value=t_new, maximum=last), t_state: t_new}
+
+    t_link = links.control("t", t, always=True, check=lambda v: common.number(
+        "t", v, 0, common.T_MAX - 1, integer=True))
+    return links.TabLinks(
+        links.controls(image=choice, shared=use_shared, schedule=kind, T=T, t=t_link, seed=seed,
+                       compare=compare_on),
+        view=links.View(link_view, inputs=(shared_schedule,),
+                        outputs=(image_state, note, sched_state, t_state)))

@@ -72,11 +72,21 @@ def histogram_figure(h: Histogram) -> go.Figure:
     return go.Figure(data=traces, layout=json.loads(_hist_layout_json()))
 
 
+def near_one(x: float, digits: int = 4) -> str:
+    """``x`` with enough decimals that a value just below 1 never shows as "1": 0.99996 →
+    "0.999960" (two significant digits of 1 − x), 0.8459 → "0.8459"."""
+    if not math.isfinite(x) or x < 1 - 10 ** -(digits - 1) or x >= 1:
+        return f"{x:.{digits}g}" if x < 1 else f"{x:g}"
+    return f"{x:.{math.floor(-math.log10(1 - x)) + 2}f}"
+
+
 def numbers_markdown(n: FrameStats) -> str:
+    """The table beside the histogram: the schedule's numbers at t and x_t's PSNR."""
+    gap = f" (1 − ᾱ = {1 - n.alpha_bar:.2g})" if n.alpha_bar >= 0.999 else ""
     return (
-        f"| at t = {n.t} (of 0…{n.T - 1}) | |\n|:--|--:|\n"
-        f"| ᾱ<sub>t</sub> | {n.alpha_bar:.4g} |\n"
-        f"| signal √ᾱ<sub>t</sub> | {n.signal:.4f} |\n"
+        f"| quantity | at t = {n.t} (of 0…{n.T - 1}) |\n|:--|--:|\n"
+        f"| ᾱ<sub>t</sub> | {near_one(n.alpha_bar)}{gap} |\n"
+        f"| signal √ᾱ<sub>t</sub> | {near_one(n.signal)} |\n"
         f"| noise √(1−ᾱ<sub>t</sub>) | {n.noise:.4f} |\n"
         f"| SNR = ᾱ/(1−ᾱ) | {n.snr:.4g} ({n.snr_db:+.1f} dB) |\n"
         f"| PSNR of x<sub>t</sub> vs x<sub>0</sub> | {n.psnr_db:.1f} dB |\n"

@@ -18,6 +18,9 @@ accuracy / spread curve against s (:mod:`diffusion_core.workflows.image_guidance
 Guidance, one convention everywhere: ε̃ = ε_u + s·(ε_c − ε_u); s = 0 the unconditional model,
 s = 1 the conditional one, s > 1 guides harder. For a class-conditional checkpoint the main
 sampler shows two more controls, Class and Guidance s (hidden for unconditional ones).
+
+Models a visitor trained or uploaded in the image-training tab join the model list for that
+visitor's session only (:func:`.models.model_choices`), refreshed whenever this tab is opened.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import functools
 import gradio as gr
 
 from diffusion_core.sampling.config import GUIDANCE_DEFAULT, GUIDANCE_MAX, SAMPLERS, SPACINGS
-from pages import common, jobs, limits, sessions
+from pages import common, jobs, limits, links, sessions
 from pages.widgets import inputs as ui
 
 from . import guide, lab, why
@@ -38,9 +41,13 @@ from .handlers import (
     FRAME_LABEL,
     GUIDANCE_LABEL,
     MAX_IMAGES,
+    REPLAY_LABEL,
     _cleanup,
     class_choices,
+    files_so_far,
     model_changed,
+    replay,
+    replay_instant,
     rescan_models,
     run_finished,
     run_sampler,
@@ -56,11 +63,12 @@ from .models import (
     _models_root,
     list_models,
     load_model,
+    model_choices,
 )
 
 __all__ = ["CARD", "DEMO_KEY", "DEMO_LABEL", "class_choices", "list_models", "load_model",
-           "model_changed", "render", "rescan_models", "run_finished", "run_sampler",
-           "sampler_changed", "show_frame"]
+           "model_changed", "model_choices", "render", "rescan_models", "run_finished",
+           "run_sampler", "sampler_changed", "session_rescan", "show_frame"]
 
 # (label, name) from the sampler registry, the image preset's sampler first.
 SAMPLER_CHOICES = [(s.label, s.name) for s in sorted(
@@ -69,12 +77,22 @@ VARIANCE_CHOICES = [("β̃", "beta_tilde"), ("β", "beta")]
 IMG_HEIGHT = 380
 
 
-def render(shared_schedule: gr.State) -> None:
-    """Build the tab (inside the caller's ``gr.Tab``).
+def session_rescan(current):
+    """This tab opened: the model list with the session's own models (trained or uploaded in
+    the image-training tab) first; keeps the current choice when it is still there."""
+    choices = model_choices()
+    keys = [k for _, k in choices]
+    return gr.update(choices=choices, value=current if current in keys else keys[0])
+
+
+def render(shared_schedule: gr.State) -> links.TabLinks:
+    """Build the tab (inside the caller's ``gr.Tab``); returns its shareable controls
+    (:mod:`pages.links`; the model is their key: choosing it resets the sampler's controls).
 
     ``shared_schedule`` is deliberately unused: a checkpoint only works with its own schedule.
     """
     del shared_schedule
+    tab = gr.context.Context.block  # the caller's gr.Tab: opening it rescans the models
     choices = list_models(_models_root())
     key0 = choices[0][1]
     # Placeholders until the page loads: the load event (below) loads the model (torch) and
@@ -138,6 +156,8 @@ def render(shared_schedule: gr.State) -> None:
                                             min_width=110)
                 png_btn = gr.DownloadButton("⬇ PNG", interactive=False, size="sm", scale=1,
                                             min_width=110)
+                replay_btn = gr.Button(REPLAY_LABEL, interactive=False, size="sm", scale=1,
+                                       min_width=100)
             status = gr.Markdown(f"Press ▶ Sample to watch noise turn into images (up to "
                                  f"{MAX_IMAGES} at once; a run may take ≤ "
                                  f"{lim.sample_seconds:g} s on this server).",
@@ -169,9 +189,11 @@ def render(shared_schedule: gr.State) -> None:
     common.on_load(functools.partial(model_changed, key0), model_outputs,
                    concurrency_id="sampler_model", **cheap)
     # On every page load: models trained since the app started appear in the list.
-    gr.on(None, functools.partial(rescan_models, key0), None, model,
-          api_name="sampler_rescan", api_visibility="private", concurrency_id="sampler_model",
-          **cheap)
+    common.on_load(functools.partial(rescan_models, key0), [model], api_name="sampler_rescan",
+                   concurrency_id="sampler_model", **cheap)
+    if isinstance(tab, gr.Tab):  # the session's own models (image-training tab) join the list
+        tab.select(session_rescan, model, model, api_name="sampler_session_models",
+                   api_visibility="private", concurrency_id="sampler_model", **cheap)
     sampler.input(sampler_changed, [sampler, model], [steps, eta, variance],
                   api_name="sampler_kind", concurrency_id="sampler_model", **cheap)
 
@@ -188,8 +210,54 @@ def render(shared_schedule: gr.State) -> None:
     run_event.then(run_finished, [run_state, status], [frame, status, img_xt, img_x0],
                    api_name="sampler_run_finished", api_visibility="private",
                    concurrency_id="sampler_frame", **cheap)
+    # Downloads after a stop too (the frames made so far), and ▶ Replay: played once by
+    # itself after a run too fast to watch, and on every press.
+    run_event.then(files_so_far, run_state, [gif_btn, png_btn, replay_btn],
+                   api_name="sampler_files_finished", api_visibility="private",
+                   concurrency_id="sampler_frame", **cheap)
+    replay_outputs = [img_xt, img_x0, frame, status]
+    auto_replay = run_event.then(replay_instant, run_state, replay_outputs,
+                                 api_name="sampler_replay_finished", api_visibility="private",
+                                 concurrency_id="sampler_frame", **cheap)
+    replay_event = replay_btn.click(replay, run_state, replay_outputs, api_name="sampler_replay",
+                                    api_visibility="private", concurrency_id="sampler_frame",
+                                    trigger_mode="once", **cheap)
     stop_btn.click(None, None, None, cancels=[run_event], api_name="sampler_stop",
                    api_visibility="private", queue=False)
+    stop_btn.click(None, None, None, cancels=[replay_event, auto_replay],
+                   api_name="sampler_replay_stop", api_visibility="private", queue=False)
+    run_btn.click(None, None, None, cancels=[replay_event, auto_replay],
+                  api_name="sampler_replay_cancel", api_visibility="private", queue=False)
     frame.input(show_frame, [run_state, frame], [img_xt, img_x0, status],
                 api_name="sampler_frame", concurrency_id="sampler_frame",
                 trigger_mode="always_last", **cheap)
+
+    def link_view(v, given):  # a link or a lesson: the model's card and settings, then the given
+        out = dict(zip(model_outputs, model_changed(v["model"]), strict=True))
+        out[model] = rescan_models(v["model"])
+        last = out[steps]["maximum"]
+        if "steps" in given and v["steps"] is not None and v["steps"] > last:
+            gr.Warning(f"Steps = {v['steps']}: this model has {last} steps; using its default.")
+            given = given - {"steps"}
+        if "class" in given and v["class"] not in [c for _, c in out[class_choice]["choices"]]:
+            gr.Warning(f"Class {v['class']!r} is not one of this model's classes.")
+            given = given - {"class"}
+        for name, comp in (("sampler", sampler), ("steps", steps), ("eta", eta),
+                           ("spacing", spacing), ("variance", variance), ("clip_x0", clip_x0),
+                           ("class", class_choice), ("guidance", guidance)):
+            if name in given:
+                out[comp] = links.with_value(out[comp], v[name])
+        options = SAMPLERS[v["sampler"] if "sampler" in given else out[sampler]].options
+        out[eta] = {**out[eta], "interactive": "eta" in options}
+        out[variance] = {**out[variance], "interactive": "variance" in options}
+        return out
+
+    always = {name: links.control(name, comp, always=True) for name, comp in (
+        ("sampler", sampler), ("steps", steps), ("eta", eta), ("spacing", spacing),
+        ("variance", variance), ("clip_x0", clip_x0))}
+    return links.TabLinks(
+        links.controls(model=model, **always, images=n_images, seed=seed,
+                       **{"class": links.control("class", class_choice,
+                                                 check=links.token("Class"))},
+                       guidance=guidance),
+        view=links.View(link_view, outputs=(info, card)), key="model")

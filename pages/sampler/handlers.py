@@ -13,6 +13,10 @@ handler                what it does
 ``run_sampler``        generator: streams x_t and x̂0 grids, keeps ≤ 100 frames, writes GIF/PNG;
                        guided toward a class (or one row per class) at scale s when asked
 ``run_finished``       after the run ends or is stopped: arms the frame slider
+``files_so_far``       after the run ends or is stopped: GIF and PNG of the frames made so
+                       far (a stopped run), ▶ Replay armed
+``replay``             generator: plays the kept frames again (x_t beside x̂0, ~3 s)
+``replay_instant``     after a run that finished in under :data:`INSTANT_S`: the same, once
 ``show_frame``         the frame slider: one kept frame (x_t beside x̂0)
 =====================  ========================================================================
 
@@ -29,6 +33,7 @@ that wants a class calls ``/sampler_model`` first in its session, as the page do
 
 from __future__ import annotations
 
+import functools
 import shutil
 import time
 from pathlib import Path
@@ -43,6 +48,7 @@ from diffusion_core.sampling.config import (
     VARIANCES,
     SamplerSettings,
 )
+from diffusion_core.workflows.remote import WorkerLost
 from pages import common, jobs, limits, sessions
 
 from .models import _models_root, list_models, load_model, model_card_md, model_summary_md
@@ -61,6 +67,16 @@ ROWS = "rows"  # … one row per class
 ANY_LABEL = "any (unguided, s = 0)"
 ROWS_LABEL = "one row per class"
 GUIDANCE_LABEL = f"Guidance s (0–{GUIDANCE_MAX:g})"
+# The GIF: x_t beside x̂0 under a label band, with a t counter below; its last frame (the
+# samples) held this long. Replay: at most REPLAY_FRAMES kept frames, REPLAY_FRAME_S apart
+# (about 3 s), played by itself once after a run faster than INSTANT_S (a default digits run
+# takes ~0.2 s: over before anyone sees it).
+GIF_FRAME_MS = 80
+GIF_HOLD_MS = 1500
+REPLAY_FRAMES = 40
+REPLAY_FRAME_S = 0.08
+INSTANT_S = 1.0
+REPLAY_LABEL = "▶ Replay"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +248,104 @@ def _timing_md(run) -> str:
             f"{run.steps_done} steps, drawing included · {len(run.xt)} frames kept")
 
 
+@functools.lru_cache(maxsize=8)
+def _font(size: int):
+    """Pillow's own font at ``size`` px (FreeType, shipped inside Pillow: no system fonts)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the small bitmap font
+        return ImageFont.load_default()
+
+
+def gif_font_px(width: int) -> int:
+    """The GIF labels' font size for frames ``width`` px wide; each label band is this + 10."""
+    return max(11, min(18, width // 24))
+
+
+def gif_caption(run, i: int) -> str:
+    """The t counter under GIF frame ``i`` (plain ASCII: any font has the glyphs)."""
+    t, step = run.ts[i], run.step_of[i]
+    if t < 0:
+        return f"t = -1   the samples ({run.steps_done} steps)"
+    return f"t = {t}   step {step + 1} of {run.num_steps}"
+
+
+def labelled_gif(run, path: str | Path) -> Path:
+    """The reverse chain of ``run`` as a GIF that explains itself: each frame is x_t beside
+    x̂0 (:func:`~diffusion_core.workflows.image_sampling.gif_frames`: ≤ 60 evenly spaced kept
+    frames, the last one included) under a band naming the two panels, with the frame's t
+    and step below; the last frame is held :data:`GIF_HOLD_MS` ms. Works for a stopped run
+    too (the frames kept so far)."""
+    from PIL import Image, ImageDraw
+
+    from diffusion_core import images
+    from diffusion_core.sampling.spacing import evenly_spaced
+
+    if not run.xt:
+        raise ValueError("the run has no frames yet")
+    panels = image_sampling.gif_frames(run)
+    index = evenly_spaced(len(run.xt), image_sampling.GIF_FRAMES)
+    assert len(index) == len(panels)
+    h, w = panels[0].shape[:2]
+    side = run.xt[0].shape[1]  # gif_frames' layout: x_t | 4·scale white | x̂0
+    gscale = max(1, min(run.scale, image_sampling.GIF_SIDE // side))
+    right = side * gscale + 4 * gscale
+    size = gif_font_px(w)
+    font, band = _font(size), size + 10
+    grey = panels[0].ndim == 2  # grey stays one channel (no slow colour quantisation)
+    mode, white, ink = ("L", 255, 40) if grey else ("RGB", (255, 255, 255), (30, 41, 59))
+    head = Image.new(mode, (w, h + 2 * band), white)  # the band naming the panels, drawn once
+    draw = ImageDraw.Draw(head)
+    draw.text((4, 4), "x_t: the chain", fill=ink, font=font)
+    draw.text((right + 4, 4), "predicted x0", fill=ink, font=font)
+    frames = []
+    for i, panel in zip(index, panels, strict=True):
+        canvas = head.copy()
+        canvas.paste(Image.fromarray(panel), (0, band))
+        ImageDraw.Draw(canvas).text((4, h + band + 4), gif_caption(run, i), fill=ink, font=font)
+        frames.append(np.asarray(canvas))
+    return images.save_gif(frames, path, duration_ms=GIF_FRAME_MS, hold_last_ms=GIF_HOLD_MS)
+
+
+def write_files(run, directory: str | Path):
+    """A finished run's files: ``samples.png`` as the workflow writes it
+    (:func:`~diffusion_core.workflows.image_sampling.write_files`) and the reverse chain as
+    :func:`labelled_gif` instead of its plain GIF (written once, not twice). Sets
+    ``run.out_dir``, ``run.png``, ``run.gif`` and ``run.total_s``; returns ``run``."""
+    if not run.done or run.final is None:
+        raise ValueError("the run has not finished: no files to write")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    run.out_dir = directory
+    run.png = image_sampling.save_png(run.final, directory / image_sampling.PNG_NAME,
+                                      scale=image_sampling.file_scale(run), ncols=run.ncols)
+    run.gif = labelled_gif(run, directory / image_sampling.GIF_NAME)
+    run.total_s = time.perf_counter() - run.started
+    return run
+
+
+def write_partial_files(run, directory: str | Path):
+    """A stopped run's files: the GIF of the frames kept so far (:func:`labelled_gif`) and a
+    PNG of its last kept frame, x_t beside x̂0 (``partial_chain.png``). Sets ``run.out_dir``,
+    ``run.gif`` and ``run.png``; returns ``run``."""
+    from diffusion_core import images
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    run.out_dir = directory
+    scale = image_sampling.file_scale(run)
+    a, b = image_sampling.enlarge(run.xt[-1], scale), image_sampling.enlarge(run.x0[-1], scale)
+    if a.ndim == 2:
+        a, b = np.repeat(a[..., None], 3, axis=2), np.repeat(b[..., None], 3, axis=2)
+    gap = np.full((a.shape[0], 4 * scale, 3), 255, np.uint8)
+    run.png = images.save_png(np.concatenate([a, gap, b], axis=1),
+                              directory / "partial_chain.png")
+    run.gif = labelled_gif(run, directory / image_sampling.GIF_NAME)
+    return run
+
+
 def _file_button(path: Path | None, what: str):
     if path is None:
         return gr.update(value=None, interactive=False, label=f"⬇ {what}")
@@ -289,7 +403,9 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     skip = gr.skip()
     frozen = gr.update(minimum=0, maximum=1, value=0, interactive=False, label=FRAME_LABEL)
     no_file = (_file_button(None, "GIF"), _file_button(None, "PNG"))
-    chain = image_sampling.stream(ck, run)
+    # In a worker process when the server has a pool (Python's lock slows a chain of small
+    # torch ops beside busy threads); the frames come back when the chain ends or stops.
+    chain = jobs.in_worker(run, image_sampling.SamplingRun.STATE, "chain", (ck,))
     yield (skip, skip, f"Starting: {how} …", run, frozen, *no_file)
 
     last_beat = last_ui = time.perf_counter()
@@ -306,12 +422,14 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
             spent = (budget.stop_reason(step.index + 1, progress.elapsed_s)
                      or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
             if spent is not None:
+                chain.close()  # the frames kept so far come back from a worker
                 gr.Warning(f"Sampling stopped at {spent}.")
                 yield (_show(run.xt[-1], scale), _show(run.x0[-1], scale),
                        f"{LIMIT_PREFIX} {spent} (this server's limit) after step "
                        f"{step.index + 1} / {run.num_steps}. The slider scrubs the "
-                       f"{len(run.xt)} frames kept so far; no files were written. Use DDIM "
-                       "with 20–50 steps, or fewer images.", run, skip, skip, skip)
+                       f"{len(run.xt)} frames kept so far; no files of finished samples, but "
+                       f"{SO_FAR}. Use DDIM with 20–50 steps, or fewer images.", run, skip,
+                       skip, skip)
                 return
             now = time.perf_counter()
             if step.index == 0:
@@ -325,13 +443,18 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
             elif now - last_beat >= BEAT_S:
                 last_beat = now
                 yield skip, skip, text, run, skip, skip, skip
+    except WorkerLost as e:
+        raise common.UserError(f"Sampling stopped: {e}. Press ▶ Sample to try again.") from None
     finally:
         chain.close()
 
     if not run.done:  # cannot happen (steps ≥ 1), but never crash on an empty chain
         raise common.UserError("The sampler produced no steps.")
-    image_sampling.write_files(run, sessions.output_dir("sampler"))
+    write_files(run, sessions.output_dir("sampler"))  # the GIF with labels and a t counter
     text = f"✓ Done: {n_images} image{'s' if n_images > 1 else ''}, {how}, seed {seed}."
+    if run.total_s < INSTANT_S:
+        text += (f" It took {run.total_s:.1f} s, too fast to watch: it replays once now, and "
+                 f"{REPLAY_LABEL} plays the reverse chain again.")
     if run.nonfinite:
         text += (f" ⚠ {run.nonfinite} image(s) contain NaN/inf (shown grey): the model is "
                  "broken.")
@@ -342,12 +465,13 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
            _file_button(run.gif, "GIF"), _file_button(run.png, "PNG"))
 
 
-def run_finished(run, text):
+def run_finished(run, text, request: gr.Request | None = None):
     """After ▶ Sample ends or is stopped (``.then``): arm the slider on the frames kept so far.
 
     Returns ``(frame slider, status Markdown, x_t image, x̂0 image)``; after a stop the
     images show the last kept frame (after success they are already the final ones).
     """
+    jobs.wait_done(request)  # a stopped run's frames come back from its worker
     skip = gr.skip()
     if not _is_run(run) or not run.xt:
         return gr.update(interactive=False), text, skip, skip
@@ -358,8 +482,65 @@ def run_finished(run, text):
         return slider, text, skip, skip
     return (slider,
             f"■ Stopped after step {run.steps_done} / {run.num_steps}. The slider scrubs the "
-            f"{len(run.xt)} frames kept so far; no files were written.",
+            f"{len(run.xt)} frames kept so far; {SO_FAR}.",
             _show(run.xt[-1], run.scale), _show(run.x0[-1], run.scale))
+
+
+SO_FAR = "⬇ GIF and ⬇ PNG hold the frames made so far"
+
+
+def files_so_far(run, request: gr.Request | None = None):
+    """After ▶ Sample ends or is stopped (``.then``): the download buttons and ▶ Replay.
+
+    A stopped run (■ Stop or the server's time cap) gets its files here, from the frames kept
+    so far (:func:`write_partial_files`), so ⬇ GIF and ⬇ PNG work after a stop too; a
+    finished run's files were written by :func:`run_sampler` (left as they are). ▶ Replay is
+    armed whenever there are two frames or more. Returns ``(GIF button, PNG button, Replay
+    button)``.
+    """
+    jobs.wait_done(request)  # a stopped run's frames come back from its worker
+    skip = gr.skip()
+    if not _is_run(run) or not run.xt:
+        return skip, skip, gr.update(interactive=False)
+    replay_on = gr.update(interactive=len(run.xt) > 1)
+    if run.done:
+        return skip, skip, replay_on
+    if run.gif is None:
+        write_partial_files(run, sessions.output_dir("sampler"))
+    return _file_button(run.gif, "GIF"), _file_button(run.png, "PNG"), replay_on
+
+
+def replay(run):
+    """▶ Replay: play the kept frames again, x_t beside x̂0, about
+    :data:`REPLAY_FRAMES` × :data:`REPLAY_FRAME_S` s (no sampling: the frames are the run's).
+
+    A generator (■ Stop ends it). Yields ``(x_t image, x̂0 image, frame slider, status)``;
+    the slider follows the frame shown and stays on the last one.
+    """
+    if not _is_run(run) or len(run.xt) < 2:
+        raise common.UserError("Press ▶ Sample first; then ▶ Replay plays the reverse chain "
+                               "again.")
+    from diffusion_core.sampling.spacing import evenly_spaced
+
+    last = len(run.xt) - 1
+    for i in evenly_spaced(len(run.xt), REPLAY_FRAMES):
+        start = time.perf_counter()
+        yield (_show(run.xt[i], run.scale), _show(run.x0[i], run.scale), gr.update(value=i),
+               f"{REPLAY_LABEL} · frame {i} / {last} · {run.captions[i]}")
+        time.sleep(max(0.0, REPLAY_FRAME_S - (time.perf_counter() - start)))
+    text = f"Replayed {last + 1} frames: noise (frame 0) → the samples (frame {last})."
+    if run.done:
+        text += "  \n" + _timing_md(run)
+    yield gr.skip(), gr.skip(), gr.skip(), text
+
+
+def replay_instant(run):
+    """After a run (``.then``): :func:`replay` once by itself when the run finished in under
+    :data:`INSTANT_S` s (too fast to see the chain); nothing otherwise."""
+    if _is_run(run) and run.done and run.total_s < INSTANT_S and len(run.xt) > 1:
+        yield from replay(run)
+    else:
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
 
 def show_frame(run, index):

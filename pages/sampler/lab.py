@@ -89,6 +89,52 @@ def sweep_figure(sweep, labels: list[str], slots: list[int]) -> go.Figure:
 
 lab_finished = sweeps.run_finished  # says "■ Stopped during: …" after a ■ Stop
 
+ENOUGH_WITHIN = 0.10  # "enough steps": within 10 % of the best score any sampler reached
+
+
+def steps_answer_md(sweep, labels: list[str]) -> str:
+    """"How many steps do I need?" in plain words, from the sweep's numbers (its judge's first
+    metric): the best score any sampler reached, then for each sampler the fewest steps that
+    come within :data:`ENOUGH_WITHIN` of it (or its own best and whether it was still
+    improving), and the sampler that got there first. "" before any run finished."""
+    m = sweep.judge.metrics[0]
+    higher = "higher" in m.hint
+    curves = []
+    for c, label in enumerate(labels):
+        x, y = sweep.curve(c, m.key)
+        keep = np.isfinite(y)
+        if keep.any():
+            curves.append((label, x[keep].astype(int), y[keep]))
+    if not curves:
+        return ""
+    best = max(v for *_, y in curves for v in y) if higher else \
+        min(v for *_, y in curves for v in y)
+    tol = ENOUGH_WITHIN * abs(best)
+    lines, reached = [], []
+    for label, x, y in curves:
+        good = (best - y <= tol) if higher else (y - best <= tol)
+        if good.any():
+            k = int(np.argmax(good))
+            least = ", the fewest tried" if k == 0 and len(x) > 1 else ""
+            lines.append(f"- **{label}**: **{x[k]} steps**{least} ({y[k]:.3g}).")
+            reached.append((x[k], label))
+            continue
+        b = int(np.argmax(y) if higher else np.argmin(y))
+        more = (f"; still improving at {x[-1]}: tick a larger count"
+                if b == len(x) - 1 and len(x) > 1 else "")
+        lines.append(f"- **{label}**: does not get there at these counts (its best: "
+                     f"{y[b]:.3g} at {x[b]} steps{more}).")
+    ref = (f"; real data score {m.reference:.3g} at this N" if m.reference is not None
+           and np.isfinite(m.reference) else "")
+    head = (f"**How many steps do I need?** To come within {ENOUGH_WITHIN:.0%} of the best "
+            f"{m.label.split(' (')[0]} any sampler reached here ({best:.3g}; {m.hint}{ref}):")
+    tail = ""
+    if reached and len(curves) > 1:
+        n = min(r[0] for r in reached)
+        first = " and ".join(f"**{lb}**" for k, lb in reached if k == n)
+        tail = f"\n\nFewest steps: {first}, {n}."
+    return head + "\n" + "\n".join(lines) + tail
+
 
 @jobs.heavy("sampling")
 def quality_sweep(key, samplers, counts, spacing, clip_x0, n_images, seed,
@@ -145,6 +191,9 @@ def quality_sweep(key, samplers, counts, spacing, clip_x0, n_images, seed,
           f"at the same N ({judge.name}; compare runs at equal N: these scores drift with N).")
     if dropped:
         md += f" Left out (above T = {T}): {', '.join(map(str, dropped))}."
+    answer = steps_answer_md(run, labels)  # the question, answered first in plain words
+    if answer:
+        md = answer + "\n\n<small>" + md + "</small>"
     if spent is not None:
         gr.Warning(f"The sweep stopped at {spent}.")
         md = (f"{LIMIT_PREFIX} {spent}** (this server's limit): the curves show the runs that "
@@ -297,10 +346,11 @@ def render(model: gr.Dropdown) -> None:
                          min_width=80)
         sweep_btn = gr.Button("▶ Measure", variant="primary", min_width=100)
         sweep_stop = gr.Button("■ Stop", variant="stop", min_width=80)
-    sweep_fig = gr.Plot(show_label=False)
+    # The answer in words (steps_answer_md) above the curves it comes from.
     sweep_md = gr.Markdown(f"Runs within this server's {lim.sample_seconds:g} s sampling "
                            "limit (the step counts go from small to large; about 20 s for "
                            "the defaults on the digits model).", elem_classes=["dl-health"])
+    sweep_fig = gr.Plot(show_label=False)
 
     gr.Markdown(
         "### DDIM inversion: two real digits\nDDIM with η = 0 is deterministic, so it can be "

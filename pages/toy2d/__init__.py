@@ -23,6 +23,8 @@ handler                       what it does
 ``sample``                    generator: N(0, I) → reverse chain (network or ideal denoiser) →
                               animation + SW1 / NN ratio / copies of training points
 ``sample_finished``           after Sample ends or is stopped: the stop text
+``samples_csv``               after Sample: the final points as ``<set>_samples_<sampler>_<n>``
+                              ``.csv`` for the ⬇ button (one click)
 ``guide_view``                classifier-free guidance, live: ε_u, ε_c, ε̃ of one class at t
                               and 1,000 guided samples of every class at scale s (a model
                               trained with class labels; :mod:`pages.toy2d.guide`)
@@ -47,17 +49,19 @@ from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
 from diffusion_core.sampling.config import SAMPLERS
 from diffusion_core.schedule.config import BUILTIN_KINDS
-from pages import common, jobs, limits, sessions
+from pages import common, jobs, limits, links, sessions
 from pages.toy2d import guide, handlers, lab, why
 from pages.toy2d.figures import FORWARD_FRAMES, GRID, bound_figure, error_by_t_figure
 from pages.toy2d.guide import guide_view, tradeoff
 from pages.toy2d.handlers import (
+    X0_BOX_MD,
     data_plot,
     dataset_changed,
     forward_animation,
     loss_figure,
     sample,
     sample_finished,
+    samples_csv,
     shared_schedule_changed,
     train,
     train_finished,
@@ -97,7 +101,8 @@ from pages.widgets.animated import ELEM_CLASS, register_frames
 __all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME / .why.NAME)
     "bound", "bound_finished", "data_plot", "dataset_changed", "error_by_t",
     "forward_animation", "guide", "guide_view", "handlers", "loss_figure", "render", "sample",
-    "sample_finished", "shared_schedule_changed", "tradeoff", "train", "train_finished",
+    "sample_finished", "samples_csv", "shared_schedule_changed", "tradeoff", "train",
+    "train_finished",
     "train_stopped", "vector_field", "vector_field_after_train", "why",
 ]
 
@@ -127,8 +132,9 @@ def explanation_md() -> str:
     return common.explanation("toy2d").replace("@P@", f"{PRESET.train.timestep_power:g}")
 
 
-def render(shared_schedule: gr.State) -> None:
-    """Build the tab's components and wire its events (called inside ``gr.Tab``)."""
+def render(shared_schedule: gr.State) -> links.TabLinks:
+    """Build the tab's components and wire its events (called inside ``gr.Tab``); returns its
+    shareable controls (:mod:`pages.links`)."""
     lim = limits.ACTIVE
     # The session's model: freed (with its optimiser and losses) this long after it last
     # changed, or when the session is dropped (pages.sessions).
@@ -235,6 +241,8 @@ def render(shared_schedule: gr.State) -> None:
                                                         minimum=0, maximum=MAX_SEED,
                                                         min_width=70)
                             clip_x0 = ui.Checkbox(False, label="clip x̂0 to [−1, 1]")
+                            gr.Markdown(X0_BOX_MD, latex_delimiters=common.LATEX,
+                                        elem_classes=["dl-health"])
                             gr.Markdown(f"A run may take ≤ {lim.sample_seconds:g} s on this "
                                         "server.", elem_classes=["dl-limit"])
                             with gr.Row():
@@ -242,6 +250,9 @@ def render(shared_schedule: gr.State) -> None:
                                                        min_width=80)
                                 sample_stop = gr.Button("■ Stop", variant="stop",
                                                         min_width=70)
+                            # Filled after each run (samples_csv): one click downloads.
+                            samples_btn = gr.DownloadButton("⬇ CSV (sample first)",
+                                                            interactive=False, size="sm")
                         with gr.Column(scale=3):
                             sample_fig = gr.Plot(show_label=False, elem_classes=[ELEM_CLASS])
                             quality = gr.Markdown("Train a model, then sample.",
@@ -355,6 +366,9 @@ def render(shared_schedule: gr.State) -> None:
     sample_event.then(sample_finished, quality, [sample_fig, quality],
                       api_name="toy_sample_finished", api_visibility="private",
                       concurrency_limit=8, concurrency_id="toy_cheap")
+    sample_event.then(samples_csv, [state, denoiser], samples_btn,
+                      api_name="toy_samples_csv_finished", api_visibility="private",
+                      concurrency_limit=8, concurrency_id="toy_cheap", show_progress="hidden")
     sample_stop.click(None, None, None, cancels=[sample_event], api_name="toy_sample_stop",
                       api_visibility="private", queue=False)
     bound_event = bound_btn.click(
@@ -375,3 +389,18 @@ def render(shared_schedule: gr.State) -> None:
                        concurrency_id="toy_forward")
     # Browser-only: register animation frames with Plotly whenever an animated plot changes.
     register_frames(sample_fig, forward_fig)
+
+    def link_view(v, given):  # a link or a lesson: the data plot (a new set: its own noise)
+        level = v["noise"] if "noise" in given else TOY_SPECS[v["dataset"]].default_noise
+        return {noise: level, data_fig: data_plot(v["dataset"], v["points"], level, v["seed"])}
+
+    return links.TabLinks(
+        links.controls(
+            dataset=dataset, seed=seed, points=n_points, noise=links.control(
+                "noise", noise, always=True), schedule=source, kind=kind, T=T, lr=lr,
+            batch=batch_size, steps=steps, labels=conditional, width=hidden, depth=depth,
+            embedding=time_embedding, activation=activation, prediction=prediction,
+            show=field_show, denoiser=denoiser, sampler=sampler, eta=eta, samples=n_samples,
+            sample_seed=sample_seed, clip_x0=clip_x0, variance=variance,
+            bound_points=bound_points, bound_n=bound_n),
+        view=links.View(link_view, outputs=(data_fig,)))

@@ -9,6 +9,8 @@ subset, so the browser stays quick.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,7 @@ ANIM_POINTS = 1000  # animations move at most this many points per frame
 MAX_FRAMES = 60  # frames of the sampling animation (x_T and up to 59 reverse steps)
 FORWARD_FRAMES = 30  # timesteps of the forward-diffusion animation
 PLOT_HEIGHT = 430
+LOSS_MARGIN_T = 82  # room above the loss chart for its title and the loss in words
 SMALL_HEIGHT = 270  # the error-by-t plot under the vector field
 LEARNED_COLOR = "#1f2937"  # the learned field's arrows (and the network in the bound)
 IDEAL_COLOR = "#D55E00"  # the ideal denoiser everywhere on this tab
@@ -91,11 +94,28 @@ def points_trace(pts: torch.Tensor, name: str, color: str, *, size: float = 4,
 
 
 def _animate(fig: AnimatedFigure, clouds: list, labels: list[str], trace_id: int, *,
-             prefix: str, duration_ms: int = 90) -> AnimatedFigure:
-    """One frame per cloud ``[N, 2]``, each replacing the points of trace ``trace_id``."""
-    frame_traces = [[go.Scatter(dict(zip("xy", xy(c), strict=True)))] for c in clouds]
+             prefix: str, duration_ms: int = 90, hovers: list[str] | None = None
+             ) -> AnimatedFigure:
+    """One frame per cloud ``[N, 2]``, each replacing the points of trace ``trace_id``;
+    ``hovers[i]`` (optional) is frame i's hover template (where the frame's t is told)."""
+    frame_traces = []
+    for i, c in enumerate(clouds):
+        trace = dict(zip("xy", xy(c), strict=True))
+        if hovers is not None:
+            trace["hovertemplate"] = hovers[i]
+        frame_traces.append([go.Scatter(trace)])
     return animate(fig, frame_traces, labels, [trace_id], prefix=prefix, height=PLOT_HEIGHT,
                    duration_ms=duration_ms)
+
+
+# Learner-facing names of the chain's ends; the index goes in the points' hover tooltip.
+DATA_WORD, NOISE_WORD, SAMPLES_WORD = "data", "pure noise", "samples"
+PURE_NOISE_BELOW = 1e-3  # the forward chain's last frame is "pure noise" when ᾱ_t < this
+
+
+def frame_hover(what: str, where: str) -> str:
+    """A point's hover: its coordinates, then what the frame shows and where (its t)."""
+    return f"x₁ %{{x:.3f}}<br>x₂ %{{y:.3f}}<extra>{what}<br>{where}</extra>"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,64 +144,104 @@ def block_mean(values: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndar
     return steps, head
 
 
+@functools.lru_cache(maxsize=16)
+def _loss_layout_json(words: str, symbol: str) -> str:
+    """The loss figure's two-panel layout for one loss (its words and symbol), styled and
+    validated once: :func:`loss_figure` adds plain-dict traces to it (building and validating
+    the Plotly objects every time cost ≈ 70 ms of server CPU per redraw, several per ▶ Train)."""
+    from plotly.subplots import make_subplots
+
+    # The left title also says, in words, what the loss compares (the STF target is not the
+    # drawn ε): small grey lines under it, above the axis they explain.
+    fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.1,
+                        subplot_titles=("loss per step (dark: moving average)<br>"
+                                        f"<span style='font-size:11px;color:#475569'>"
+                                        f"{words}</span>",
+                                        "mean by t, in ε units"))
+    common.style_figure(fig, height=PLOT_HEIGHT)
+    fig.update_layout(hovermode="closest", showlegend=True,
+                      margin=dict(l=60, r=10, t=LOSS_MARGIN_T, b=95),
+                      legend=dict(orientation="v", x=1.0, y=-0.2, xanchor="right", yanchor="top",
+                                  font=dict(size=12)))
+    fig.update_annotations(font_size=14)
+    fig.update_xaxes(title_text="training step", row=1, col=1)
+    fig.update_yaxes(title_text=f"{symbol} (log scale)", type="log", row=1, col=1)
+    fig.update_xaxes(title_text="t", row=1, col=2)
+    fig.update_yaxes(title_text="ε units (log)", type="log", exponentformat="power", row=1,
+                     col=2)
+    return common.compact_layout_json(fig)
+
+
 def loss_figure(state: Toy2DSession | None) -> go.Figure:
     """Loss per step (log y, block means + a smoothed line) and, right, the mean loss per t-range
     in ε units (‖ε̂ − ε‖²/2 with ε̂ the output converted), one line per prediction type trained
     on these data, schedule and model (:meth:`Toy2DSession.prediction_curves`)."""
-    from plotly.subplots import make_subplots
-
     cfg = state.trainer.config if is_session(state) else PRESET.train
-    eps = "ε_STF" if cfg.target == "stf" else "ε"
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.56, 0.44], horizontal_spacing=0.1,
-                        subplot_titles=("loss per step (dark: moving average)",
-                                        "mean by t, in ε units"))
+    layout = json.loads(_loss_layout_json(loss_words(cfg), loss_symbol(cfg)))
+    traces = []
     if is_session(state) and state.losses:
         losses = np.asarray(state.losses, dtype=np.float64)
         x, y = block_mean(losses, LOSS_POINTS)
         per = "" if len(x) == len(losses) else f" (mean of {math.ceil(len(losses) / len(x))})"
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="loss per step" + per,
-                                 showlegend=False, line=dict(color="#9ab7d3", width=1),
-                                 hovertemplate="step %{x:.0f}<br>loss %{y:.4f}<extra></extra>"),
-                      row=1, col=1)
+        traces.append(dict(type="scatter", x=x, y=y, mode="lines", name="loss per step" + per,
+                           showlegend=False, line=dict(color="#9ab7d3", width=1),
+                           hovertemplate="step %{x:.0f}<br>loss %{y:.4f}<extra></extra>"))
         w = max(1, len(y) // 20)
         smooth = np.convolve(y, np.ones(w) / w, mode="valid")
-        fig.add_trace(go.Scatter(x=x[w - 1:], y=smooth, mode="lines", showlegend=False,
-                                 name=f"moving average ({w} points)",
-                                 line=dict(color=common.DATA_COLOR, width=2.5),
-                                 hovertemplate="step %{x:.0f}<br>smoothed %{y:.4f}"
-                                               "<extra></extra>"),
-                      row=1, col=1)
+        traces.append(dict(type="scatter", x=x[w - 1:], y=smooth, mode="lines",
+                           showlegend=False, name=f"moving average ({w} points)",
+                           line=dict(color=common.DATA_COLOR, width=2.5),
+                           hovertemplate="step %{x:.0f}<br>smoothed %{y:.4f}<extra></extra>"))
         for curve in state.prediction_curves().values():
-            fig.add_trace(_per_t_trace(curve, current=curve.prediction == state.prediction),
-                          row=1, col=2)
+            traces.append(_per_t_trace(curve, current=curve.prediction == state.prediction))
     else:
-        fig.add_annotation(text="Press ▶ Train to see the loss here", showarrow=False,
-                           xref="x domain", yref="y domain", x=0.5, y=0.5, font=dict(size=15))
-        fig.update_xaxes(range=[0, PRESET.train.steps], row=1, col=1)
-        fig.update_yaxes(range=[-1, 0.3], row=1, col=1)
-    common.style_figure(fig, height=PLOT_HEIGHT)
-    fig.update_layout(hovermode="closest", showlegend=True, margin=dict(l=60, r=10, t=40, b=95),
-                      legend=dict(orientation="h", x=1.0, y=-0.2, xanchor="right", yanchor="top",
-                                  font=dict(size=12)))
-    fig.update_annotations(font_size=14)
-    fig.update_xaxes(title_text="training step", row=1, col=1)
-    own = {"eps": f"‖{eps} − ε̂‖²/2", "x0": "‖x0 − x̂0‖²/2", "v": "‖v − v̂‖²/2"}[cfg.prediction]
-    fig.update_yaxes(title_text=f"{own} (log scale)", type="log", row=1, col=1)
-    fig.update_xaxes(title_text="t", row=1, col=2)
-    fig.update_yaxes(title_text="ε units (log)", type="log", exponentformat="power", row=1,
-                     col=2)
-    return fig
+        layout["annotations"].append(dict(
+            text="Press ▶ Train to see the loss here", showarrow=False, xref="x domain",
+            yref="y domain", x=0.5, y=0.5, font=dict(size=15)))
+        layout["xaxis"]["range"] = [0, PRESET.train.steps]
+        layout["yaxis"]["range"] = [-1, 0.3]
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
-def _per_t_trace(curve, *, current: bool) -> go.Scatter:
-    """One prediction's per-t ε-unit loss as a line over the bins' centres."""
+# What the network's output is compared with, per prediction: (symbol, output, in words).
+LOSS_TARGETS = {"eps": ("ε", "ε̂", "the noise that was added to make x_t"),
+                "x0": ("x0", "x̂0", "the clean point the noise was added to"),
+                "v": ("v", "v̂", "the velocity √ᾱ ε − √(1−ᾱ) x0")}
+
+
+def loss_symbol(cfg) -> str:
+    """The loss of ``cfg`` (a ``TrainConfig``) as a formula, e.g. ``‖ε_STF − ε̂‖²/2`` (an x0
+    or v target under STF, the posterior means', keeps its plain symbol; see
+    :func:`loss_words`)."""
+    target, output, _ = LOSS_TARGETS[cfg.prediction]
+    if cfg.target == "stf" and cfg.prediction == "eps":
+        target += "_STF"
+    return f"‖{target} − {output}‖²/2"
+
+
+def loss_words(cfg) -> str:
+    """What the loss compares, in words (``<br>``-broken lines of ≤ ~50 characters), for the
+    loss chart's title, above the axis that shows it."""
+    target, _, words = LOSS_TARGETS[cfg.prediction]
+    if cfg.target != "stf":
+        return f"{target}: {words}"
+    name = "ε_STF" if cfg.prediction == "eps" else target
+    thing = {"eps": "the noise", "x0": "the clean point", "v": "the velocity"}[cfg.prediction]
+    return (f"{name}: the <b>stable target</b> (STF, Xu et al. 2023): {thing}<br>averaged "
+            "over the batch's clean points, each weighted<br>by how likely it made x_t")
+
+
+def _per_t_trace(curve, *, current: bool) -> dict:
+    """One prediction's per-t ε-unit loss as a line over the bins' centres (a plain-dict trace
+    on the loss figure's right panel)."""
     edges = np.asarray(curve.edges)
     lo, hi = edges[:-1], edges[1:] - 1
     y = np.asarray(curve.eps_loss, dtype=np.float64)
     name = PREDICTION_NAMES[curve.prediction]
     label = f"{name}-prediction, {curve.steps:,} steps" + (" (this model)" if current else "")
     ranges = [f"{a}–{b}" if b > a else f"{a}" for a, b in zip(lo, hi, strict=True)]
-    return go.Scatter(
+    return dict(
+        type="scatter", xaxis="x2", yaxis="y2",
         x=(lo + hi) / 2, y=np.where(np.isfinite(y) & (y > 0), y, None), mode="lines+markers",
         name=label, customdata=ranges,
         line=dict(color=PREDICTION_COLORS[curve.prediction], width=3 if current else 2,
@@ -391,12 +451,23 @@ def sample_figure(state: Toy2DSession, run: Toy2DSamples, how: str) -> AnimatedF
     fig = AnimatedFigure()
     fig.add_trace(points_trace(state.data[subset(len(state.data), SHOW_POINTS, state.spec.seed)],
                                "training data", common.DATA_COLOR, size=3.5, opacity=0.35))
-    fig.add_trace(points_trace(torch.nan_to_num(x[anim], nan=0.0), "samples",
-                               common.SAMPLE_COLOR, size=4.5, opacity=0.85))
-    labels = [f"{run.frame_t[0]} (start: N(0, I))"]
-    labels += ["−1 (final)" if t == -1 else str(t) for t in run.frame_t[1:]]
+    labels, hovers = [], []
+    for i, t in enumerate(run.frame_t):
+        if i == 0:  # x_T ~ N(0, I), whatever the schedule
+            labels.append(NOISE_WORD)
+            hovers.append(frame_hover("pure noise x_T ~ N(0, I)", f"t = {t} (the start)"))
+        elif t == -1:
+            labels.append(SAMPLES_WORD)
+            hovers.append(frame_hover("samples (the chain's end)", "t = −1"))
+        else:
+            labels.append(f"t = {t}")
+            hovers.append(frame_hover("x_t, part-denoised", f"t = {t}"))
+    last = points_trace(torch.nan_to_num(x[anim], nan=0.0), "samples", common.SAMPLE_COLOR,
+                        size=4.5, opacity=0.85)
+    last.hovertemplate = hovers[-1]
+    fig.add_trace(last)
     scatter_style(fig, half, title=f"Reverse chain: {how}")
-    _animate(fig, [f[anim] for f in run.frames], labels, 1, prefix="points at t = ")
+    _animate(fig, [f[anim] for f in run.frames], labels, 1, prefix="", hovers=hovers)
     # Open on the final frame: samples over the data.
     fig.layout.sliders[0].active = len(labels) - 1
     return fig
@@ -408,12 +479,19 @@ def forward_figure(frames: ForwardFrames) -> AnimatedFigure:
     idx = subset(spec.n, ANIM_POINTS, spec.seed)
     x0 = frames.data[idx]
     clouds = [x0] + [x[idx] for x in frames.x_t]
-    labels = ["−1 (data)"] + [f"{t} (ᾱ = {ab:.3f})"
-                              for t, ab in zip(frames.timesteps, frames.alpha_bar, strict=True)]
+    labels = [DATA_WORD]
+    hovers = [frame_hover("the data x₀", "t = −1 (ᾱ = 1)")]
+    for i, (t, ab) in enumerate(zip(frames.timesteps, frames.alpha_bar, strict=True)):
+        end = i == len(frames.timesteps) - 1 and ab < PURE_NOISE_BELOW
+        labels.append(NOISE_WORD if end else f"t = {t}")
+        hovers.append(frame_hover("pure noise (almost)" if end else "x_t, the data noised",
+                                  f"t = {t} · ᾱ = {ab:.3g}"))
     half = max(workflow.half_width(frames.data),
                min(workflow.half_width(clouds[-1], q=0.98), 3.2))
     fig = AnimatedFigure()
-    fig.add_trace(points_trace(x0, "x_t", common.DATA_COLOR, size=4, opacity=0.6))
+    first = points_trace(x0, "x_t", common.DATA_COLOR, size=4, opacity=0.6)
+    first.hovertemplate = hovers[0]
+    fig.add_trace(first)
     scatter_style(fig, half, title=f"Forward diffusion: {spec.name}, {schedule.config.kind}, "
                                    f"T = {schedule.T}")
-    return _animate(fig, clouds, labels, 0, prefix="t = ", duration_ms=150)
+    return _animate(fig, clouds, labels, 0, prefix="", duration_ms=150, hovers=hovers)

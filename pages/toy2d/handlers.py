@@ -20,7 +20,7 @@ import plotly.graph_objects as go
 from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.sampling.config import SAMPLER_NAMES, SAMPLERS
 from diffusion_core.workflows.remote import WorkerLost
-from pages import common, jobs, limits
+from pages import common, jobs, limits, sessions
 from pages.toy2d.figures import (
     ANIM_POINTS,
     FORWARD_FRAMES,
@@ -61,7 +61,8 @@ FIGURE_EVERY_S = 0.6  # rebuild the loss figure at most this often while trainin
 
 __all__ = [
     "data_plot", "dataset_changed", "forward_animation", "loss_figure", "memorisation_md",
-    "sample", "sample_finished", "shared_schedule_changed", "train", "train_finished",
+    "sample", "sample_finished", "samples_csv", "samples_csv_name", "shared_schedule_changed",
+    "train", "train_finished",
     "train_stopped", "vector_field", "vector_field_after_train",
 ]
 
@@ -100,17 +101,26 @@ LIMIT_PREFIX = "**⏱ Stopped at"  # a run that spent its budget starts its text
 def _progress_md(state, p, note: str, *, stopped: bool = False, limit: str | None = None
                  ) -> str:
     if p is None:
-        return f"**Step 0 / {state.trainer.config.steps}** · {note}"
+        return f"**Step 0 / {state.trainer.config.steps}** of this press · {note}"
     rate = p.run_step / p.elapsed_s if p.elapsed_s > 0 else float("nan")
     if limit is not None:
         return (f"{LIMIT_PREFIX} {limit}** (this server's limit) after "
-                f"{p.run_step:,} of {p.run_steps:,} steps · loss {p.loss:.3f} · "
-                f"{p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \nThe model keeps what it learned "
-                f"({state.trainer.step:,} steps in total): press ▶ Train to continue.")
+                f"{p.run_step:,} of {p.run_steps:,} steps of this press · loss {p.loss:.3f} · "
+                f"{p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \nThe model keeps what it learned: "
+                f"press ▶ Train to continue. {_total_steps_md(state)}")
     head = "Done" if p.done else ("Stopped" if stopped else "Training")
-    return (f"**{head}: step {p.run_step:,} / {p.run_steps:,}** · loss {p.loss:.3f} · "
-            f"{p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \n{note} "
-            f"({state.trainer.step:,} steps in total)")
+    # Two counts: this press's steps (bold, "step k / n") and the model's steps over every
+    # press so far, named so that "300 / 300" beside "600" does not read as a contradiction.
+    return (f"**{head}: step {p.run_step:,} / {p.run_steps:,}** of this press · loss "
+            f"{p.loss:.3f} · {p.elapsed_s:.1f} s · {rate:,.0f} steps/s  \n{note}. "
+            f"{_total_steps_md(state)}")
+
+
+def _total_steps_md(state) -> str:
+    """The model's training steps over all presses of ▶ Train, in words."""
+    runs = getattr(state, "runs", 1)
+    presses = "this one press" if runs <= 1 else f"all {runs:,} presses"
+    return f"The model has now trained **{state.trainer.step:,} steps** in {presses}."
 
 
 @jobs.heavy("training a 2D model")
@@ -194,7 +204,8 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
         return
     except WorkerLost as e:
         common.log.error("2D training worker lost: %s", e)
-        gr.Warning(f"Training stopped: {e}. Press ▶ Train to try again.")
+        gr.Warning(f"Training stopped: {e}. The model is as it was before this press: "
+                   "press ▶ Train to try again.")
         yield (state, loss_figure(state),
                _progress_md(state, None, f"⚠️ Stopped: {e}", stopped=True), skip, skip)
         return
@@ -216,7 +227,7 @@ def train_stopped(state) -> str:
             "samples.")
 
 
-def train_finished(state, t, text, show="learned"):
+def train_finished(state, t, text, show="learned", request: gr.Request | None = None):
     """Runs after ▶ Train ends, is stopped (cancelled) or diverges; not after a gr.Error.
 
     Refreshes the vector field (``show``: learned, ideal or both, as the Show control says)
@@ -225,6 +236,7 @@ def train_finished(state, t, text, show="learned"):
     Gradio 6 puts on the outputs of a cancelled event.
     Returns ``(vector field, loss figure, progress, t slider, sampler steps)``.
     """
+    jobs.wait_done(request)  # a stopped run's model comes back from its worker
     skip = gr.skip()
     if not is_session(state):
         return skip, skip, skip, skip, skip
@@ -281,6 +293,33 @@ def vector_field_after_train(state, t, show="learned") -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 
 
+def samples_csv_name(dataset: str, settings, T: int, denoiser: str = "network") -> str:
+    """The samples file's name: ``<data set>_samples_<sampler>_<steps>.csv`` (e.g.
+    ``moons_samples_ddpm_200.csv``; ``…_samples_ideal_ddim_25.csv`` for the ideal denoiser)."""
+    who = "ideal_" if denoiser == "ideal" else ""
+    return f"{dataset}_samples_{who}{settings.sampler}_{settings.resolved_steps(T)}.csv"
+
+
+def samples_csv(state, denoiser="network"):
+    """After Sample: the latest finished run's points, as a file for the ⬇ CSV button.
+
+    Runs as a follow-up of the Sample event, so the button already holds the file when the
+    learner clicks it (one click, a real file name: :func:`samples_csv_name`). Columns
+    ``x1,x2`` in model coordinates, one row per sample. Returns a DownloadButton update,
+    disabled while ``denoiser`` has no finished run in this session.
+    """
+    if denoiser not in {v for _, v in DENOISER_CHOICES}:
+        denoiser = "network"
+    score = state.last_scores.get(denoiser) if is_session(state) else None
+    if score is None or score.samples is None or score.settings is None:
+        return gr.update(value=None, interactive=False, label="⬇ CSV (sample first)")
+    name = samples_csv_name(state.spec.name, score.settings, state.T, denoiser)
+    path = sessions.output_dir("csv") / name
+    np.savetxt(path, score.samples.numpy(), delimiter=",", header="x1,x2", comments="",
+               fmt="%.6g")
+    return gr.update(value=str(path), interactive=True, label=f"⬇ {name}")
+
+
 def sample_finished(text):
     """Runs after Sample ends or is stopped; says so after a Stop (and clears its badges).
 
@@ -289,6 +328,20 @@ def sample_finished(text):
     if isinstance(text, str) and text.startswith("Sampling") and "stopped" not in text:
         return gr.skip(), "Sampling stopped: " + text.removeprefix("Sampling").strip(" …")
     return gr.skip(), gr.skip()
+
+
+# The Sample sub-tab's note on x̂0 (the 2D preset's cosine schedule ends at ᾱ_{T−1} ≈ 6e-8;
+# measured in diffusion_core/workflows/toy2d.py, Toy2DSampling).
+X0_BOX_MD = (
+    "**x̂0 stays inside the data's box.** Each step predicts the clean point, "
+    "$\\hat x_0 = (x_t - \\sqrt{1-\\bar\\alpha_t}\\,\\hat\\varepsilon)/"
+    "\\sqrt{\\bar\\alpha_t}$. At the first steps of the 2D preset's cosine schedule "
+    "$\\bar\\alpha_t \\approx 6\\cdot10^{-8}$, so a small error in $\\hat\\varepsilon$ is "
+    "multiplied by $1/\\sqrt{\\bar\\alpha_t} \\approx 4000$: DDIM and DPM-Solver++ (which "
+    "trust x̂0 fully) would throw points out to ±4. So x̂0 is held inside a box 1.1× the "
+    "data's size, which changes nothing once x̂0 is sensible. *clip x̂0 to [−1, 1]* clamps "
+    "it tighter, as for images."
+)
 
 
 def _quality_md(q, n: int, how: str) -> str:
@@ -346,8 +399,12 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
     ``denoiser``: ``"network"`` the trained model, ``"ideal"`` the exact ideal denoiser of the
     training points (it memorises them: the text reports how many samples copy one).
 
-    ``clip_x0`` clamps the predicted x̂0 to [−1, 1] in every step (see sampling.sample); η
-    applies to DDIM only (it is not passed to the other samplers). An empty Steps box
+    Unticked, ``clip_x0`` keeps the network's x̂0 inside the data's box (±1.1 × the training
+    points' largest |coordinate|, ``Toy2DSampling(x0_box=True)``), which makes DDIM and
+    DPM-Solver++ work from their defaults on a schedule that ends at ᾱ ≈ 6e-8 (see
+    :data:`X0_BOX_MD`); ticked, it clamps x̂0 to [−1, 1] instead, as for images (see
+    sampling.sample). η applies to DDIM only (it is not passed to the other samplers). An
+    empty Steps box
     means the sampler's default (DDPM: the full chain; DDIM and DPM-Solver++ 2M: 25 steps).
     A run may take the server's sampling budget (:data:`pages.limits.ACTIVE`); one that spends
     it stops with a message and no samples (a half-run chain is not a sample).
@@ -372,14 +429,15 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
 
     settings = sampling.SamplerSettings(sampler=sampler, steps=steps, eta=eta,
                                         spacing="trailing", clip_x0=bool(clip_x0))
-    how = settings.describe(T)
+    box = not clip_x0 and denoiser == "network"  # the ideal denoiser's x̂0 needs no box
+    how = settings.describe(T) + (", x̂0 kept in the data's box" if box else "")
     if denoiser == "ideal":
         how = "ideal denoiser, " + how
     run = workflow.Toy2DSampling(state, settings, n_samples, seed, max_frames=MAX_FRAMES,
-                                 denoiser=denoiser)
+                                 denoiser=denoiser, x0_box=box)
     yield gr.skip(), f"Sampling ({how}) …"
     start = last = time.perf_counter()
-    chain = jobs.paced(run)
+    chain = jobs.paced(jobs.in_worker(run, workflow.Toy2DSampling.STATE))
     try:
         for step in chain:
             now = time.perf_counter()
@@ -406,11 +464,6 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
     copies = memorisation_md(state, result)
     if copies:
         md += "\n\n" + copies
-    if sampler != "ddpm" and not clip_x0 and state.schedule.alpha_bar(T - 1) < 1e-4:
-        md += ("\n\n⚠️ This schedule ends at ᾱ_(T−1) = "
-               f"{state.schedule.alpha_bar(T - 1):.1e}: {SAMPLERS[sampler].label}'s first "
-               "step divides by "
-               "√ᾱ_t, so small errors in ε̂ blow up. Tick *clip x̂0* or use DDPM.")
     yield fig, md
 
 

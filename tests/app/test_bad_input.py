@@ -92,6 +92,7 @@ CHEAP = {
     "/toy_lab_invert": {"n_points": 50, "counts": [2]},
     "/sampler_lab_sweep": {"n_images": 16, "counts": [2], "samplers": ["ddim_eta0"]},
     "/sampler_lab_invert": {"steps": 2, "frames": 3},
+    "/imagetrain_train": {"steps": 5, "model_kind": "pixel_mlp"},
 }
 # Calls that put a session into the state an endpoint needs (an image loaded, a model trained).
 PREPARE = {
@@ -137,9 +138,15 @@ def _param_name(param: dict) -> str:
     return f"{name} ({label})" if label and label != name else name
 
 
+def _file_value(param: dict, image):
+    """``image``, or ``[image]`` for a parameter that takes several files."""
+    several = str(param.get("python_type", {}).get("type", "")).startswith("list[")
+    return [image] if several else image
+
+
 def _baseline(name: str, endpoint: dict, image) -> dict:
     """A valid call: every parameter at its default, ``image`` for files, cheap long jobs."""
-    kwargs = {p["parameter_name"]: image if p["component"] in FILE_COMPONENTS
+    kwargs = {p["parameter_name"]: _file_value(p, image) if p["component"] in FILE_COMPONENTS
               else p.get("parameter_default") for p in endpoint["parameters"]}
     kwargs.update({k: v for k, v in CHEAP.get(name, {}).items() if k in kwargs})
     return kwargs

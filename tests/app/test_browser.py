@@ -34,6 +34,7 @@ def page(server):
         pg.on("request", lambda r: outside.append(r.url)
               if not r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else None)
         pg.goto(server)
+        pg.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
         pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
         pg.outside_requests = outside
         yield pg

@@ -163,3 +163,61 @@ def test_a_full_pool_makes_the_next_run_wait(pool):
 def test_pool_arguments_are_checked():
     with pytest.raises(ValueError, match="size ≥ 1"):
         WorkerPool(0)
+
+
+def test_sampling_in_a_worker_equals_sampling_here(pool):
+    from diffusion_core.sampling.config import SamplerSettings
+
+    s = session()
+    list(s.train(30))
+    settings = SamplerSettings(sampler="ddim", steps=20, eta=0.0, spacing="trailing")
+    local = wf.Toy2DSampling(s, settings, 300, seed=3, max_frames=8, x0_box=True)
+    remote = wf.Toy2DSampling(s, settings, 300, seed=3, max_frames=8, x0_box=True)
+    steps_local = [st.t for st in local]
+    steps_remote = [st.t for st in pool.iterate(remote, returns=wf.Toy2DSampling.STATE)]
+    assert steps_remote == steps_local and len(steps_local) == 20
+    assert remote.done and torch.equal(remote.x, local.x)
+    assert len(remote.frames) == len(local.frames) == 8
+    assert all(torch.equal(a, b) for a, b in zip(remote.frames, local.frames, strict=True))
+    a, b = local.result(), remote.result()
+    assert a.quality == b.quality and a.frame_t == b.frame_t
+    assert s.last_scores["network"].samples.equal(b.samples)  # the session's copy, not the worker's
+
+
+def test_a_sampling_run_stopped_in_a_worker_keeps_its_frames_so_far(pool):
+    from diffusion_core.sampling.config import SamplerSettings
+
+    s = session()
+    run = wf.Toy2DSampling(s, SamplerSettings(sampler="ddpm", steps=s.T), 100, seed=0,
+                           max_frames=5)
+    remote = pool.iterate(run, returns=wf.Toy2DSampling.STATE)
+    for _ in range(60):
+        next(remote)
+    remote.close()
+    assert not run.done and run.last_t == s.T - 60
+    with pytest.raises(RuntimeError, match="has not finished"):
+        run.result()
+
+
+def test_an_image_chain_in_a_worker_equals_the_chain_here(pool):
+    from pathlib import Path
+
+    import numpy as np
+
+    from diffusion_core.checkpoints import load_checkpoint
+    from diffusion_core.sampling.config import SamplerSettings
+    from diffusion_core.workflows import image_sampling as ims
+
+    ck = load_checkpoint(Path(__file__).resolve().parents[2] / "assets/models/digits")
+    settings = SamplerSettings(sampler="ddim", steps=6, eta=0.0, spacing="trailing",
+                               clip_x0=True)
+    local = ims.SamplingRun.plan(ck, settings, 4, seed=1)
+    remote = ims.SamplingRun.plan(ck, settings, 4, seed=1)
+    list(local.chain(ck))
+    items = list(pool.iterate(remote, returns=ims.SamplingRun.STATE, method="chain",
+                              args=(ck,)))
+    assert len(items) == 6 and items[-1].step.t_prev == -1
+    assert remote.done and remote.steps_done == 6
+    assert torch.equal(remote.final, local.final)
+    assert remote.ts == local.ts and len(remote.xt) == len(local.xt) > 1
+    assert all(np.array_equal(a, b) for a, b in zip(remote.xt, local.xt, strict=True))

@@ -35,6 +35,7 @@ def browser():
 def _open(browser, server, tab):
     pg = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
     pg.goto(server)
+    pg.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
     pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
     pg.get_by_role("tab", name=tab).first.click()
     pg.wait_for_timeout(400)

@@ -99,7 +99,10 @@ def test_model_card_and_summary(models_dir):
     assert steps["maximum"] == T and 1 <= steps["value"] <= T
     assert "schedule is not used here" in summary
     (models_dir / "tiny" / tab.CARD).write_text("# Tiny\n\nA card.")
-    assert tab.model_changed("tiny")[1] == "# Tiny\n\nA card."
+    # plain words first, the card itself collapsed under "Developer details" (issue #14)
+    card = tab.model_changed("tiny")[1]
+    assert card.startswith("**What it learned:**") and "\n\n# Tiny\n\nA card.\n\n" in card
+    assert card.index("<details>") < card.index("# Tiny") < card.index("</details>")
     demo = tab.model_changed(tab.DEMO_KEY)
     assert "Untrained demo" in demo[0]
 
@@ -165,7 +168,11 @@ def test_run_to_the_end(models_dir, kw):
     assert gif.format == "GIF" and gif.n_frames == len(run.xt)  # ≤ 60 frames: all of them
     side = run.xt[0].shape[1]
     gscale = max(1, min(scale, image_sampling.GIF_SIDE // side))
-    assert gif.size == (2 * side * gscale + 4 * gscale, run.xt[0].shape[0] * gscale)
+    width = 2 * side * gscale + 4 * gscale
+    # the panels under a label band, above a band with the t counter (issue #14)
+    assert gif.size == (width, run.xt[0].shape[0] * gscale + 2 * (handlers.gif_font_px(width)
+                                                                  + 10))
+    assert gif.info["duration"] == handlers.GIF_FRAME_MS
     assert last["frame"]["maximum"] == steps and last["frame"]["interactive"]
     assert "ms per step" in last["status"] and "Done" in last["status"]
     assert all(len(o) == len(OUT) for o in outs)

@@ -29,6 +29,7 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pg = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         pg.goto(server)
+        pg.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
         pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
         pg.get_by_role("tab", name="4 · Image sampler").first.click()
         pg.wait_for_timeout(400)

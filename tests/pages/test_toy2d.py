@@ -269,7 +269,10 @@ def test_sampling_returns_an_animation_and_quality_numbers(trained):
     T = trained.T
     # one frame for x_T plus one per kept step; long chains are subsampled to MAX_FRAMES
     assert len(fig.frames) == min(T + 1, MAX_FRAMES)
-    assert fig.layout.sliders[0].steps[-1].label.startswith("−1")
+    # learner-facing words at the ends, the index in the points' hover (issue #14)
+    assert fig.layout.sliders[0].steps[-1].label == "samples"
+    assert fig.layout.sliders[0].steps[0].label == "pure noise"
+    assert "t = −1" in fig.frames[-1].data[0].hovertemplate
     assert fig.layout.updatemenus[0].buttons[0].args[0] is None  # ▶ Play
     data_trace, samples = fig.data
     assert data_trace.marker.color == common.DATA_COLOR
@@ -335,7 +338,10 @@ def test_forward_animation_uses_eq4_with_one_fixed_noise():
     np.testing.assert_allclose(np.stack(_xy(fig.frames[0].data[0]), 1), pts.numpy(), atol=1e-6)
     np.testing.assert_allclose(np.stack(_xy(fig.frames[-1].data[0]), 1),
                                q_sample(sched, pts, 99, eps).numpy(), atol=1e-5)
-    assert fig.layout.sliders[0].steps[-1].label.startswith("99")
+    # ᾱ_99 ≈ 2e-5 here: the last frame is named "pure noise", its t and ᾱ are in the hover
+    assert fig.layout.sliders[0].steps[-1].label == "pure noise"
+    assert fig.layout.sliders[0].steps[0].label == "data"
+    assert "t = 99 · ᾱ = " in fig.frames[-1].data[0].hovertemplate
     with pytest.raises(gr.Error):
         tab.forward_animation("moons", 500, 0.05, 0, "custom", "linear", 1, SHARED)
 
