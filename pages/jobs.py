@@ -165,6 +165,11 @@ def train_pool() -> WorkerPool | None:
     return _pool if current_session() is not None else None
 
 
+def server_pool() -> WorkerPool | None:
+    """The served app's worker pool (None when not served), e.g. to measure its processes."""
+    return _pool
+
+
 def wait_done(request, timeout_s: float = 2.0) -> None:
     """Wait (at most ``timeout_s``) until the request's session runs no heavy job.
 

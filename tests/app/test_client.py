@@ -64,7 +64,7 @@ def _workers_cpu_s() -> float:
 
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for pid in jobs.train_pool().pids():
+    for pid in jobs.server_pool().pids():
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
