@@ -194,7 +194,8 @@ def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def _run(client, name: str, kwargs: dict) -> tuple[str, BaseException | None]:
+def _run(client, name: str, kwargs: dict, retries: int = 3
+         ) -> tuple[str, BaseException | None]:
     """Call ``name``: ("ok" | "error" | what went wrong, the exception). A generator that
     streams an output and goes on running is accepted (and cancelled)."""
     try:
@@ -215,6 +216,10 @@ def _run(client, name: str, kwargs: dict) -> tuple[str, BaseException | None]:
             return "ok", None
         time.sleep(0.02)
     exc = job.exception()
+    if exc is not None and _message(exc).startswith("You are already") and retries > 0:
+        # the previous case's job (cancelled above) is still closing: not this case's answer
+        time.sleep(1.0)
+        return _run(client, name, kwargs, retries - 1)
     return ("ok", None) if exc is None else ("error", exc)
 
 
