@@ -91,6 +91,28 @@ def test_stop_returns_the_state_trained_so_far(pool):
     assert [p.step for p in remote.train(10, pool=pool)] == [30]
 
 
+def test_peek_shows_the_workers_live_weights_without_advancing(pool):
+    local, remote = session(), session()
+    run_l, run_r = local.trainer.run(40), pool.train(remote.trainer, 40)
+    for _ in range(2):
+        next(run_l), next(run_r)
+    seen = run_r.peek("ema", "step")
+    assert seen["step"] == 20 and remote.trainer.step == 20
+    for x, y in zip(seen["ema"].state_dict().values(), local.trainer.ema.state_dict().values(),
+                    strict=True):
+        assert torch.equal(x, y)  # the worker's EMA after 20 steps, not the caller's (step 0)
+    assert not torch.equal(next(iter(seen["ema"].state_dict().values())),
+                           next(iter(remote.trainer.ema.state_dict().values())))
+    assert next(run_r).step == next(run_l).step == 30  # the peek did not advance the run
+    with pytest.raises(AttributeError):
+        run_r.peek("no_such_thing")
+    assert next(run_r).step == next(run_l).step == 40  # a failed peek leaves the run going
+    run_l.close()
+    run_r.close()
+    assert run_r.peek("step") == {"step": 40}  # ended: the caller's own (returned) values
+    same_state(local, remote)
+
+
 def test_divergence_raises_and_keeps_the_last_good_weights(pool):
     local, remote = session(), session()
     for s in (local, remote):  # a far point: a batch that draws it overflows the loss
@@ -221,3 +243,55 @@ def test_an_image_chain_in_a_worker_equals_the_chain_here(pool):
     assert torch.equal(remote.final, local.final)
     assert remote.ts == local.ts and len(remote.xt) == len(local.xt) > 1
     assert all(np.array_equal(a, b) for a, b in zip(remote.xt, local.xt, strict=True))
+
+
+def test_image_training_in_a_worker_equals_training_here_and_peeks_live(pool):
+    from diffusion_core.workflows import image_train as iwf
+
+    def image_session():
+        data, desc, _ = iwf.load_images("digits8")
+        cfg = replace(iwf.train_config("digits8", "quick", steps=30), report_every=10)
+        s, _ = iwf.start_or_continue(None, data, desc, "pixel_mlp",
+                                     ScheduleConfig(kind="cosine", T=100), cfg)
+        return s
+
+    local, remote = image_session(), image_session()
+    run_l, run_r = local.train(), remote.train(pool=pool)
+    next(run_l), next(run_r)
+    live = remote.live_model()  # the worker's EMA after 10 steps; the session's is at step 0
+    for x, y in zip(live.state_dict().values(), local.model.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+    assert not all(torch.equal(x, y) for x, y in zip(
+        live.state_dict().values(), remote.model.state_dict().values(), strict=True))
+    a = remote.panel(model=live)
+    b = local.panel()
+    assert torch.equal(a.samples, b.samples)  # a mid-run panel from the worker's weights
+    list(run_l), list(run_r)
+    assert remote.step == local.step == 30 and remote.losses == local.losses
+    for x, y in zip(remote.model.state_dict().values(), local.model.state_dict().values(),
+                    strict=True):
+        assert torch.equal(x, y)
+    live = remote.live_model()  # no run: the session's own network (wrapped to predict ε)
+    assert getattr(live, "network", live) is remote.trainer.sampling_network()
+
+
+def test_a_lost_image_training_worker_keeps_the_model_as_it_was():
+    from diffusion_core.workflows import image_train as iwf
+
+    data, desc, _ = iwf.load_images("digits8")
+    cfg = replace(iwf.train_config("digits8", "quick", steps=40), report_every=10)
+    s, _ = iwf.start_or_continue(None, data, desc, "pixel_mlp",
+                                 ScheduleConfig(kind="cosine", T=100), cfg)
+    before = [v.clone() for v in s.model.state_dict().values()]
+    p = WorkerPool(1)
+    try:
+        run = s.train(pool=p)
+        next(run)
+        p.pids() and __import__("os").kill(p.pids()[0], 9)
+        with pytest.raises(WorkerLost):
+            list(run)
+        assert s.step == 0 and s.losses == [] and s.train_seconds == 0.0
+        assert all(torch.equal(a, b) for a, b in zip(before, s.model.state_dict().values(),
+                                                    strict=True))
+    finally:
+        p.close()
