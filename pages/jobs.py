@@ -149,13 +149,14 @@ def _use_threads() -> None:
 _pool: WorkerPool | None = None  # where heavy jobs run (set_pool); None: in the handler's thread
 
 
-def set_pool(pool: WorkerPool | None) -> None:
-    """Run 2D training and sampling in ``pool``'s worker processes (``app.serve`` sets one;
-    handlers called directly, as in most tests, compute in their own thread)."""
+def set_pool(pool: WorkerPool | None) -> WorkerPool | None:
+    """Run heavy jobs (2D training and sampling, image training and sampling) in ``pool``'s
+    worker processes (``app.serve`` sets one; handlers called directly, as in most tests,
+    compute in their own thread). Returns the pool used before, still open: whoever started
+    a pool closes it (a test server that replaced the suite's server's pool puts it back)."""
     global _pool
     old, _pool = _pool, pool
-    if old is not None and old is not pool:
-        old.close()  # its idle workers stop now, lent ones when their run ends
+    return old
 
 
 def train_pool() -> WorkerPool | None:

@@ -32,3 +32,8 @@ def server():
     yield f"http://127.0.0.1:{port}/"
     janitor.stop()
     demo.close()
+    from pages import jobs
+
+    pool = jobs.set_pool(None)
+    if pool is not None:
+        pool.close()

@@ -403,10 +403,9 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     skip = gr.skip()
     frozen = gr.update(minimum=0, maximum=1, value=0, interactive=False, label=FRAME_LABEL)
     no_file = (_file_button(None, "GIF"), _file_button(None, "PNG"))
-    # In the handler's thread: in a worker process (jobs.in_worker(run, SamplingRun.STATE,
-    # "chain", (ck,)), tested in tests/core/test_remote.py) two browser tests timed out in
-    # the full suite's long-lived server; not yet understood, so not used here yet.
-    chain = image_sampling.stream(ck, run)
+    # In a worker process when the server has a pool (Python's lock slows a chain of small
+    # torch ops beside busy threads); the frames come back when the chain ends or stops.
+    chain = jobs.in_worker(run, image_sampling.SamplingRun.STATE, "chain", (ck,))
     yield (skip, skip, f"Starting: {how} …", run, frozen, *no_file)
 
     last_beat = last_ui = time.perf_counter()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pages import limits, sessions
+from pages import jobs, limits, sessions
 from tests.helpers import free_port
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -31,7 +31,7 @@ def small_server():
     """The whole app under :data:`TINY` limits; yields (url, demo). Restores the limits."""
     import app
 
-    before = limits.ACTIVE
+    before, suite_pool = limits.ACTIVE, jobs.server_pool()
     demo = app.build_demo(TINY)
     port = free_port()
     janitor = app.serve(demo, server_name="127.0.0.1", server_port=port, quiet=True)
@@ -40,6 +40,10 @@ def small_server():
         yield f"http://127.0.0.1:{port}/", demo
     finally:
         demo.close()
+        # the suite's server (tests/conftest.py) computes in its own workers again
+        own_pool = jobs.set_pool(suite_pool)
+        if own_pool is not None and own_pool is not suite_pool:
+            own_pool.close()
         limits.configure(before)
 
 
@@ -147,7 +151,7 @@ def test_a_long_training_gives_its_slot_to_a_waiting_user(small_server):
     short_job = student.submit(**TRAIN, api_name="/toy_train")
     # … and the long run stops once it has computed for its 1 CPU-second turn, keeping its
     # model.
-    _, text, _, _ = long_job.result(timeout=30)
+    text = long_job.result(timeout=30)[1]  # (loss figure, progress text, …)
     assert "Stopped at the end of its turn (1 s of computing; 1 other waiting)" in text, text
-    _, done, _, _ = short_job.result(timeout=30)
+    done = short_job.result(timeout=30)[1]
     assert done.startswith("**Done: step 20 / 20**"), done
