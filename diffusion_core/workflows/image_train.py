@@ -53,7 +53,7 @@ from .. import checkpoints, presets
 from ..data.files import load_image_files, load_image_zip
 from ..data.imageset import ImageSet
 from ..data.registry import IMAGE_DATASETS, load_image_dataset
-from ..forward import pred_x0_from_eps, q_sample
+from ..forward import as_eps_predictor, pred_x0_from_eps, q_sample
 from ..models.build import build_model, count_parameters
 from ..models.pixel_mlp_config import PixelMLPConfig
 from ..models.unet_config import UNetConfig
@@ -63,6 +63,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import TrainConfig
 from ..training.trainer import Trainer, TrainProgress
+from .remote import RemoteRun, WorkerLost, WorkerPool
 
 __all__ = [
     "DATASETS", "MODEL_KINDS", "PANEL_IMAGES", "RECIPES", "UPLOAD", "ImageTrainSession",
@@ -336,17 +337,47 @@ class ImageTrainSession:
         recent = self.losses[-n:]
         return sum(recent) / len(recent) if recent else float("nan")
 
-    def train(self, steps: int | None = None) -> Iterator[TrainProgress]:
+    def train(self, steps: int | None = None, *, pool: WorkerPool | None = None
+              ) -> Iterator[TrainProgress]:
         """Train ``steps`` more steps (default: the trainer's ``config.steps``), yielding the
         trainer's reports after recording their losses and time. Closing the generator (■ Stop)
         stops at once; the model keeps what it learned. ``TrainingDiverged`` propagates, the
-        model keeping its last good weights."""
+        model keeping its last good weights.
+
+        With a ``pool`` the steps are computed in one of its worker processes
+        (:mod:`~diffusion_core.workflows.remote`), with the same result: the weights here are
+        updated when the run ends (the step count and per-t loss after every report), and
+        :meth:`live_model` copies the worker's current EMA network for a panel meanwhile. If
+        the worker dies, :class:`~diffusion_core.workflows.remote.WorkerLost` propagates and
+        the model is as it was before the run.
+        """
+        run = self.trainer.run(steps) if pool is None else pool.train(self.trainer, steps)
+        before, seconds_before = len(self.losses), self.train_seconds
         counted = 0.0
-        for p in self.trainer.run(steps):
-            self.losses.extend(p.losses)
-            self.train_seconds += p.elapsed_s - counted
-            counted = p.elapsed_s
-            yield p
+        self._remote = run if isinstance(run, RemoteRun) else None
+        try:
+            for p in run:
+                self.losses.extend(p.losses)
+                self.train_seconds += p.elapsed_s - counted
+                counted = p.elapsed_s
+                yield p
+        except WorkerLost:
+            del self.losses[before:]
+            self.train_seconds = seconds_before
+            raise
+        finally:
+            self._remote = None
+            run.close()
+
+    def live_model(self) -> torch.nn.Module:
+        """The ε-predictor with the weights trained so far, also mid-run: :attr:`model`, or,
+        while :meth:`train` runs in a worker process, a copy of the worker's (EMA) network."""
+        run = getattr(self, "_remote", None)
+        if run is None:
+            return self.model
+        name = "ema" if self.trainer.ema is not None else "model"
+        network = run.peek(name)[name].eval()
+        return as_eps_predictor(network, self.schedule, self.trainer.config.prediction)
 
     def panel(self, n: int = PANEL_IMAGES, seed: int = PANEL_SEED,
               sampler_steps: int | None = None, *, model: torch.nn.Module | None = None

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from diffusion_core.workflows.remote import WorkerLost
 from pages import common, jobs, limits, sessions
 from pages.imagetrain import views
 from pages.imagetrain.inputs import (
@@ -179,7 +180,9 @@ def train(state, dataset, files, size, channels, model_kind, recipe, kind, T, st
     p = spent = None
     last_yield = last_fig = last_panel = time.perf_counter()
     panel_every = max(PANEL_EVERY_S, panel.seconds / PANEL_SHARE)
-    run = jobs.paced(state.train(train_cfg.steps))  # long jobs take turns (CPU-timed)
+    # In a worker process when the server has a pool (diffusion_core.workflows.remote: Python's
+    # lock slows in-thread training beside busy threads); long jobs take turns (CPU-timed).
+    run = jobs.paced(state.train(train_cfg.steps, pool=jobs.train_pool()))
     try:
         for p in run:
             if p.done:
@@ -190,7 +193,7 @@ def train(state, dataset, files, size, channels, model_kind, recipe, kind, T, st
                 break
             now = time.perf_counter()
             if now - last_panel >= panel_every:
-                panel = state.panel()
+                panel = state.panel(model=state.live_model())
                 panel_every = max(PANEL_EVERY_S, panel.seconds / PANEL_SHARE)
                 last_panel = last_fig = last_yield = time.perf_counter()
                 yield (state, views.loss_figure(state), views.panel_html(panel),
@@ -205,6 +208,13 @@ def train(state, dataset, files, size, channels, model_kind, recipe, kind, T, st
         gr.Warning(f"Training diverged: {e}")
         yield (state, views.loss_figure(state), skip,
                _progress_md(state, p, f"⚠️ {DIVERGED} (NaN loss): {e}", stopped=True))
+        return
+    except WorkerLost as e:
+        common.log.error("image training worker lost: %s", e)
+        gr.Warning(f"Training stopped: {e}. The model is as it was before this press: "
+                   "press ▶ Train to try again.")
+        yield (state, views.loss_figure(state), skip,
+               _progress_md(state, None, f"⚠️ Stopped: {e}", stopped=True))
         return
     finally:
         run.close()
