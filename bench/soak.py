@@ -168,12 +168,13 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def rss_mb(pid: int) -> float | None:
-    """Resident memory of ``pid`` and its children in MB (None when ``pid`` is gone)."""
+def rss_mb(pid: int, *, children: bool = True) -> float | None:
+    """Resident memory of ``pid`` and (``children``) its descendants in MB (None when ``pid``
+    is gone)."""
     if not Path(f"/proc/{pid}/status").exists():
         return None
     total_kb = 0
-    for p in _descendants(pid):
+    for p in _descendants(pid) if children else [pid]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -291,6 +292,7 @@ class Monitor(threading.Thread):
         self.on_exit = on_exit  # called once with the exit code if the server dies
         self.phase = "start"
         self.rss: list[list] = []  # [t_s, phase, MB]
+        self.main_rss: list[list] = []  # [t_s, MB of the server process alone, not its workers]
         self.cache: list[list] = []  # [t_s, phase, files, MB]
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
@@ -302,10 +304,12 @@ class Monitor(threading.Thread):
             self.on_exit(code)
             self.on_exit = None
         rss = None if code is not None else rss_mb(self.server.proc.pid)
+        main = None if code is not None else rss_mb(self.server.proc.pid, children=False)
         files, size = dir_usage(self.server.temp_dir)
         t = round(self.clock(), 1)
         with self._lock:
             self.rss.append([t, self.phase, rss])
+            self.main_rss.append([t, main])
             self.cache.append([t, self.phase, files, round(size / 2**20, 2)])
         return rss, size / 2**20
 
@@ -938,7 +942,11 @@ def summarise(cfg: SoakConfig, soak: Soak, server: Server, monitor: Monitor, *,
                 "second_half_slope_mb_per_min": _slope_mb_per_min(
                     [(t, mb) for t, mb in run_rss if t >= mid]),
                 "after_expiry_mb": None if after_expiry is None else after_expiry["rss_mb"],
-                "series": monitor.rss},
+                "series": monitor.rss,
+                # the server process alone (the rest is its worker processes)
+                "main_first_mb": next((r[1] for r in monitor.main_rss if r[1]), None),
+                "main_last_mb": next((r[1] for r in reversed(monitor.main_rss) if r[1]), None),
+                "main_series": monitor.main_rss},
         "cache": {"peak_mb": cache_peak, "peak_files": cache_peak_files,
                   "after_expiry_mb": None if after_expiry is None else after_expiry["cache_mb"],
                   "series": monitor.cache},
@@ -982,7 +990,9 @@ def report(results: dict) -> str:
         f"{_fmt(rss['start_mb'])} MB, max {_fmt(rss['max_mb'])} MB, halves "
         f"{_fmt(rss['first_half_max_mb'])} → {_fmt(rss['second_half_max_mb'])} MB (slope "
         f"{_fmt(rss['second_half_slope_mb_per_min'])} MB/min), end of run "
-        f"{_fmt(rss['end_of_run_mb'])} MB, after expiry {_fmt(rss['after_expiry_mb'])} MB",
+        f"{_fmt(rss['end_of_run_mb'])} MB, after expiry {_fmt(rss['after_expiry_mb'])} MB; "
+        f"of which the server process alone {_fmt(rss.get('main_first_mb'))} → "
+        f"{_fmt(rss.get('main_last_mb'))} MB (the rest: its workers)",
         f"cache: peak {_fmt(cache['peak_mb'])} MB in {cache['peak_files']} files, after expiry "
         f"{_fmt(cache['after_expiry_mb'])} MB",
     ]
