@@ -5,6 +5,7 @@
         --out out/moons
     python -m diffusion_core.sample --checkpoint assets/models/digits_cond --n 8 \
         --class-label 0 1 2 3 4 5 6 7 8 9 --guidance 3 --out out/digit_rows
+    python -m diffusion_core.sample --checkpoint my_digits.zip --n 16 --out out/mine
 
 Writes ``PREFIX.npz`` with the array ``samples``: ``[N, 2]`` in the 2D data set's own
 coordinates, or ``[N, C, H, W]`` in [−1, 1] for images; for images also ``PREFIX.png`` (a
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import sys
 from pathlib import Path
 
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 
 from .. import data as datasets
-from ..checkpoints import Checkpoint, load_checkpoint
+from ..checkpoints import Checkpoint, import_zip, load_checkpoint
 from ..images import make_grid
 from ..images import save_png as save_png_array
 from ..sampling import GUIDANCE_DEFAULT, SAMPLER_NAMES, SPACINGS, VARIANCES, SamplerSettings
@@ -46,7 +48,7 @@ PNG_SCALE = 4  # the PNG of all samples: each pixel 4 × 4, tiles 1 px apart
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m diffusion_core.sample", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory, or a checkpoint .zip from the app")
     p.add_argument("--n", type=int, default=16,
                    help="number of samples (per label with --class-label)")
     p.add_argument("--sampler", choices=SAMPLER_NAMES)
@@ -110,6 +112,15 @@ def guidance_scale(ck: Checkpoint, given: float | None) -> float:
     return image_sampling.guidance_default(ck)
 
 
+def open_checkpoint(path: Path) -> Checkpoint:
+    """A checkpoint directory, or a zip downloaded from the app's *Train images* tab (checked
+    and unpacked by :func:`~diffusion_core.checkpoints.import_zip`: never unpickled)."""
+    if path.suffix.lower() == ".zip" and path.is_file():
+        with tempfile.TemporaryDirectory(prefix="diffusion-lab-zip-") as tmp:
+            return import_zip(path, tmp)  # loaded into memory: the folder may go
+    return load_checkpoint(path)
+
+
 def run(argv: list[str] | None = None) -> dict[str, Path]:
     args = build_parser().parse_args(argv)
     if not 1 <= args.n <= MAX_N:
@@ -118,7 +129,7 @@ def run(argv: list[str] | None = None) -> dict[str, Path]:
         raise CliError("--device cuda was asked for, but no CUDA GPU is available")
     if args.guidance is not None and args.class_label is None:
         raise CliError("--guidance needs --class-label (the class to guide toward)")
-    ck = load_checkpoint(args.checkpoint)
+    ck = open_checkpoint(args.checkpoint)
     labels = class_labels(ck, args.class_label)
     n = args.n if labels is None else args.n * len(labels)
     if n > MAX_N:

@@ -170,3 +170,18 @@ def test_python_dash_m_runs_it(checkpoints, tmp_path):
     bad = subprocess.run([*cmd, "--steps", "0"], cwd=root, capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_a_checkpoint_zip_from_the_app_samples_like_its_folder(checkpoints, tmp_path, capsys):
+    from diffusion_core.checkpoints import export_zip
+
+    z = export_zip(checkpoints["image"], tmp_path / "mine.zip")
+    args = ("--n", "4", "--seed", "3", "--sampler", "ddim", "--steps", "3")
+    from_zip = np.load(_run(z, tmp_path / "z", *args)["npz"])["samples"]
+    from_dir = np.load(_run(checkpoints["image"], tmp_path / "d", *args)["npz"])["samples"]
+    np.testing.assert_array_equal(from_zip, from_dir)
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK not a zip at all")
+    assert sample_cli.main(["--checkpoint", str(bad), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.zip" in err and len(err.strip().splitlines()) == 1
