@@ -3,7 +3,9 @@
 THE one implementation of the score the toy 2D tab shows, the time-to-quality benchmark
 (``bench/toy2d_time_to_quality.py``) tracks and the end-to-end test checks. For samples
 ``[n, 2]`` of toy set ``dataset`` (model coordinates, :mod:`diffusion_core.data.toy2d`), with
-``s = data_seed`` and every draw ``make_2d(dataset, n, noise=noise, seed=…)``:
+``s = data_seed`` and every draw ``make_2d(dataset, n, noise=noise, seed=…)``, or
+``dataset(n, seed)`` when ``dataset`` is a callable (a drawn set's ``DrawnSpec.fresh``, which
+carries its own noise; :mod:`diffusion_core.data.drawn`):
 
 ============ ==================================================================================
 field        definition
@@ -29,6 +31,7 @@ alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -39,6 +42,17 @@ from ..data.toy2d import make_2d
 from .distances import nearest_neighbour_ratio, sliced_wasserstein, sw1_floor
 
 __all__ = ["Toy2DQuality", "toy2d_floor", "toy2d_quality"]
+
+DrawFn = Callable[[int, int], torch.Tensor]  # (n, seed) -> points [n, 2]
+
+
+def _draw(dataset: str | DrawFn, k: int, noise: float | None, seed: int) -> torch.Tensor:
+    """``k`` fresh points of ``dataset`` (a toy set's name, or a callable ``(k, seed)``)."""
+    if isinstance(dataset, str):
+        return make_2d(dataset, k, noise=noise, seed=seed)
+    if callable(dataset):
+        return dataset(k, seed)
+    raise ValueError(f"dataset must be a 2D data set name or a callable, got {dataset!r}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class Toy2DQuality:
         return self.sw1 / self.floor if self.floor > 0 else math.nan
 
 
-def toy2d_floor(dataset: str, n: int, *, noise: float | None = None, data_seed: int = 0,
+def toy2d_floor(dataset: str | DrawFn, n: int, *, noise: float | None = None, data_seed: int = 0,
                 floor_pairs: int = 8) -> float:
     """The ``floor`` of :func:`toy2d_quality` for ``n`` samples, without samples.
 
@@ -71,16 +85,17 @@ def toy2d_floor(dataset: str, n: int, *, noise: float | None = None, data_seed: 
 
 
 @lru_cache(maxsize=64)
-def _floor(dataset: str, n: int, noise: float | None, data_seed: int, pairs: int) -> float:
+def _floor(dataset: str | DrawFn, n: int, noise: float | None, data_seed: int, pairs: int
+           ) -> float:
     def draw(k: int, s: int) -> torch.Tensor:
-        return make_2d(dataset, k, noise=noise, seed=s)
+        return _draw(dataset, k, noise, s)
 
     return sw1_floor(draw, n, seed=data_seed, pairs=pairs)
 
 
 def toy2d_quality(
     samples: torch.Tensor,
-    dataset: str,
+    dataset: str | DrawFn,
     *,
     noise: float | None = None,
     data_seed: int = 0,
@@ -93,9 +108,12 @@ def toy2d_quality(
 
     Args:
         samples: float tensor ``[n, 2]``, n ≥ 1; rows with a NaN or inf are counted in ``bad``.
-        dataset: a :data:`~diffusion_core.data.toy2d_spec.TOY_DATASETS` name.
+        dataset: a :data:`~diffusion_core.data.toy2d_spec.TOY_DATASETS` name, or a callable
+            ``(n, seed) -> [n, 2]`` drawing fresh points (``DrawnSpec.fresh``; the floor is
+            cached per callable).
         noise: the jitter std of every fresh draw (``make_2d``'s ``noise``); ``None`` is the
-            set's default noise. Pass the noise the model was trained with.
+            set's default noise. Pass the noise the model was trained with. Unused with a
+            callable ``dataset``.
         data_seed: ``s`` of the fresh draws: evaluation ``s + 1000``, NN reference ``s + 1001``,
             floor pairs ``s + 1000 + 2k`` / ``s + 1001 + 2k`` (and the floor's projections).
         train_data: ``[M, 2]`` points the model was trained on; the NN ratio measures distances
@@ -120,8 +138,8 @@ def toy2d_quality(
         return Toy2DQuality(math.nan, math.nan, math.nan, int((~finite).sum()), n)
     if eval_seed is None:
         eval_seed = data_seed + 1000
-    evald = make_2d(dataset, n, noise=noise, seed=eval_seed)
-    ref = make_2d(dataset, n, noise=noise, seed=data_seed + 1001)
+    evald = _draw(dataset, n, noise, eval_seed)
+    ref = _draw(dataset, n, noise, data_seed + 1001)
     return Toy2DQuality(
         sw1=sliced_wasserstein(x, evald, seed=projection_seed),
         floor=_floor(dataset, n, noise, data_seed, floor_pairs),

@@ -204,12 +204,12 @@ def toy2d_judge(session: Toy2DSession, n: int, *, projection_seed: int = 0) -> J
 
     spec = session.spec
     n = check_int("n", n, 1, 10**6)
-    floor = toy2d_floor(spec.name, n, noise=spec.noise, data_seed=spec.seed,
+    floor = toy2d_floor(spec.fresh, n, data_seed=spec.seed,
                         floor_pairs=QUALITY_FLOOR_PAIRS)
     data = session.data
 
     def score(x: torch.Tensor) -> Scores:
-        q = toy2d_quality(x, spec.name, noise=spec.noise, data_seed=spec.seed, train_data=data,
+        q = toy2d_quality(x, spec.fresh, data_seed=spec.seed, train_data=data,
                           projection_seed=projection_seed, floor_pairs=QUALITY_FLOOR_PAIRS)
         return {"sw1": q.sw1, "floor": q.floor, "ratio": q.ratio, "nn": q.nn,
                 "bad": float(q.bad)}

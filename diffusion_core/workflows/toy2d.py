@@ -24,13 +24,19 @@ name                        what it does
 :func:`vector_field`        ε̂ on a square grid over the noised cloud x_t (a record): the
                             network's (an x0 or v output converted to ε̂) or the ideal
                             denoiser's exact ε* (:attr:`Toy2DSession.ideal`)
+:func:`field_frames`        the field at evenly spaced t from T−1 down to 0 on one grid (the
+                            "▶ Play over t" animation)
+:func:`live_preview`        the field at one t and a few fast samples from the live weights
+                            while a model trains (:meth:`Toy2DSession.live_model`)
 :class:`PerTCurve`          the per-t loss in ε units of one prediction type; a session keeps
                             the last one of each prediction trained on the same data, schedule
                             and model (:meth:`Toy2DSession.prediction_curves`)
 :class:`Toy2DSampling`      the reverse chain (network or ideal denoiser) as an iterable,
                             optionally with x̂0 kept inside the data's box (``x0_box``);
                             ``result()`` gives frames at evenly spaced steps, the samples,
-                            their quality score and how many copy a training point
+                            their quality score and how many copy a training point; with
+                            ``trace=k`` also every step's position of the first k points
+                            (their paths x_{T−1} → … → x_{−1})
 :func:`copy_share`          the share of samples that sit on a training point (memorisation)
 :func:`forward_frames`      x_t of the data at evenly spaced t with one fixed ε (DDPM eq. 4)
 ==========================  ===================================================================
@@ -53,7 +59,7 @@ import torch
 from ..data.toy2d import make_2d
 from ..data.toy2d_spec import LABELLED_TOY_DATASETS, TOY_SPECS
 from ..evaluation.toy2d import Toy2DQuality, toy2d_quality
-from ..forward import q_sample
+from ..forward import as_eps_predictor, q_sample
 from ..models.build import build_model
 from ..models.mlp_config import MLPConfig
 from ..oracles.ideal import IdealDenoiser
@@ -85,7 +91,11 @@ DENOISERS: tuple[str, ...] = ("network", "ideal")  # what samples / arrows come 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which points were drawn: ``make_2d(name, n, noise=noise, seed=seed)``."""
+    """Which points were drawn: ``make_2d(name, n, noise=noise, seed=seed)``.
+
+    A learner's drawing is a :class:`~diffusion_core.data.drawn.DrawnSpec` instead (the same
+    fields and methods, ``name = "drawn"``); everything here takes either.
+    """
 
     name: str
     n: int
@@ -95,6 +105,11 @@ class DataSpec:
     def draw(self) -> torch.Tensor:
         """The points, float32 ``[n, 2]`` (the same spec always gives the same points)."""
         return make_2d(self.name, self.n, noise=self.noise, seed=self.seed)
+
+    def fresh(self, n: int, seed: int) -> torch.Tensor:
+        """``n`` new points of the same set and noise, float32 ``[n, 2]`` (the quality score's
+        and the bound's reference draws, seed = data seed + an offset)."""
+        return make_2d(self.name, n, noise=self.noise, seed=seed)
 
     def draw_labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The same points as :meth:`draw` with each one's class: ``(points [n, 2], labels [n]
@@ -216,6 +231,8 @@ class Toy2DSession:
     last_scores: dict[str, SampleScore] = field(default_factory=dict)
     last_bounds: dict[tuple[str, str], object] = field(default_factory=dict)
     labels: torch.Tensor | None = None
+    _run: object = field(default=None, init=False, repr=False)  # the training run going on
+    _run_from: int = field(default=0, init=False, repr=False)  # len(losses) when it started
 
     @classmethod
     def create(cls, spec: DataSpec, schedule_config: ScheduleConfig, model_config: MLPConfig,
@@ -324,6 +341,7 @@ class Toy2DSession:
         """
         run = self.trainer.run(steps) if pool is None else pool.train(self.trainer, steps)
         before = len(self.losses)
+        self._run, self._run_from = run, before
         try:
             for p in run:
                 self.losses.extend(p.losses)
@@ -332,7 +350,25 @@ class Toy2DSession:
             del self.losses[before:]  # the model is as it was before this run
             raise
         finally:
+            self._run = None
             run.close()
+
+    def live_model(self) -> torch.nn.Module:
+        """The ε-predictor of the weights as they are now, also while :meth:`train` runs in a
+        worker process: a copy of the worker's live network (its EMA copy when EMA is on),
+        fetched between two reports without advancing the run (``RemoteRun.peek``); else
+        :attr:`model` (a local run trains this process's own weights in place). Call it from
+        the thread that iterates :meth:`train`. :class:`WorkerLost` if the worker died."""
+        run = self._run
+        if run is None or not hasattr(run, "peek"):
+            return self.model
+        name = "ema" if self.trainer.ema is not None else "model"
+        try:
+            net = run.peek(name)[name]
+        except WorkerLost:
+            del self.losses[self._run_from:]  # the model is as it was before this run
+            raise
+        return as_eps_predictor(net.eval(), self.schedule, self.prediction)
 
 
 def restart_reason(session: Toy2DSession | None, spec: DataSpec,
@@ -462,25 +498,86 @@ def field_grid(half: float, grid_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21,
-                 denoiser: Denoiser = "network") -> VectorField:
+                 denoiser: Denoiser = "network", model: Callable | None = None,
+                 half: float | None = None) -> VectorField:
     """The ε̂ of ``denoiser`` at ``grid_size²`` grid points at timestep ``t`` (0..T−1).
 
     ``"network"``: the model's ε̂ whatever it predicts (x0 and v outputs are converted), so
     the arrows mean the same for every session. ``"ideal"``: the exact ε* = E[ε | x_t] of the
     training points (:attr:`Toy2DSession.ideal`). The grid depends only on the data and t, so
-    the two fields of one t share it.
+    the two fields of one t share it. ``model`` (an ε-predictor ``model(x [B, 2], t int64
+    [B]) → [B, 2]``, e.g. :meth:`Toy2DSession.live_model`) replaces the network of a
+    ``"network"`` field; ``half`` fixes the view's half-width (and so the grid) instead of
+    fitting it to x_t (:func:`field_frames` keeps one grid for every t).
     """
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < session.T:
         raise ValueError(f"t must be an integer in [0, {session.T - 1}]; got {t!r}")
-    model = session.denoiser(denoiser)
+    if model is None or denoiser != "network":
+        model = session.denoiser(denoiser)
     x_t = q_sample(session.schedule, session.data, t, session.eps)  # eq. (4), fixed ε
-    half = half_width(session.data, x_t)
+    if half is None:
+        half = half_width(session.data, x_t)
     axis, grid = field_grid(half, grid_size)
     with torch.inference_mode():
         pred_eps = model(torch.from_numpy(grid).float(),
                          torch.full((len(grid),), t, dtype=torch.long)).double().numpy()
     return VectorField(t=t, alpha_bar=session.schedule.alpha_bar(t), x_t=x_t, half=half,
                        axis=axis, grid=grid, pred_eps=pred_eps, denoiser=denoiser)
+
+
+def field_frames(session: Toy2DSession, *, frames: int = 24, grid_size: int = 21,
+                 denoiser: Denoiser = "network") -> tuple[VectorField, ...]:
+    """The field of ``denoiser`` at ≤ ``frames`` evenly spaced t, from T−1 down to 0 (the
+    order the reverse chain visits them), all on one grid: the view's half-width is the
+    largest :func:`half_width` of the data and any of these x_t, so the arrows stay put and
+    only their directions and the cloud move."""
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 2:
+        raise ValueError(f"frames must be an integer ≥ 2; got {frames!r}")
+    ts = evenly_spaced(session.T, frames)[::-1]
+    clouds = [q_sample(session.schedule, session.data, t, session.eps) for t in ts]  # eq. (4)
+    half = half_width(session.data, *clouds)
+    return tuple(vector_field(session, t, grid_size=grid_size, denoiser=denoiser, half=half)
+                 for t in ts)
+
+
+PREVIEW_SAMPLER = SamplerSettings(sampler="ddim", steps=20, eta=0.0, spacing="trailing")
+"""The live preview's fast sampler: DDIM, 20 steps, x̂0 kept in the data's box (as tab 3's
+Sample sub-tab does by default, :class:`Toy2DSampling`)."""
+
+
+@dataclass(frozen=True)
+class LivePreview:
+    """What a model looks like at training step ``step``: its ``field`` at one t and
+    ``samples [n, 2]`` float32 drawn with :data:`PREVIEW_SAMPLER` from ``seed`` (the same
+    x_T every time, so successive previews differ only by the weights)."""
+
+    step: int
+    field: VectorField
+    samples: torch.Tensor
+    seed: int
+
+
+def live_preview(session: Toy2DSession, t: int, *, model: Callable | None = None,
+                 n_samples: int = 300, seed: int = 0, grid_size: int = 21) -> LivePreview:
+    """The vector field at ``t`` and ``n_samples`` fast samples of ``model`` (default
+    :meth:`Toy2DSession.live_model`: the weights as they are now, also mid-run in a worker).
+    Costs one grid forward pass and :data:`PREVIEW_SAMPLER`'s 20 passes on ``n_samples``
+    points (a few ms for the 2D preset)."""
+    from .guidance2d import DataBox  # (guidance2d imports this module)
+
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be an integer ≥ 1; got {n_samples!r}")
+    if model is None:
+        model = session.live_model()
+    vf = vector_field(session, t, grid_size=grid_size, model=model)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_samples, 2, generator=g)
+    boxed = DataBox.around(model, session)
+    with torch.inference_mode():
+        for step in sample(boxed, session.schedule, x, generator=g,
+                           **PREVIEW_SAMPLER.sample_kwargs(session.T)):
+            x = step.x_prev
+    return LivePreview(step=session.trainer.step, field=vf, samples=x.float(), seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -499,7 +596,10 @@ class Toy2DSamples:
     :func:`copy_share` (None when some samples are NaN/inf; see :meth:`Toy2DSampling.result`).
     ``denoiser`` is the ε-predictor that ran the chain (``"network"`` or ``"ideal"``);
     ``last_t`` the chain's last visited t (its step to t = −1 starts there); ``x0_box``
-    whether x̂0 was kept inside the data's box (:class:`Toy2DSampling`).
+    whether x̂0 was kept inside the data's box (:class:`Toy2DSampling`). ``paths [S + 1, k,
+    2]`` (None unless ``trace=k`` was asked) are the first k points at every one of the S
+    steps, ``paths[0]`` = x_T[:k] and ``paths[-1]`` = samples[:k]; ``path_t[i]`` is the t of
+    ``paths[i]`` (the chain's first t, then each step's t_prev, ending at −1).
     """
 
     settings: SamplerSettings
@@ -513,6 +613,11 @@ class Toy2DSamples:
     copies: CopyShare | None = None
     last_t: int = 0
     x0_box: bool = False
+    paths: torch.Tensor | None = None
+    path_t: tuple[int, ...] = ()
+
+
+MAX_TRACE = 50  # points whose every step a sampling run may keep (Toy2DSampling's trace)
 
 
 class Toy2DSampling:
@@ -538,15 +643,19 @@ class Toy2DSampling:
     DPM-Solver++ 2M alike, against 1.0× for DDPM; with the box 1.1–1.2×). The box does not
     change DDPM's score (0.95× either way). The ideal denoiser needs no box: its x̂0 is a
     weighted mean of training points, inside the box already, so it is never applied to it.
+
+    ``trace=k`` (0..:data:`MAX_TRACE`) also keeps the first k points at every step, for
+    drawing their paths through the chain (``result().paths``): k × (steps + 1) points, the
+    rest of the cloud only at the frames' steps.
     """
 
-    STATE = ("frames", "frame_t", "x", "last_t", "done", "generator")
+    STATE = ("frames", "frame_t", "x", "last_t", "done", "generator", "paths", "path_t")
     """What iterating changes: the attributes a worker process sends back
     (``WorkerPool.iterate(run, returns=Toy2DSampling.STATE)``, :mod:`.remote`)."""
 
     def __init__(self, session: Toy2DSession, settings: SamplerSettings, n_samples: int,
                  seed: int, *, max_frames: int = 60, denoiser: Denoiser = "network",
-                 x0_box: bool = False) -> None:
+                 x0_box: bool = False, trace: int = 0) -> None:
         self.model = session.denoiser(denoiser)  # ValueError for an unknown name
         self.denoiser = denoiser
         if not isinstance(x0_box, bool):
@@ -562,6 +671,8 @@ class Toy2DSampling:
             raise ValueError(f"n_samples must be an integer ≥ 1; got {n_samples!r}")
         if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 2:
             raise ValueError(f"max_frames must be an integer ≥ 2; got {max_frames!r}")
+        if isinstance(trace, bool) or not isinstance(trace, int) or not 0 <= trace <= MAX_TRACE:
+            raise ValueError(f"trace must be an integer in [0, {MAX_TRACE}]; got {trace!r}")
         self.session = session
         self.settings = settings
         self.seed = seed
@@ -574,6 +685,9 @@ class Toy2DSampling:
         self.x = self.x_T
         self.last_t = session.T - 1
         self.done = False
+        self.trace = min(trace, n_samples)
+        self.paths: list[torch.Tensor] = [self.x_T[:self.trace].clone()] if self.trace else []
+        self.path_t: list[int] = []
 
     def __iter__(self) -> Iterator[SampleStep]:
         s = self.session
@@ -582,8 +696,13 @@ class Toy2DSampling:
                            **kwargs):
             if not self.frame_t:
                 self.frame_t.append(step.t)
+                if self.trace:
+                    self.path_t.append(step.t)
             self.x = step.x_prev
             self.last_t = step.t
+            if self.trace:
+                self.paths.append(step.x_prev[:self.trace].clone())
+                self.path_t.append(step.t_prev)
             if step.index in self.keep:
                 self.frames.append(step.x_prev)
                 self.frame_t.append(step.t_prev)
@@ -602,12 +721,12 @@ class Toy2DSampling:
         if not self.done:
             raise RuntimeError("the reverse chain has not finished: iterate it to the end first")
         s = self.session
-        quality = toy2d_quality(self.x, s.spec.name, noise=s.spec.noise, data_seed=s.spec.seed,
+        quality = toy2d_quality(self.x, s.spec.fresh, data_seed=s.spec.seed,
                                 train_data=s.data, projection_seed=self.seed,
                                 floor_pairs=QUALITY_FLOOR_PAIRS)
         copies = None
         if quality.bad == 0:
-            ref = make_2d(s.spec.name, len(self.x), noise=s.spec.noise, seed=s.spec.seed + 1001)
+            ref = s.spec.fresh(len(self.x), s.spec.seed + 1001)
             copies = copy_share(self.x, s.data, ref)
         how = self.settings.describe(s.T) + (", x̂0 in the data's box" if self.x0_box else "")
         s.last_scores[self.denoiser] = SampleScore(
@@ -618,15 +737,17 @@ class Toy2DSampling:
                             samples=self.x, frames=tuple(self.frames),
                             frame_t=tuple(self.frame_t), quality=quality,
                             denoiser=self.denoiser, copies=copies, last_t=self.last_t,
-                            x0_box=self.x0_box)
+                            x0_box=self.x0_box,
+                            paths=torch.stack(self.paths) if self.trace else None,
+                            path_t=tuple(self.path_t))
 
 
 def sample_session(session: Toy2DSession, settings: SamplerSettings, n_samples: int,
                    seed: int, *, max_frames: int = 60, denoiser: Denoiser = "network",
-                   x0_box: bool = False) -> Toy2DSamples:
+                   x0_box: bool = False, trace: int = 0) -> Toy2DSamples:
     """Run :class:`Toy2DSampling` to the end and return its record."""
     run = Toy2DSampling(session, settings, n_samples, seed, max_frames=max_frames,
-                        denoiser=denoiser, x0_box=x0_box)
+                        denoiser=denoiser, x0_box=x0_box, trace=trace)
     for _ in run:
         pass
     return run.result()

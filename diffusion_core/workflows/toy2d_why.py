@@ -32,7 +32,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..data.toy2d import make_2d
 from ..evaluation.vlb import VLBTerms, combine_terms, kl_weights, vlb_terms
 from ..forward import q_sample
 from ..sampling.config import VARIANCES
@@ -118,7 +117,7 @@ def bound_points(session: Toy2DSession, points: BoundPoints, n: int) -> torch.Te
         return session.data[:n]
     if points == "fresh":
         spec = session.spec
-        return make_2d(spec.name, n, noise=spec.noise, seed=spec.seed + FRESH_SEED_OFFSET)
+        return spec.fresh(n, spec.seed + FRESH_SEED_OFFSET)  # (a drawing's too)
     raise ValueError(f"points must be one of {', '.join(BOUND_POINTS)}; got {points!r}")
 
 

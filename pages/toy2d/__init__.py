@@ -15,13 +15,19 @@ handler                       what it does
 ============================  =================================================================
 ``data_plot``                 scatter of the chosen toy set (cheap; re-run on every data change)
 ``dataset_changed``           the same, plus the set's default noise
-``train``                     generator: trains (or continues training) and streams the loss
+``train``                     generator: trains (or continues training) and streams the loss,
+                              and every 2.5 s the field at t and 300 samples from the live
+                              weights (beside the loss)
 ``train_finished``            after ▶ Train ends or is stopped: vector field, loss, stop text
 ``error_by_t``                after ▶ Train: mean ‖ε̂_θ − ε*‖² (network vs ideal denoiser) by t
 ``vector_field``              arrows of −ε̂_θ(x, t) (learned), −ε* (ideal) or both on a 21×21
-                              grid over the noised cloud x_t
+                              grid over the noised cloud x_t (on every change of the t slider:
+                              drag, arrow keys, Home/End, a typed value)
+``field_animation``           "▶ Play over t": the field at 24 t from T−1 down to 0 as
+                              client-side frames, played at once in the browser
 ``sample``                    generator: N(0, I) → reverse chain (network or ideal denoiser) →
-                              animation + SW1 / NN ratio / copies of training points
+                              animation + SW1 / NN ratio / copies of training points, with the
+                              paths of the first N points drawn over the samples
 ``sample_finished``           after Sample ends or is stopped: the stop text
 ``samples_csv``               after Sample: the final points as ``<set>_samples_<sampler>_<n>``
                               ``.csv`` for the ⬇ button (one click)
@@ -38,7 +44,9 @@ handler                       what it does
 Modules: ``inputs`` (limits, defaults, input checks), ``figures`` (Plotly figures),
 ``handlers`` (events), ``why`` (the ideal denoiser's error by t and the bound: events),
 ``guide`` (the Guidance sub-tab: classifier-free guidance on a model trained with class
-labels), ``lab`` (the Sampler lab); the animations use :mod:`pages.widgets.animated`.
+labels), ``lab`` (the Sampler lab), ``draw`` (the *Draw your own* data set: a canvas whose
+strokes become the training points; the handlers take its anchors as their last input,
+``drawing``); the animations use :mod:`pages.widgets.animated`.
 """
 
 from __future__ import annotations
@@ -50,13 +58,22 @@ from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS
 from diffusion_core.sampling.config import SAMPLERS
 from diffusion_core.schedule.config import BUILTIN_KINDS
 from pages import common, jobs, limits, links, sessions
-from pages.toy2d import guide, handlers, lab, why
-from pages.toy2d.figures import FORWARD_FRAMES, GRID, bound_figure, error_by_t_figure
+from pages.toy2d import draw, guide, handlers, lab, why
+from pages.toy2d.figures import (
+    FIELD_FRAMES,
+    FORWARD_FRAMES,
+    GRID,
+    bound_figure,
+    error_by_t_figure,
+    live_placeholder,
+)
 from pages.toy2d.guide import guide_view, tradeoff
 from pages.toy2d.handlers import (
+    MAX_PATHS,
     X0_BOX_MD,
     data_plot,
     dataset_changed,
+    field_animation,
     forward_animation,
     loss_figure,
     sample,
@@ -74,7 +91,7 @@ from pages.toy2d.inputs import (
     BOUND_N_MAX,
     BOUND_N_MIN,
     BOUND_POINTS_CHOICES,
-    DATASETS,
+    DATA_CHOICES,
     DEFAULT_DATASET,
     DEFAULT_POINTS,
     DENOISER_CHOICES,
@@ -100,7 +117,8 @@ from pages.widgets.animated import ELEM_CLASS, register_frames
 
 __all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME / .why.NAME)
     "bound", "bound_finished", "data_plot", "dataset_changed", "error_by_t",
-    "forward_animation", "guide", "guide_view", "handlers", "loss_figure", "render", "sample",
+    "field_animation", "forward_animation", "guide", "guide_view", "handlers", "loss_figure",
+    "render", "sample",
     "sample_finished", "samples_csv", "shared_schedule_changed", "tradeoff", "train",
     "train_finished",
     "train_stopped", "vector_field", "vector_field_after_train", "why",
@@ -127,6 +145,28 @@ FIELD_MD = (
 )
 
 
+# After "▶ Play over t" drew its frames: wait until the browser registered them (the poller of
+# pages/widgets/animated.py), then play once from the first frame (t = T−1).
+PLAY_FIELD_JS = """
+async () => {
+  for (let i = 0; i < 60; i++) {
+    const gd = document.querySelector('#dl-toy-field .js-plotly-plot');
+    const meta = gd && gd.layout && gd.layout.meta;
+    const n = gd && gd._transitionData && (gd._transitionData._frames || []).length;
+    if (n && meta && meta.dl_key && gd.__dlKey === meta.dl_key && gd.__dlPlayed !== meta.dl_key) {
+      gd.__dlPlayed = meta.dl_key;
+      window.Plotly.animate(gd, null, {frame: {duration: 220, redraw: false},
+                                       transition: {duration: 0}, fromcurrent: true,
+                                       mode: 'immediate'});
+      return [];
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return [];
+}
+"""
+
+
 def explanation_md() -> str:
     """The long explanation (``pages/explanations/toy2d.md``; ``@P@`` is the preset's t power)."""
     return common.explanation("toy2d").replace("@P@", f"{PRESET.train.timestep_power:g}")
@@ -147,10 +187,11 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
             with gr.Row():
-                dataset = ui.Dropdown(list(DATASETS), value=init_name, label="Data set",
+                dataset = ui.Dropdown(list(DATA_CHOICES), value=init_name, label="Data set",
                                       scale=2, min_width=120)
                 seed = ui.Number(value=0, label="Seed", precision=0, minimum=0,
                                  maximum=MAX_SEED, scale=1, min_width=70)
+            drawing = draw.render(init_name)  # the "Draw your own" canvas (hidden until chosen)
             with gr.Row():
                 n_points = ui.Slider(100, common.MAX_POINTS, value=init_n, step=100,
                                      label="Points", min_width=120)
@@ -199,12 +240,21 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                             elem_classes=["dl-health"])
 
         with gr.Column(scale=3):
-            with gr.Tabs():
+            with gr.Tabs(overflow_behavior="wrap", elem_classes=["dl-subtabs"]):  # phone: scrolls
                 with gr.Tab("Data & training"):
                     with gr.Row():
                         data_fig = gr.Plot(None, show_label=False, scale=2, min_width=320)
                         loss_fig = gr.Plot(loss_figure(None), show_label=False, scale=3,
                                            min_width=400)
+                    # Live while ▶ Train runs (and after): the field at the t slider's t and a
+                    # few fast samples from the weights as they are then.
+                    with gr.Row():
+                        live_field = gr.Plot(live_placeholder(
+                            "Press ▶ Train: the vector field<br>appears here as it learns"),
+                            show_label=False, min_width=300)
+                        live_samples = gr.Plot(live_placeholder(
+                            "… and samples from the model<br>as it is at that moment"),
+                            show_label=False, min_width=300)
                 with gr.Tab("Vector field"):
                     with gr.Row():
                         with gr.Column(scale=1, min_width=220):
@@ -213,10 +263,16 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                                                  label="t")
                             field_show = ui.Radio([*FIELD_CHOICES], value="learned",
                                                   label="Show")
+                            play_btn = gr.Button("▶ Play over t", size="sm")
+                            gr.Markdown(f"Plays the field at {FIELD_FRAMES} steps from "
+                                        "t = T−1 (pure noise) down to 0, the way sampling "
+                                        "goes; pause or scrub below the plot.",
+                                        elem_classes=["dl-health"])
                             gr.Markdown(FIELD_MD.format(grid=GRID),
                                         latex_delimiters=common.LATEX)
                         with gr.Column(scale=3):
-                            field_fig = gr.Plot(show_label=False)
+                            field_fig = gr.Plot(show_label=False, elem_id="dl-toy-field",
+                                                elem_classes=[ELEM_CLASS])
                             error_fig = gr.Plot(error_by_t_figure(None), show_label=False)
                 with gr.Tab("Sample"):
                     with gr.Row():
@@ -240,6 +296,9 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                                 sample_seed = ui.Number(value=0, label="Seed", precision=0,
                                                         minimum=0, maximum=MAX_SEED,
                                                         min_width=70)
+                            trace_n = ui.Number(value=5, label="Trace paths of N points",
+                                                precision=0, minimum=0, maximum=MAX_PATHS,
+                                                info="the first N samples, every step")
                             clip_x0 = ui.Checkbox(False, label="clip x̂0 to [−1, 1]")
                             gr.Markdown(X0_BOX_MD, latex_delimiters=common.LATEX,
                                         elem_classes=["dl-health"])
@@ -315,10 +374,13 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                    [data_fig], concurrency_limit=8,
                    concurrency_id="toy_data", show_progress="hidden")
     schedule_inputs = [source, kind, T, shared_schedule]
-    dataset.input(dataset_changed, [dataset, n_points, seed], [data_fig, noise],
-                  api_name="toy_dataset", concurrency_limit=8, concurrency_id="toy_data")
-    gr.on([n_points.release, noise.release, seed.submit, seed.blur], data_plot, data_inputs,
-          data_fig, api_name="toy_data_plot", concurrency_limit=8, concurrency_id="toy_data")
+    dataset.input(dataset_changed, [dataset, n_points, seed, drawing.anchors],
+                  [data_fig, noise], api_name="toy_dataset", concurrency_limit=8,
+                  concurrency_id="toy_data")
+    gr.on([n_points.release, noise.release, seed.submit, seed.blur], data_plot,
+          [*data_inputs, drawing.anchors], data_fig, api_name="toy_data_plot",
+          concurrency_limit=8, concurrency_id="toy_data")
+    draw.wire(drawing, dataset, n_points, noise, seed, data_fig)
     shared_schedule.change(shared_schedule_changed, [shared_schedule, source], source,
                            api_name="toy_shared_schedule", api_visibility="private",
                            concurrency_limit=8,
@@ -327,8 +389,8 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
     train_event = train_btn.click(
         train,
         [state, *data_inputs, *schedule_inputs, hidden, depth, time_embedding, activation, lr,
-         batch_size, steps, prediction, conditional],
-        [state, loss_fig, progress, t_slider, sample_steps],
+         batch_size, steps, prediction, conditional, drawing.anchors, t_slider],
+        [state, loss_fig, progress, t_slider, sample_steps, live_field, live_samples],
         api_name="toy_train", concurrency_limit=lim.train_slots, concurrency_id=jobs.TRAIN_QUEUE,
         trigger_mode="once", show_progress="minimal",
     )
@@ -353,13 +415,21 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                      api_name="toy_guide_on_select", api_visibility="private",
                      concurrency_limit=8, concurrency_id="toy_guide", show_progress="hidden")
 
-    gr.on([t_slider.release, field_show.input], vector_field, [state, t_slider, field_show],
+    # Live: every change a learner makes to t (drag, arrow keys, Home/End, a typed value)
+    # redraws the field; always_last drops the stale ones in between.
+    gr.on([t_slider.input, field_show.input], vector_field, [state, t_slider, field_show],
           field_fig,
           api_name="toy_vector_field", concurrency_limit=8, concurrency_id="toy_field",
           trigger_mode="always_last", show_progress="hidden")
+    play_btn.click(field_animation, [state, field_show], field_fig,
+                   api_name="toy_field_play", concurrency_limit=4, concurrency_id="toy_play",
+                   show_progress="minimal").then(
+        None, None, None, js=PLAY_FIELD_JS, api_name="toy_field_play_start",
+        api_visibility="private", queue=False)
 
     sample_event = sample_btn.click(
-        sample, [state, sampler, sample_steps, eta, n_samples, sample_seed, clip_x0, denoiser],
+        sample, [state, sampler, sample_steps, eta, n_samples, sample_seed, clip_x0, denoiser,
+                 trace_n],
         [sample_fig, quality], api_name="toy_sample", concurrency_limit=lim.sample_slots,
         concurrency_id=jobs.SAMPLE_QUEUE, trigger_mode="once", show_progress="minimal",
     )
@@ -381,14 +451,16 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                      concurrency_limit=8, concurrency_id="toy_cheap")
     bound_stop.click(None, None, None, cancels=[bound_event], api_name="toy_bound_stop",
                      api_visibility="private", queue=False)
-    forward_btn.click(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,
+    forward_btn.click(forward_animation, [*data_inputs, *schedule_inputs, drawing.anchors],
+                      forward_fig,
                       api_name="toy_forward", concurrency_limit=4, concurrency_id="toy_forward")
-    forward_tab.select(forward_animation, [*data_inputs, *schedule_inputs], forward_fig,
+    forward_tab.select(forward_animation, [*data_inputs, *schedule_inputs, drawing.anchors],
+                       forward_fig,
                        api_name="toy_forward_on_select", api_visibility="private",
                        concurrency_limit=4,
                        concurrency_id="toy_forward")
     # Browser-only: register animation frames with Plotly whenever an animated plot changes.
-    register_frames(sample_fig, forward_fig)
+    register_frames(sample_fig, forward_fig, field_fig)
 
     def link_view(v, given):  # a link or a lesson: the data plot (a new set: its own noise)
         level = v["noise"] if "noise" in given else TOY_SPECS[v["dataset"]].default_noise
@@ -396,11 +468,11 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
 
     return links.TabLinks(
         links.controls(
-            dataset=dataset, seed=seed, points=n_points, noise=links.control(
+            dataset=draw.link_control(dataset), seed=seed, points=n_points, noise=links.control(
                 "noise", noise, always=True), schedule=source, kind=kind, T=T, lr=lr,
             batch=batch_size, steps=steps, labels=conditional, width=hidden, depth=depth,
             embedding=time_embedding, activation=activation, prediction=prediction,
             show=field_show, denoiser=denoiser, sampler=sampler, eta=eta, samples=n_samples,
-            sample_seed=sample_seed, clip_x0=clip_x0, variance=variance,
+            sample_seed=sample_seed, clip_x0=clip_x0, paths=trace_n, variance=variance,
             bound_points=bound_points, bound_n=bound_n),
         view=links.View(link_view, outputs=(data_fig,)))

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from diffusion_core.workflows.toy2d import (
         DataSpec,
         ForwardFrames,
+        LivePreview,
         Toy2DSamples,
         Toy2DSession,
         VectorField,
@@ -282,11 +283,44 @@ def arrows(grid: np.ndarray, vec: np.ndarray, length: float, *, ref: float | Non
     return seg[..., 0].ravel(), seg[..., 1].ravel()
 
 
+FIELD_POINTS = 500  # the t slider's field shows at most this many points of x_t (a fixed
+#                    subset: Plotly styles each marker node on every redraw)
+LIVE_HEIGHT = 330  # the live views beside the loss while ▶ Train runs
+LIVE_POINTS = 500  # points of x_t in the live field
+FIELD_FRAMES = 24  # timesteps of the "▶ Play over t" animation
+
+
+@functools.cache
+def _scatter_layout_json() -> str:
+    """A square x₁/x₂ view's styled layout (:func:`scatter_style`) with a title, built and
+    validated once: the field figures set its ranges and title and add plain-dict traces (a
+    slider drag redraws the field many times a second)."""
+    return common.compact_layout_json(scatter_style(go.Figure(), 1.0, title="-"))
+
+
+def _square_layout(half: float, title: str, *, height: int = PLOT_HEIGHT) -> dict:
+    layout = json.loads(_scatter_layout_json())
+    layout["height"] = height
+    layout["title"]["text"] = title
+    layout["xaxis"]["range"] = [-half, half]
+    layout["yaxis"]["range"] = [-half, half]
+    layout["showlegend"] = False  # the titles name the colours
+    return layout
+
+
+def _cloud_trace(pts, t: int, *, size: float = 3.5, opacity: float = 0.35) -> dict:
+    x, y = xy(pts)
+    return dict(type="scatter", x=x, y=y, mode="markers", name=f"x_t (t = {t})",
+                showlegend=False, marker=dict(color=common.DATA_COLOR, size=size,
+                                              opacity=opacity),
+                hovertemplate="x₁ %{x:.3f}<br>x₂ %{y:.3f}<extra>x_t</extra>")
+
+
 def _arrow_trace(vf: VectorField, length: float, ref: float | None, name: str, color: str,
-                 width: float) -> go.Scatter:
+                 width: float) -> dict:
     ax, ay = arrows(vf.grid, -vf.pred_eps, length, ref=ref)
-    return go.Scatter(x=f32(ax), y=f32(ay), mode="lines", name=name,
-                      line=dict(color=color, width=width), hoverinfo="skip")
+    return dict(type="scatter", x=f32(ax), y=f32(ay), mode="lines", name=name,
+                line=dict(color=color, width=width), hoverinfo="skip")
 
 
 def vector_field_figure(state: Toy2DSession, vf: VectorField,
@@ -297,8 +331,11 @@ def vector_field_figure(state: Toy2DSession, vf: VectorField,
     always had) or the ideal one (vermillion arrows). ``ideal`` overlays the ideal field on a
     learned ``vf`` (same grid and t); both are then scaled by one reference length (the 90th
     percentile of all their |ε|), so their lengths compare; the title names the colours.
-    Traces: the cloud x_t, ``vf``'s arrows, the arrow bases (colour and hover: |ε| of ``vf``;
-    hover also ε* when overlaid), then ``ideal``'s arrows.
+    Traces: the cloud x_t (at most :data:`FIELD_POINTS`), ``vf``'s arrows, the arrow bases
+    (colour and hover: |ε| of ``vf``; hover also ε* when overlaid), then ``ideal``'s arrows.
+
+    Built from plain dicts on a cached layout, everything float32 (≈ 60 kB of JSON): the t
+    slider redraws it on every key press and drag step.
     """
     grid, t = vf.grid, vf.t
     learned = vf.denoiser == "network"
@@ -309,30 +346,25 @@ def vector_field_figure(state: Toy2DSession, vf: VectorField,
     if ideal is not None:
         both = np.concatenate([mag, np.linalg.norm(ideal.pred_eps, axis=1)])
         ref = float(np.quantile(both, 0.9))
-    idx = subset(len(vf.x_t), SHOW_POINTS, state.spec.seed)
-    fig = go.Figure()
-    cloud = points_trace(vf.x_t[idx], f"x_t (t = {t})", common.DATA_COLOR, size=3.5,
-                         opacity=0.35)
-    cloud.showlegend = False
-    fig.add_trace(cloud)
-    fig.add_trace(_arrow_trace(vf, length, ref,
-                               "learned −ε̂_θ" if learned else "ideal −ε* (memorising)",
-                               LEARNED_COLOR if learned else IDEAL_COLOR, 1.6))
+    idx = subset(len(vf.x_t), FIELD_POINTS, state.spec.seed)
+    traces = [_cloud_trace(vf.x_t[idx], t),
+              _arrow_trace(vf, length, ref,
+                           "learned −ε̂_θ" if learned else "ideal −ε* (memorising)",
+                           LEARNED_COLOR if learned else IDEAL_COLOR, 1.6)]
     custom = [vf.pred_eps[:, 0], vf.pred_eps[:, 1], mag]
     hover = (f"x = (%{{x:.2f}}, %{{y:.2f}})<br>{sym} = (%{{customdata[0]:.3f}}, "
              f"%{{customdata[1]:.3f}})<br>|{sym}| = %{{customdata[2]:.3f}}")
     if ideal is not None:
         custom += [ideal.pred_eps[:, 0], ideal.pred_eps[:, 1]]
         hover += "<br>ε* = (%{customdata[3]:.3f}, %{customdata[4]:.3f})"
-    fig.add_trace(go.Scatter(
-        x=f32(grid[:, 0].copy()), y=f32(grid[:, 1].copy()), mode="markers",
+    traces.append(dict(
+        type="scatter", x=f32(grid[:, 0]), y=f32(grid[:, 1]), mode="markers",
         name=f"|{sym}| at arrow base", showlegend=False,
-        marker=dict(size=4, color=mag, colorscale="Viridis", showscale=True,
+        marker=dict(size=4, color=f32(mag), colorscale="Viridis", showscale=True,
                     colorbar=dict(title=dict(text=f"|{sym}|"), thickness=12, len=0.7)),
-        customdata=np.round(np.stack(custom, axis=1), 4),
-        hovertemplate=hover + "<extra></extra>"))
+        customdata=f32(np.stack(custom, axis=1)), hovertemplate=hover + "<extra></extra>"))
     if ideal is not None:
-        fig.add_trace(_arrow_trace(ideal, length, ref, "ideal −ε* (memorising)", IDEAL_COLOR,
+        traces.append(_arrow_trace(ideal, length, ref, "ideal −ε* (memorising)", IDEAL_COLOR,
                                    1.3))
         title = (f"learned −ε̂_θ (dark), ideal −ε* (vermillion), t = {t} "
                  f"(ᾱ_t = {vf.alpha_bar:.3f})")
@@ -340,9 +372,93 @@ def vector_field_figure(state: Toy2DSession, vf: VectorField,
         title = f"−ε̂_θ(x, t = {t}) over x_t (ᾱ_t = {vf.alpha_bar:.3f}); lengths normalised"
     else:
         title = f"ideal −ε*(x, t = {t}) over x_t (ᾱ_t = {vf.alpha_bar:.3f}); lengths normalised"
-    scatter_style(fig, vf.half, title=title)
-    fig.update_layout(showlegend=False)  # the title names the colours
-    return fig
+    return go.Figure(data=traces, layout=_square_layout(vf.half, title), _validate=False)
+
+
+def field_animation_figure(state: Toy2DSession, frames: tuple[VectorField, ...],
+                           ideal: tuple[VectorField, ...] | None = None) -> AnimatedFigure:
+    """"▶ Play over t": the field at each of ``frames`` (t from T−1 down to 0, one grid, see
+    :func:`~diffusion_core.workflows.toy2d.field_frames`) as client-side frames, with the
+    cloud x_t moving under the arrows; ``ideal`` (same t) overlays the ideal field. Opens on
+    the first frame (t = T−1, pure noise); the slider names each frame's t and ᾱ_t.
+
+    Arrow lengths are normalised per frame (as on the t slider). Traces: the cloud, the
+    arrows, then the ideal arrows; each frame replaces all of them.
+    """
+    first = frames[0]
+    length = 0.9 * (first.axis[1] - first.axis[0])
+    idx = subset(len(first.x_t), ANIM_POINTS, state.spec.seed)
+    learned = first.denoiser == "network"
+    name = "learned −ε̂_θ" if learned else "ideal −ε* (memorising)"
+    color = LEARNED_COLOR if learned else IDEAL_COLOR
+    clouds, labels = [], []
+    for i, vf in enumerate(frames):
+        ref = None
+        if ideal is not None:
+            ref = float(np.quantile(np.concatenate([np.linalg.norm(vf.pred_eps, axis=1),
+                                                    np.linalg.norm(ideal[i].pred_eps, axis=1)]),
+                                    0.9))
+        traces = [_cloud_trace(vf.x_t[idx], vf.t), _arrow_trace(vf, length, ref, name, color,
+                                                                1.6)]
+        if ideal is not None:
+            traces.append(_arrow_trace(ideal[i], length, ref, "ideal −ε* (memorising)",
+                                       IDEAL_COLOR, 1.3))
+        clouds.append(traces)
+        labels.append(f"t = {vf.t} · ᾱ = {vf.alpha_bar:.3g}")
+    what = ("learned −ε̂_θ (dark) and ideal −ε* (vermillion)" if ideal is not None
+            else "−ε̂_θ" if learned else "ideal −ε*")
+    fig = AnimatedFigure(data=clouds[0],
+                         layout=_square_layout(first.half, f"{what} over x_t, t from "
+                                                           f"{frames[0].t} down to "
+                                                           f"{frames[-1].t}"))
+    ids = list(range(len(clouds[0])))
+    return animate(fig, [[go.Scatter(tr) for tr in traces] for traces in clouds], labels, ids,
+                   prefix="", height=PLOT_HEIGHT, duration_ms=220)
+
+
+def live_field_figure(state: Toy2DSession, preview: LivePreview) -> go.Figure:
+    """The live preview's field (small: no hover data, :data:`LIVE_POINTS` of x_t)."""
+    vf = preview.field
+    idx = subset(len(vf.x_t), LIVE_POINTS, state.spec.seed)
+    traces = [_cloud_trace(vf.x_t[idx], vf.t, size=3, opacity=0.3),
+              _arrow_trace(vf, 0.9 * (vf.axis[1] - vf.axis[0]), None, "learned −ε̂_θ",
+                           LEARNED_COLOR, 1.3)]
+    layout = _square_layout(vf.half, f"field at t = {vf.t}, step {preview.step:,}",
+                            height=LIVE_HEIGHT)
+    layout["title"]["font"] = dict(size=14)
+    layout["margin"] = dict(l=45, r=10, t=40, b=40)
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+def live_samples_figure(state: Toy2DSession, preview: LivePreview) -> go.Figure:
+    """The live preview's samples (:data:`~diffusion_core.workflows.toy2d.PREVIEW_SAMPLER`)
+    over a faint subset of the training data."""
+    x = preview.samples
+    finite = x[torch.isfinite(x).all(dim=1)]
+    half = workflow.half_width(state.data, finite if len(finite) else state.data, q=0.99)
+    data = state.data[subset(len(state.data), LIVE_POINTS, state.spec.seed)]
+    dx, dy = xy(data)
+    sx, sy = xy(torch.nan_to_num(x, nan=0.0))
+    traces = [dict(type="scatter", x=dx, y=dy, mode="markers", name="training data",
+                   marker=dict(color=common.DATA_COLOR, size=3, opacity=0.3),
+                   hoverinfo="skip"),
+              dict(type="scatter", x=sx, y=sy, mode="markers", name="samples",
+                   marker=dict(color=common.SAMPLE_COLOR, size=4, opacity=0.85),
+                   hovertemplate="x₁ %{x:.3f}<br>x₂ %{y:.3f}<extra>sample</extra>")]
+    layout = _square_layout(half, f"{len(x):,} samples (DDIM 20), step {preview.step:,}",
+                            height=LIVE_HEIGHT)
+    layout["title"]["font"] = dict(size=14)
+    layout["margin"] = dict(l=45, r=10, t=40, b=40)
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+def live_placeholder(text: str) -> go.Figure:
+    """An empty live view with a hint (before the first preview of a run)."""
+    layout = _square_layout(1.5, "", height=LIVE_HEIGHT)
+    layout["margin"] = dict(l=45, r=10, t=40, b=40)
+    layout["annotations"] = [dict(text=text, showarrow=False, xref="x domain",
+                                  yref="y domain", x=0.5, y=0.5, font=dict(size=13))]
+    return go.Figure(layout=layout, _validate=False)
 
 
 def error_by_t_figure(err: ErrorByT | None, T: int | None = None) -> go.Figure:
@@ -441,8 +557,47 @@ def bound_figure(result: BoundResult | None) -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 
 
+# The traced points' colours (Okabe–Ito without the data's blue and the samples' vermillion,
+# then darker tones), cycled.
+PATH_COLORS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000", "#7f3c8d",
+               "#11a579", "#3969ac", "#e73f74")
+
+
+def path_traces(paths: torch.Tensor, path_t: tuple[int, ...]) -> list[go.Scatter]:
+    """The paths of the traced points through the reverse chain, ``paths [S + 1, k, 2]``
+    (``paths[i]`` at ``path_t[i]``): one line per point from x_{T−1} to x_{−1}, an open
+    circle at its start and a filled diamond at its end. Hover names the point and its t."""
+    steps, k = paths.shape[0], paths.shape[1]
+    p = f32(paths)
+    t = np.asarray(path_t, dtype=np.int32)
+    traces = []
+    for j in range(k):
+        color = PATH_COLORS[j % len(PATH_COLORS)]
+        traces.append(go.Scatter(
+            x=p[:, j, 0], y=p[:, j, 1], mode="lines", name=f"path of point {j + 1}",
+            line=dict(color=color, width=1.6), opacity=0.9, customdata=t, showlegend=False,
+            hovertemplate=f"point {j + 1}<br>t = %{{customdata}}<br>x₁ %{{x:.3f}}<br>"
+                          "x₂ %{y:.3f}<extra></extra>"))
+    starts, ends = p[0], p[steps - 1]
+    colors = [PATH_COLORS[j % len(PATH_COLORS)] for j in range(k)]
+    traces.append(go.Scatter(
+        x=starts[:, 0], y=starts[:, 1], mode="markers", name="start (pure noise)",
+        marker=dict(symbol="circle-open", size=10, color=colors, line=dict(width=2)),
+        hovertemplate=f"start of a path: t = {path_t[0]} (pure noise)<extra></extra>"))
+    traces.append(go.Scatter(
+        x=ends[:, 0], y=ends[:, 1], mode="markers", name="end (sample)",
+        marker=dict(symbol="diamond", size=10, color=colors,
+                    line=dict(width=1, color="white")),
+        hovertemplate="end of a path: t = −1 (the sample)<extra></extra>"))
+    return traces
+
+
 def sample_figure(state: Toy2DSession, run: Toy2DSamples, how: str) -> AnimatedFigure:
-    """The reverse chain animated (final samples over the training data, shown first)."""
+    """The reverse chain animated (final samples over the training data, shown first).
+
+    With traced points (``run.paths``, the Sample sub-tab's "Trace paths"), their paths
+    through the chain are drawn between the data and the samples (:func:`path_traces`); the
+    samples stay the last trace, the one the animation moves."""
     x, x_T = run.samples, run.x_T
     anim = subset(len(x), ANIM_POINTS, run.seed)
     finite = x[torch.isfinite(x).all(dim=1)]
@@ -465,9 +620,13 @@ def sample_figure(state: Toy2DSession, run: Toy2DSamples, how: str) -> AnimatedF
     last = points_trace(torch.nan_to_num(x[anim], nan=0.0), "samples", common.SAMPLE_COLOR,
                         size=4.5, opacity=0.85)
     last.hovertemplate = hovers[-1]
-    fig.add_trace(last)
+    if run.paths is not None:  # under the samples: each path ends under its sample
+        for trace in path_traces(run.paths, run.path_t):
+            fig.add_trace(trace)
+    fig.add_trace(last)  # the last trace: the one the frames move
     scatter_style(fig, half, title=f"Reverse chain: {how}")
-    _animate(fig, [f[anim] for f in run.frames], labels, 1, prefix="", hovers=hovers)
+    _animate(fig, [f[anim] for f in run.frames], labels, len(fig.data) - 1, prefix="",
+             hovers=hovers)
     # Open on the final frame: samples over the data.
     fig.layout.sliders[0].active = len(labels) - 1
     return fig

@@ -17,30 +17,35 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from diffusion_core.data.toy2d_spec import TOY_SPECS
 from diffusion_core.sampling.config import SAMPLER_NAMES, SAMPLERS
 from diffusion_core.workflows.remote import WorkerLost
 from pages import common, jobs, limits, sessions
+from pages.toy2d import draw
 from pages.toy2d.figures import (
     ANIM_POINTS,
+    FIELD_FRAMES,
     FORWARD_FRAMES,
     GRID,
     MAX_FRAMES,
     data_figure,
+    field_animation_figure,
     forward_figure,
+    live_field_figure,
+    live_samples_figure,
     loss_figure,
     sample_figure,
     vector_field_figure,
 )
 from pages.toy2d.inputs import (
     DENOISER_CHOICES,
+    DRAWN,
     FIELD_CHOICES,
     MAX_SAMPLES,
     MAX_SEED,
     PREDICTION_NAMES,
     check_choice,
-    check_dataset,
     data_spec,
+    default_noise,
     is_session,
     model_config,
     need_model,
@@ -58,11 +63,14 @@ training = common.LazyModule("diffusion_core.training")
 
 YIELD_EVERY_S = 0.1  # progress text / state at least this often (Stop reacts within 0.5 s)
 FIGURE_EVERY_S = 0.6  # rebuild the loss figure at most this often while training
+LIVE_EVERY_S = 2.5  # redraw the live field and sample preview this often while training
+PREVIEW_SAMPLES = 300  # points in the live sample preview
+MAX_PATHS = 20  # the Sample sub-tab traces at most this many points' paths
 
 __all__ = [
-    "data_plot", "dataset_changed", "forward_animation", "loss_figure", "memorisation_md",
-    "sample", "sample_finished", "samples_csv", "samples_csv_name", "shared_schedule_changed",
-    "train", "train_finished",
+    "data_plot", "dataset_changed", "field_animation", "forward_animation", "live_figures",
+    "loss_figure", "memorisation_md", "sample", "sample_finished", "samples_csv",
+    "samples_csv_name", "shared_schedule_changed", "train", "train_finished",
     "train_stopped", "vector_field", "vector_field_after_train",
 ]
 
@@ -72,17 +80,19 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def data_plot(dataset, n, noise, seed) -> go.Figure:
-    """Scatter of the toy set ``make_2d(dataset, n, noise=noise, seed=seed)``."""
-    spec = data_spec(dataset, n, noise, seed)
+def data_plot(dataset, n, noise, seed, drawing=None) -> go.Figure:
+    """Scatter of the toy set ``make_2d(dataset, n, noise=noise, seed=seed)``, or of the
+    learner's drawing (``dataset = "drawn"``, ``drawing`` its anchors: :mod:`.draw`)."""
+    if dataset == DRAWN and drawing is None:
+        return draw.empty_figure()  # nothing drawn yet: the plot says how to start
+    spec = data_spec(dataset, n, noise, seed, drawing)
     return data_figure(spec, spec.draw())
 
 
-def dataset_changed(dataset, n, seed) -> tuple[go.Figure, float]:
+def dataset_changed(dataset, n, seed, drawing=None) -> tuple[go.Figure, float]:
     """A new data set: its default noise and its scatter."""
-    check_dataset(dataset)
-    noise = TOY_SPECS[dataset].default_noise
-    return data_plot(dataset, n, noise, seed), noise
+    noise = default_noise(dataset)
+    return data_plot(dataset, n, noise, seed, drawing), noise
 
 
 def shared_schedule_changed(shared, source):
@@ -123,10 +133,23 @@ def _total_steps_md(state) -> str:
     return f"The model has now trained **{state.trainer.step:,} steps** in {presses}."
 
 
+def live_figures(state, t) -> tuple[go.Figure, go.Figure]:
+    """The live views beside the loss: the learned field at ``t`` (clamped to 0..T−1; the
+    middle when it is not a number) and :data:`PREVIEW_SAMPLES` fast samples, both from the
+    weights as they are now (``Toy2DSession.live_model``: a copy of a worker's live EMA
+    network mid-run). :class:`WorkerLost` if that worker died."""
+    try:
+        t = min(max(int(t), 0), state.T - 1)
+    except (TypeError, ValueError, OverflowError):
+        t = state.T // 2
+    preview = workflow.live_preview(state, t, n_samples=PREVIEW_SAMPLES, grid_size=GRID)
+    return live_field_figure(state, preview), live_samples_figure(state, preview)
+
+
 @jobs.heavy("training a 2D model")
 def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth,
           time_embedding, activation, lr, batch_size, steps, prediction="eps",
-          conditional=False, request: gr.Request | None = None):
+          conditional=False, drawing=None, t=None, request: gr.Request | None = None):
     """Train (or keep training) this session's model; a generator for the Train button.
 
     ``prediction`` (``"eps"``, ``"x0"`` or ``"v"``: what the network outputs) goes into
@@ -138,17 +161,25 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
     the Guidance sub-tab; ticking or unticking it starts a new model. A set without classes
     is refused with the names of the sets that have them.
 
+    ``drawing``: the anchors ``[m, 2]`` of the learner's drawing (the *Use my drawing* state,
+    :mod:`pages.toy2d.draw`), used when ``dataset`` is ``"drawn"``; a drawing has no classes.
+
+    ``t`` (the Vector field sub-tab's t slider) is where the live views look: every
+    :data:`LIVE_EVERY_S` of training and once at the end, the field at t and a small sample
+    preview of the weights as they are then (:func:`live_figures`; a new model looks at its
+    middle t, where its t slider moves).
+
     One press trains at most the server's budget (:data:`pages.limits.ACTIVE`: steps and
     seconds); when it is spent the run stops cleanly, keeps the model and says so.
     ``request`` (filled in by Gradio) identifies the session: one heavy job per session.
 
-    Yields ``(state, loss figure, progress Markdown, t-slider update, sampler-steps update)``
-    (``gr.skip()`` for parts that did not change) at least
+    Yields ``(state, loss figure, progress Markdown, t-slider update, sampler-steps update,
+    live field, live samples)`` (``gr.skip()`` for parts that did not change) at least
     every 0.1 s of work, so the Stop button (which closes the generator) leaves the model
     trained so far in ``state``. The same data, schedule and model settings continue the
     model (learning rate, batch and steps may change); other settings start a new one.
     """
-    spec = data_spec(dataset, n, noise, seed)
+    spec = data_spec(dataset, n, noise, seed, drawing)
     sched_cfg = schedule_from_ui(source, kind, T, shared)
     model_cfg = model_config(hidden, depth, time_embedding, activation, sched_cfg.T,
                              num_classes(dataset, conditional))
@@ -169,15 +200,17 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
         # A new model may have a new T: move the t slider and the sampler's step count.
         t_update = gr.update(maximum=state.T - 1, value=state.T // 2)
         steps_update = gr.update(value=state.T, maximum=state.T)
+        t = state.T // 2
     else:
         note = f"Continuing the model from step {state.trainer.step:,} (same settings)"
         t_update = steps_update = gr.skip()
-    yield state, loss_figure(state), _progress_md(state, None, note), t_update, steps_update
-
     skip = gr.skip()
+    yield (state, loss_figure(state), _progress_md(state, None, note), t_update, steps_update,
+           skip, skip)
+
     p = None
     spent = None
-    last_yield = last_fig = time.perf_counter()
+    last_yield = last_fig = last_live = time.perf_counter()
     # In a worker process when the server has a pool (diffusion_core.workflows.remote: Python's
     # lock slowed training ~100× beside busy threads); long jobs take turns (CPU-timed).
     run = jobs.paced(state.train(train_cfg.steps, pool=jobs.train_pool()))
@@ -190,30 +223,38 @@ def train(state, dataset, n, noise, seed, source, kind, T, shared, hidden, depth
                      or jobs.turn_over(jobs.TRAIN_QUEUE, run.turn_s))
             if spent is not None:
                 break
-            if now - last_fig >= FIGURE_EVERY_S:
+            if now - last_live >= LIVE_EVERY_S:
                 last_fig = last_yield = now
-                yield state, loss_figure(state), _progress_md(state, p, note), skip, skip
+                yield (state, loss_figure(state), _progress_md(state, p, note), skip, skip,
+                       *live_figures(state, t))
+                last_live = time.perf_counter()  # the next one LIVE_EVERY_S of training on
+            elif now - last_fig >= FIGURE_EVERY_S:
+                last_fig = last_yield = now
+                yield (state, loss_figure(state), _progress_md(state, p, note), skip, skip,
+                       skip, skip)
             elif now - last_yield >= YIELD_EVERY_S:
                 last_yield = now
-                yield state, skip, _progress_md(state, p, note), skip, skip
+                yield state, skip, _progress_md(state, p, note), skip, skip, skip, skip
     except training.TrainingDiverged as e:
         gr.Warning(f"Training diverged: {e}")
         yield (state, loss_figure(state),
                _progress_md(state, p, f"⚠️ Diverged (NaN loss): {e}", stopped=True), skip,
-               skip)
+               skip, skip, skip)
         return
     except WorkerLost as e:
         common.log.error("2D training worker lost: %s", e)
         gr.Warning(f"Training stopped: {e}. The model is as it was before this press: "
                    "press ▶ Train to try again.")
         yield (state, loss_figure(state),
-               _progress_md(state, None, f"⚠️ Stopped: {e}", stopped=True), skip, skip)
+               _progress_md(state, None, f"⚠️ Stopped: {e}", stopped=True), skip, skip, skip,
+               skip)
         return
     finally:
         run.close()
     if spent is not None:
         gr.Info(f"Training stopped at {spent} of one press; press ▶ Train to continue.")
-    yield state, loss_figure(state), _progress_md(state, p, note, limit=spent), skip, skip
+    live = live_figures(state, t) if p is not None else (skip, skip)
+    yield state, loss_figure(state), _progress_md(state, p, note, limit=spent), skip, skip, *live
 
 
 def train_stopped(state) -> str:
@@ -273,6 +314,24 @@ def vector_field(state, t, show="learned") -> go.Figure:
     ideal = (workflow.vector_field(state, t, grid_size=GRID, denoiser="ideal")
              if show == "both" else None)
     return vector_field_figure(state, learned, ideal)
+
+
+def field_animation(state, show="learned") -> go.Figure:
+    """"▶ Play over t": the field (``show``: learned, ideal or both) at :data:`FIELD_FRAMES`
+    evenly spaced t from T−1 down to 0, as client-side animation frames on one grid
+    (:func:`~diffusion_core.workflows.toy2d.field_frames`): the order the reverse chain goes,
+    from pure noise to the data. The browser plays it (``pages/widgets/animated.py``)."""
+    show = check_choice("Show", show, FIELD_CHOICES)
+    state = need_model(state)
+    if state is None:
+        return gr.skip()
+    if show == "ideal":
+        return field_animation_figure(state, workflow.field_frames(
+            state, frames=FIELD_FRAMES, grid_size=GRID, denoiser="ideal"))
+    learned = workflow.field_frames(state, frames=FIELD_FRAMES, grid_size=GRID)
+    ideal = (workflow.field_frames(state, frames=FIELD_FRAMES, grid_size=GRID,
+                                   denoiser="ideal") if show == "both" else None)
+    return field_animation_figure(state, learned, ideal)
 
 
 def vector_field_after_train(state, t, show="learned") -> go.Figure:
@@ -393,7 +452,7 @@ def memorisation_md(state, result) -> str:
 
 @jobs.heavy("sampling")
 def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser="network",
-           request: gr.Request | None = None):
+           trace=0, request: gr.Request | None = None):
     """Sample N points with the reverse chain; a generator for the Sample button.
 
     ``denoiser``: ``"network"`` the trained model, ``"ideal"`` the exact ideal denoiser of the
@@ -408,6 +467,11 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
     means the sampler's default (DDPM: the full chain; DDIM and DPM-Solver++ 2M: 25 steps).
     A run may take the server's sampling budget (:data:`pages.limits.ACTIVE`); one that spends
     it stops with a message and no samples (a half-run chain is not a sample).
+
+    ``trace`` ("Trace paths of N points", 0..:data:`MAX_PATHS`; empty: none) keeps every
+    step's position of the first N samples in the same run (in the worker when the server
+    has one) and draws their paths x_{T−1} → … → x_{−1} over the samples, start and end
+    marked.
 
     Yields ``(figure | no-change, Markdown)``: progress while running, then the animated
     figure (≤ 60 frames, final samples over the data) and the quality numbers.
@@ -425,6 +489,8 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
     eta = common.number("η", eta, 0.0, 1.0, default=0.0)
     n_samples = common.number("Number of samples", n_samples, 2, MAX_SAMPLES, integer=True)
     seed = common.number("Sampling seed", seed, 0, MAX_SEED, integer=True, default=0)
+    trace = common.number("Trace paths of N points", trace, 0, MAX_PATHS, integer=True,
+                          default=0)
     budget = limits.ACTIVE.sampling_budget()
 
     settings = sampling.SamplerSettings(sampler=sampler, steps=steps, eta=eta,
@@ -434,7 +500,7 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
     if denoiser == "ideal":
         how = "ideal denoiser, " + how
     run = workflow.Toy2DSampling(state, settings, n_samples, seed, max_frames=MAX_FRAMES,
-                                 denoiser=denoiser, x0_box=box)
+                                 denoiser=denoiser, x0_box=box, trace=trace)
     yield gr.skip(), f"Sampling ({how}) …"
     start = last = time.perf_counter()
     chain = jobs.paced(jobs.in_worker(run, workflow.Toy2DSampling.STATE))
@@ -460,6 +526,10 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
     fig = sample_figure(state, result, how)
     moved = min(n_samples, ANIM_POINTS)  # the animation's fixed subset (figures.subset)
     shown = "" if moved == n_samples else f"; the animation moves {moved:,} of them"
+    if result.paths is not None:
+        k = result.paths.shape[1]
+        shown += (f"; lines: the paths of {k} point{'s' if k > 1 else ''} through all "
+                  f"{len(result.path_t) - 1} steps (○ start, ◆ end)")
     md = _quality_md(result.quality, n_samples, how + shown)
     copies = memorisation_md(state, result)
     if copies:
@@ -472,8 +542,10 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
 # ---------------------------------------------------------------------------------------------
 
 
-def forward_animation(dataset, n, noise, seed, source, kind, T, shared) -> go.Figure:
-    """x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε of the data set at ~30 evenly spaced t (one fixed ε)."""
-    spec = data_spec(dataset, n, noise, seed)
+def forward_animation(dataset, n, noise, seed, source, kind, T, shared, drawing=None
+                      ) -> go.Figure:
+    """x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε of the data set at ~30 evenly spaced t (one fixed ε);
+    ``drawing``: the anchors of the learner's drawing (``dataset = "drawn"``)."""
+    spec = data_spec(dataset, n, noise, seed, drawing)
     cfg = schedule_from_ui(source, kind, T, shared)
     return forward_figure(workflow.forward_frames(spec, cfg, frames=FORWARD_FRAMES))

@@ -12,19 +12,25 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from diffusion_core import presets
-from diffusion_core.data.toy2d_spec import TOY_DATASETS
+from diffusion_core.data.drawn import DEFAULT_SPREAD, DRAWN
+from diffusion_core.data.toy2d_spec import TOY_DATASETS, TOY_SPECS
 from diffusion_core.models.mlp_config import ACTIVATIONS, TIME_EMBEDDINGS, MLPConfig
 from diffusion_core.schedule.config import ScheduleConfig
 from diffusion_core.training.config import PREDICTIONS, TrainConfig
 from pages import common, limits
 
 if TYPE_CHECKING:
+    from diffusion_core.data.drawn import DrawnSpec
     from diffusion_core.workflows.toy2d import DataSpec, Toy2DSession
 
 workflow = common.LazyModule("diffusion_core.workflows.toy2d")
+drawn = common.LazyModule("diffusion_core.data.drawn")
 
 PRESET = presets.TOY  # the app and CLI default 2D recipe (see diffusion_core/presets.py)
-DATASETS: tuple[str, ...] = TOY_DATASETS
+DATASETS: tuple[str, ...] = TOY_DATASETS  # the built-in sets (a link or lesson may name them)
+# The Data set list: the built-in sets, then the learner's drawing (pages.toy2d.draw).
+DRAW_LABEL = "Draw your own"
+DATA_CHOICES: tuple[tuple[str, str], ...] = (*((n, n) for n in DATASETS), (DRAW_LABEL, DRAWN))
 DEFAULT_DATASET = "moons"
 DEFAULT_POINTS = 2000
 MAX_NOISE = 0.5
@@ -72,16 +78,41 @@ def need_model(state) -> Toy2DSession | None:
 
 
 def check_dataset(dataset) -> None:
-    if dataset not in DATASETS:
+    if dataset not in DATASETS and dataset != DRAWN:
         raise common.UserError(f"Unknown data set {common.short(dataset)}; choose one of "
-                               f"{', '.join(DATASETS)}.")
+                               f"{', '.join(DATASETS)} or {DRAWN}.")
 
 
-def data_spec(dataset, n, noise, seed) -> DataSpec:
+def default_noise(dataset) -> float:
+    """The set's default noise (a drawing's: the default spread around its strokes)."""
     check_dataset(dataset)
+    return DEFAULT_SPREAD if dataset == DRAWN else TOY_SPECS[dataset].default_noise
+
+
+NO_DRAWING = ("Draw on the canvas below the data set list (strokes or clicks), then press "
+              "'Use my drawing'.")
+
+
+def data_numbers(n, noise, seed) -> tuple[int, float, int]:
+    """*Points*, *Noise (std)* and the data *Seed*, checked (a readable error if bad)."""
     n = common.number("Number of points", n, 10, common.MAX_POINTS, integer=True)
     noise = common.number("Noise (std of the jitter)", noise, 0.0, MAX_NOISE)
     seed = common.number("Data seed", seed, 0, MAX_SEED, integer=True)
+    return n, float(noise), seed
+
+
+def data_spec(dataset, n, noise, seed, drawing=None) -> DataSpec | DrawnSpec:
+    """The data the boxes ask for; ``drawing`` (the anchors ``[m, 2]`` of the learner's
+    drawing, :mod:`pages.toy2d.draw`) is needed when ``dataset`` is ``"drawn"``."""
+    check_dataset(dataset)
+    n, noise, seed = data_numbers(n, noise, seed)
+    if dataset == DRAWN:
+        if drawing is None:
+            raise common.UserError(f"No drawing yet. {NO_DRAWING}")
+        try:
+            return drawn.DrawnSpec.from_anchors(drawing, n, float(noise), seed)
+        except (TypeError, ValueError) as e:
+            raise common.UserError(f"The drawing cannot be used ({e}). {NO_DRAWING}") from None
     return workflow.DataSpec(dataset, n, float(noise), seed)
 
 
@@ -115,6 +146,14 @@ def num_classes(dataset, conditional) -> int:
     if not isinstance(conditional, bool):
         raise common.UserError(f"'Train with class labels' must be true or false (got "
                                f"{common.short(conditional)}).")
+    if dataset == DRAWN:
+        if conditional:
+            raise common.UserError(
+                "A drawing has no classes, so a model cannot be trained with class labels on "
+                "it (guidance needs classes). Untick 'Train with class labels (for guidance)', "
+                "or choose a set with classes: " + ", ".join(
+                    n for n in DATASETS if TOY_SPECS[n].classes) + ".")
+        return 0
     try:
         return workflow.num_classes_for(dataset, conditional)
     except ValueError as e:

@@ -218,6 +218,16 @@ def test_a_lesson_on_the_model_already_chosen_sets_everything_at_once(demo, spec
 # ---------------------------------------------------------------------------------------------
 
 
+def _accepted(c: links.Control, value) -> bool:
+    """Whether a link may carry ``value`` (tab 3's list offers "drawn", which a link cannot
+    carry: pages/toy2d/draw.py)."""
+    try:
+        c.check(value)
+    except gr.Error:
+        return False
+    return True
+
+
 def _another_value(c: links.Control):
     """A valid value of ``c`` other than its default (or the default if it has no other)."""
     comp, default = c.component, c.default
@@ -226,7 +236,7 @@ def _another_value(c: links.Control):
     if isinstance(comp, ui.CheckboxGroup):
         return [v for _, v in comp.choices][:1]
     if isinstance(comp, ui.Dropdown | ui.Radio):
-        others = [v for _, v in comp.choices if v != default]
+        others = [v for _, v in comp.choices if v != default and _accepted(c, v)]
         return others[-1] if others else default
     lo = comp.minimum if comp.minimum is not None else 0
     return lo if default is None or default != lo else (comp.maximum or lo + 1)

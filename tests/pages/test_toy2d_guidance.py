@@ -51,8 +51,12 @@ def _xy(trace):
 def test_train_takes_conditional_last_and_defaults_to_off():
     params = [p for p in inspect.signature(tab.train).parameters.values()
               if p.name != "request"]
-    assert params[-1].name == "conditional" and params[-1].default is False
-    assert params[-2].name == "prediction"  # scripts calling /toy_train by keyword still work
+    names = [p.name for p in params]
+    i = names.index("conditional")
+    assert params[i].default is False
+    assert names[i - 1] == "prediction"  # scripts calling /toy_train by keyword still work
+    # parameters added after it (the drawing, …) have defaults, so positional calls still work
+    assert all(p.default is not inspect.Parameter.empty for p in params[i:])
 
 
 def test_train_with_labels_makes_a_conditional_model_and_says_so(trained):
@@ -236,10 +240,12 @@ def test_render_builds_the_guidance_sub_tab_with_named_events():
     for name in ("toy_guide_tradeoff_stop", "toy_guide_tradeoff_finished", "toy_guide_mark",
                  "toy_guide_after_train", "toy_guide_on_select"):
         assert fns[name].api_visibility == "private", name
-    # ▶ Train's last input is the "Train with class labels" box
+    # ▶ Train's input after Prediction is the "Train with class labels" box (inputs added
+    # later, such as the drawing's state, come after it)
     train = fns["toy_train"]
-    box = train.inputs[-1]
+    box = train.inputs[17]
     assert isinstance(box, gr.Checkbox) and "class labels" in box.label
+    assert train.inputs[16].label == "Prediction"
 
 
 def test_explanation_states_the_convention():

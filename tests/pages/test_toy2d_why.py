@@ -251,9 +251,10 @@ def test_the_tab_wires_the_new_controls():
     demo = app.build_demo()
     by_name = {getattr(fn, "api_name", None): fn for fn in demo.fns.values()}
     labels = lambda fn: [getattr(c, "label", None) for c in fn.inputs]  # noqa: E731
-    assert labels(by_name["toy_train"])[-2:] == ["Prediction",
-                                                 "Train with class labels (for guidance)"]
-    assert labels(by_name["toy_sample"])[-1] == "Denoiser"
+    # (position 16, 17: inputs added later — the drawing's state, … — come after them)
+    assert labels(by_name["toy_train"])[16:18] == ["Prediction",
+                                                   "Train with class labels (for guidance)"]
+    assert labels(by_name["toy_sample"])[7] == "Denoiser"  # (then "Trace paths of N points")
     assert labels(by_name["toy_vector_field"])[-1] == "Show"
     assert labels(by_name["toy_bound"])[1:] == ["Reverse variance σ_t²", "Score",
                                                 "Points scored"]
