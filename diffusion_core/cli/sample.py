@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,8 @@ PNG_SCALE = 4  # the PNG of all samples: each pixel 4 × 4, tiles 1 px apart
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m diffusion_core.sample", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint directory, or a checkpoint .zip from the app")
+    p.add_argument("--checkpoint", required=True, type=Path,
+                   help="checkpoint directory, or a checkpoint .zip from the app")
     p.add_argument("--n", type=int, default=16,
                    help="number of samples (per label with --class-label)")
     p.add_argument("--sampler", choices=SAMPLER_NAMES)
