@@ -32,6 +32,9 @@ core_schedules = common.LazyModule("diffusion_core.schedule")  # torch: first us
 X_AXIS_CHOICES = ("t", "t / T")
 DEFAULT_OVERLAYS = ("linear", "cosine")
 FIG_HEIGHT = 430
+# Points per curve at most: above it a curve keeps every k-th t (and the last), which draws the
+# same at any screen width (a panel is ~450 px wide) and keeps T = 4000 from sending 100k points.
+MAX_POINTS = 1000
 
 # (buffer name, subplot row, subplot col, line dash, hover label)
 _PANELS = (
@@ -102,8 +105,22 @@ X_TITLES = {"t": "t (step, 0 … T−1)", "t / T": "t / T"}
 HOVER_TITLES = {X_TITLES["t"]: "t = %{x}", X_TITLES["t / T"]: "t / T = %{x:.3f}"}
 
 
+def kept_steps(T: int, max_points: int = MAX_POINTS) -> np.ndarray:
+    """The t drawn on a curve of T steps: all of 0..T−1 when T ≤ ``max_points``, else
+    ``max_points`` evenly spaced ones, always with 0 and T−1: ⌊i·(T−1)/(n−1) + ½⌋, i = 0..n−1
+    (the browser's fast path, :data:`FAST_JS`, keeps the same ones)."""
+    if T <= max_points:
+        return np.arange(T)
+    return np.floor(np.arange(max_points) * ((T - 1) / (max_points - 1)) + 0.5).astype(int)
+
+
 def schedules_figure(schedules: dict[str, NoiseSchedule], x_axis: str = "t") -> go.Figure:
     """2×2 plotly figure: β_t, ᾱ_t, √ᾱ_t & √(1−ᾱ_t), log-SNR for each schedule.
+
+    Each curve holds the schedule's exact float32 values at :func:`kept_steps` (every t up to
+    ``MAX_POINTS``). Each trace's ``meta`` names its buffer and the layout's ``meta`` holds the
+    shared settings, so the browser can redraw a new T at once (:data:`FAST_JS`) before this
+    figure, the source of truth, comes back.
 
     Args:
         schedules: kind → schedule (all with the same T); colours from ``SCHEDULE_COLORS``.
@@ -111,22 +128,29 @@ def schedules_figure(schedules: dict[str, NoiseSchedule], x_axis: str = "t") -> 
     """
     x_title = X_TITLES["t" if x_axis == "t" else "t / T"]
     traces = []
+    meta = {"x_axis": x_axis, "max_points": MAX_POINTS}
     for kind, sched in schedules.items():
+        keep = kept_steps(sched.T)
         # float32 (the schedule's own float32 buffers) halves the JSON sent on every change.
-        x = np.arange(sched.T, dtype=np.float32)
+        x = keep.astype(np.float32)
         if x_axis != "t":
             x = x / np.float32(sched.T)
+        cfg = sched.config
+        meta.update(beta_start=cfg.beta_start, beta_end=cfg.beta_end,
+                    scale_to_T=cfg.scale_to_T, cosine_s=cfg.cosine_s, power=cfg.power)
         color = common.SCHEDULE_COLORS.get(kind, "#333333")
         for i, (name, row, col, dash, label) in enumerate(_PANELS):
             suffix = _axis_suffix(row, col)
+            y = getattr(sched, name).numpy()
             traces.append(dict(
-                type="scatter", mode="lines", x=x, y=getattr(sched, name).numpy(),
-                name=kind, legendgroup=kind, showlegend=i == 0,
+                type="scatter", mode="lines", x=x, y=y if len(keep) == sched.T else y[keep],
+                name=kind, legendgroup=kind, showlegend=i == 0, meta=name,
                 line=dict(color=color, width=2.5, dash=dash),
                 xaxis="x" + suffix, yaxis="y" + suffix,
                 hovertemplate=f"{label} = %{{y:.4g}}",
             ))
     fig = go.Figure(data=traces, layout=json.loads(_layout_json(x_title)))
+    fig.layout.meta = meta
     if not schedules:
         fig.add_annotation(text="Tick at least one schedule to plot it.", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.5, font=dict(size=18))
@@ -297,6 +321,129 @@ CLICK_DOWNLOAD_JS = f"""
 
 
 # ---------------------------------------------------------------------------------------------
+# The T slider's fast path, in the browser
+# ---------------------------------------------------------------------------------------------
+
+PLOT_ELEM_ID = "dl-schedules-plot"
+T_ELEM_ID = "dl-schedules-T"
+# Installed once per page (a load event). Moving the T slider (keys, drag, typing) redraws the
+# curves at once: the schedules are closed-form, so the browser computes them (float64, as
+# diffusion_core.schedule.betas and NoiseSchedule do) for the kinds the plot shows, with the
+# settings the server wrote into the figure's layout.meta, keeps the same steps as
+# kept_steps() and restyles the existing plot. Gradio's own round trip (a Plotly redraw of the
+# server's figure, the health table, the shared schedule) follows ~0.3–1 s later and replaces
+# it: the server stays the source of truth. Anything unusual (a kind the scaling would refuse
+# at this T, a T out of range, no plot yet) leaves the redraw to the server.
+FAST_JS = f"""
+() => {{
+  if (window.__dlSchedulesFast) return [];
+  window.__dlSchedulesFast = true;
+  const T_MIN = {common.T_MIN}, T_MAX = {common.T_MAX}, COSINE_MAX_BETA = 0.999;
+  // β_t, t = 0..T−1 (diffusion_core/schedule/betas.py; u = t/(T−1)); null: refused.
+  const betas = (kind, T, m) => {{
+    const b = new Float64Array(T), u = (i) => (T > 1 ? i / (T - 1) : 0);
+    if (kind === 'cosine') {{  // Nichol & Dhariwal eq. 17, β clipped at 0.999
+      const f = (k) => Math.cos((k / T + m.cosine_s) / (1 + m.cosine_s) * Math.PI / 2) ** 2;
+      for (let i = 0; i < T; i++) b[i] = Math.min(1 - f(i + 1) / f(i), COSINE_MAX_BETA);
+      return b;
+    }}
+    let bs = m.beta_start, be = m.beta_end;
+    if (!(be >= bs)) return null;
+    if (m.scale_to_T) {{ bs *= 1000 / T; be *= 1000 / T; if (be >= 1) return null; }}
+    const rs = Math.sqrt(bs), re = Math.sqrt(be);
+    for (let i = 0; i < T; i++) {{
+      const x = u(i);
+      if (kind === 'linear') b[i] = bs + x * (be - bs);
+      else if (kind === 'quadratic') b[i] = (rs + x * (re - rs)) ** 2;
+      else if (kind === 'sigmoid') b[i] = bs + (be - bs) / (1 + Math.exp(6 - 12 * x));
+      else if (kind === 'polynomial') b[i] = bs + (be - bs) * x ** m.power;
+      else return null;
+    }}
+    return b;
+  }};
+  // The plotted buffers (NoiseSchedule): ᾱ_t = ∏_(s≤t) (1 − β_s), DDPM eq. 4.
+  const buffers = (b) => {{
+    const T = b.length, o = {{betas: b}};
+    for (const k of ['alphas_cumprod', 'sqrt_alphas_cumprod', 'sqrt_one_minus_alphas_cumprod',
+                     'log_snr']) o[k] = new Float64Array(T);
+    let ac = 1;
+    for (let i = 0; i < T; i++) {{
+      ac *= 1 - b[i];
+      o.alphas_cumprod[i] = ac;
+      o.sqrt_alphas_cumprod[i] = Math.sqrt(ac);
+      o.sqrt_one_minus_alphas_cumprod[i] = Math.sqrt(1 - ac);
+      o.log_snr[i] = Math.log(ac) - Math.log(1 - ac);
+    }}
+    return o;
+  }};
+  const kept = (T, M) => {{  // kept_steps()
+    const n = Math.min(T, M), k = new Int32Array(n), q = (T - 1) / (M - 1);
+    for (let i = 0; i < n; i++) k[i] = T <= M ? i : Math.floor(i * q + 0.5);
+    return k;
+  }};
+  window.__dlSchedulesCurves = (gd, T) => {{  // → [x arrays, y arrays] or null
+    const m = gd.layout.meta, cache = {{}}, xs = [], ys = [];
+    const keep = kept(T, m.max_points);
+    const x = Float32Array.from(keep, (t) => (m.x_axis === 't' ? t : Math.fround(t) / T));
+    for (const tr of gd.data) {{
+      const kind = tr.legendgroup;
+      if (!(kind in cache)) {{ const b = betas(kind, T, m); cache[kind] = b && buffers(b); }}
+      const buf = cache[kind] && cache[kind][tr.meta];
+      if (!buf) return null;
+      xs.push(x);
+      ys.push(Float32Array.from(keep, (t) => buf[t]));
+    }}
+    return [xs, ys];
+  }};
+  // A small step (the axes' x range would move < 1 %, ≤ ~4 px) redraws only the lines, on the
+  // current axes: each trace's SVG path, through Plotly's own axis mappings (c2p). That is a
+  // few ms where a Plotly restyle of four panels costs 3–5× a bare one-trace redraw. The
+  // axes themselves follow with the server's figure. false: not possible here.
+  const redrawLines = (gd, T, curves) => {{
+    const fl = gd._fullLayout, groups = gd.querySelectorAll('.scatterlayer g.trace');
+    if (!fl || groups.length !== gd.data.length) return false;
+    const xa0 = fl.xaxis, last = gd.layout.meta.x_axis === 't' ? T - 1 : (T - 1) / T;
+    if (!xa0 || !xa0.range || Math.abs(last - xa0.range[1]) > 0.01 * (xa0.range[1] - xa0.range[0]))
+      return false;
+    const paths = [];
+    for (const g of groups) {{
+      const tr = g.__data__ && g.__data__[0] && g.__data__[0].trace;
+      const path = g.querySelector('path.js-line');
+      if (!tr || !path || !(tr.index < curves[0].length)) return false;
+      const xa = fl[tr.xaxis.replace('x', 'xaxis')], ya = fl[tr.yaxis.replace('y', 'yaxis')];
+      const xs = curves[0][tr.index], ys = curves[1][tr.index], parts = new Array(xs.length);
+      for (let i = 0; i < xs.length; i++)
+        parts[i] = xa.c2p(xs[i]).toFixed(1) + ',' + ya.c2p(ys[i]).toFixed(1);
+      paths.push([path, 'M' + parts.join('L')]);
+    }}
+    for (const [path, d] of paths) path.setAttribute('d', d);
+    return true;
+  }};
+  // Redraw the plot for T at once → 'lines' (paths on the current axes), 'restyle', or null
+  // (left to the server).
+  window.__dlSchedulesFastDraw = (T) => {{
+    const gd = document.querySelector('#{PLOT_ELEM_ID} .js-plotly-plot');
+    if (!Number.isInteger(T) || T < T_MIN || T > T_MAX || !window.Plotly || !gd || !gd.data ||
+        !gd.data.length || !gd.layout || !gd.layout.meta) return null;
+    const curves = window.__dlSchedulesCurves(gd, T);
+    if (!curves) return null;
+    if (redrawLines(gd, T, curves)) return 'lines';
+    window.Plotly.restyle(gd, {{x: curves[0], y: curves[1]}});
+    return 'restyle';
+  }};
+  document.addEventListener('input', (ev) => {{
+    const el = ev.target;
+    if (!el || el.tagName !== 'INPUT' || !el.closest('#{T_ELEM_ID}')) return;
+    try {{
+      window.__dlSchedulesFastDraw(Number(el.value));
+    }} catch (e) {{ console.warn('schedules fast path:', e); }}
+  }}, true);
+  return [];
+}}
+"""
+
+
+# ---------------------------------------------------------------------------------------------
 # UI
 # ---------------------------------------------------------------------------------------------
 
@@ -322,7 +469,8 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                                      label="Schedules to overlay")
             primary = ui.Dropdown(list(BUILTIN_KINDS), value=cfg.kind,
                                   label="Primary (the other tabs' default)")
-            T = ui.Slider(min(10, cfg.T), common.T_MAX, value=cfg.T, step=1, label="T (steps)")
+            T = ui.Slider(min(10, cfg.T), common.T_MAX, value=cfg.T, step=1, label="T (steps)",
+                          elem_id=T_ELEM_ID)
             with gr.Row():
                 beta_range = dict(minimum=common.BETA_MIN, maximum=common.BETA_MAX)
                 beta_start = ui.Number(cfg.beta_start, label="β_start", step=1e-4,
@@ -336,7 +484,8 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                 power = ui.Slider(0.5, 5.0, value=cfg.power, step=0.1,
                                   label="polynomial power p", min_width=100)
         with gr.Column(scale=3):
-            plot = gr.Plot(None, label="Schedules (hover for values)", show_label=False)
+            plot = gr.Plot(None, label="Schedules (hover for values)", show_label=False,
+                           elem_id=PLOT_ELEM_ID)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=360):
                     health = gr.HTML("", elem_classes=["dl-health"])
@@ -357,6 +506,7 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
 
     common.on_load(first_view, [plot, health], concurrency_limit=8,
                    concurrency_id="schedules_plot", show_progress="hidden")
+    gr.context.Context.root_block.load(None, js=FAST_JS)  # the T slider's fast path
     inputs = [kinds, primary, T, beta_start, beta_end, scale, cosine_s, power]
     # Numbers update on Enter / leaving the box (not per keystroke: "0." would be invalid).
     gr.on(

@@ -104,10 +104,10 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                 img_x0 = gr.Image(None, label="x₀", **kw)
                 img_sig = gr.Image(None, label="√ᾱₜ · x₀", **kw)
                 img_noise = gr.Image(None, label="√(1−ᾱₜ) · ε", **kw)
-                img_xt = gr.Image(None, label="xₜ", **kw)
+                img_xt = gr.Image(None, label="xₜ", elem_id="dl-forward-xt", **kw)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=300):
-                    hist = gr.Plot(None, show_label=False)
+                    hist = gr.Plot(None, show_label=False, elem_id="dl-forward-hist")
                 with gr.Column(scale=2, min_width=240):
                     numbers = gr.Markdown("")
             strip = gr.Image(None, label=f"xₜ at {STRIP_FRAMES} evenly spaced t", format="png",
