@@ -17,6 +17,7 @@ from pages import (  # noqa: E402
     forward,
     imagetrain,
     jobs,
+    layout,
     lessons,
     limits,
     links,
@@ -113,12 +114,19 @@ def build_demo(lim: limits.Limits | None = None) -> gr.Blocks:
     lim = limits.configure(lim if lim is not None else limits.Limits.from_env())
     cache_age = int(lim.cache_minutes * 60)
     with gr.Blocks(title=TITLE, delete_cache=(max(60, cache_age // 2), cache_age)) as demo:
-        gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5, min_width=320):
+                gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$",
+                                                      "display": False}])
+            with gr.Column(scale=1, min_width=240):
+                layout.presentation_toggle()
         shared_schedule = gr.State(ScheduleConfig(kind="cosine", T=1000).to_dict(),
                                    time_to_live=lim.state_ttl_s)
         shareable: dict[str, links.TabLinks | None] = {"start": None}
         bars: dict[str, links.LinkBar] = {}
-        with gr.Tabs() as tabs:
+        # "wrap": every tab button stays in the bar (Gradio's default hides the ones that do not
+        # fit behind a "···" menu); on a phone the bar scrolls sideways (pages/layout.py).
+        with gr.Tabs(overflow_behavior="wrap", elem_id="dl-tabs") as tabs:
             with gr.Tab(TAB_LABELS["start"], id="start"):
                 lesson_buttons = lessons.render(TAB_LABELS)
             for tab_id, page in TABS:
@@ -139,7 +147,13 @@ def launch_kwargs() -> dict:
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         theme=common.theme(),
         css=common.CSS,
+        head=layout.head(),
+        js=layout.js(),
         footer_links=[],
+        # Gradio's run history (on by default since 6.24) writes every event's outputs into the
+        # browser's localStorage: ≈ 1 s of main-thread time per slider move on tab 1
+        # (bench/browser_latency.py). Nothing here uses it.
+        run_history=False,
         max_file_size=lim.max_upload_bytes,
         state_session_capacity=lim.max_sessions,
     )
