@@ -37,3 +37,19 @@ def server():
     pool = jobs.set_pool(None)
     if pool is not None:
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by playwright, one per test module (a module's own
+    ``sync_playwright`` must end before the next one starts); skips when either is missing."""
+    from tests.helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian's chromium is not installed (scripts/setup.sh --test installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

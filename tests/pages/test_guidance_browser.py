@@ -15,22 +15,12 @@ import re
 import pytest
 
 from tests.helpers import ARTIFACTS, CHROMIUM
-from tests.helpers import CHROMIUM_ARGS as ARGS
 
 pytestmark = pytest.mark.browser
 
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
 
 def _open(browser, server, tab):
     pg = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()

@@ -14,7 +14,6 @@ import re
 import pytest
 
 from tests.helpers import ARTIFACTS, CHROMIUM
-from tests.helpers import CHROMIUM_ARGS as ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -23,15 +22,6 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 MINE = "★ your digits8 model"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, server, tab, ready):

@@ -20,7 +20,6 @@ import pytest  # noqa: E402
 from diffusion_core.schedule import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import schedules  # noqa: E402
 from tests.helpers import ARTIFACTS, CHROMIUM  # noqa: E402
-from tests.helpers import CHROMIUM_ARGS as ARGS  # noqa: E402
 
 ALL = list(BUILTIN_KINDS)
 BUFFERS = ("betas", "alphas_cumprod", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
@@ -60,16 +59,6 @@ browser_only = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                   reason="Debian's chromium is not installed")
 PLOT = "#dl-schedules-plot .js-plotly-plot"
 WAIT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, url):

@@ -21,7 +21,6 @@ import re
 import pytest
 
 from tests.helpers import ARTIFACTS, CHROMIUM
-from tests.helpers import CHROMIUM_ARGS as ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -44,15 +43,6 @@ HOVER_FRAME_JS = """async (k) => {
   await new Promise(r => setTimeout(r, 200));
   return [...document.querySelectorAll('.hoverlayer text')].map(t => t.textContent).join(' | ');
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, server, tab):

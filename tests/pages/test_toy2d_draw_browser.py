@@ -16,7 +16,6 @@ import re
 import pytest
 
 from tests.helpers import ARTIFACTS, CHROMIUM
-from tests.helpers import CHROMIUM_ARGS as ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -36,15 +35,6 @@ POINTS_JS = """(head) => {
   const t = gd._fullData[0];
   return [Array.from(t.x), Array.from(t.y)];
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, url, *, past_start=True):

@@ -18,7 +18,6 @@ import re
 import pytest
 
 from tests.helpers import ARTIFACTS, CHROMIUM
-from tests.helpers import CHROMIUM_ARGS as ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -34,15 +33,6 @@ SLIDER = 'input[type=range][aria-label="range slider for t"]'
 SHOW_PLOT = """(text) => [...document.querySelectorAll('.js-plotly-plot')].find(g =>
   g.offsetParent !== null && g.layout && g.layout.title && (g.layout.title.text || '')
   .includes(text)).scrollIntoView({block: 'center'})"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
