@@ -519,7 +519,9 @@ def normal_user(soak: Soak, client, name: str, rng: random.Random) -> None:
 
     kinds_all = soak.choices("/schedules_plot", "primary", ["linear", "cosine"])
     images = [k for k in soak.choices("/forward_image", "choice", ["china"]) if k != "upload"]
-    datasets = soak.choices("/toy_data_plot", "dataset", list(TOY_DATASETS))
+    # the built-in sets only ("drawn" needs a drawing on the canvas first)
+    datasets = [d for d in soak.choices("/toy_data_plot", "dataset", list(TOY_DATASETS))
+                if d in TOY_DATASETS]
     toy_T = TOY.schedule.T
     loop = 0
     while not soak.stop.is_set():

@@ -199,8 +199,14 @@ def loss_figure(state: Toy2DSession | None) -> go.Figure:
         layout["annotations"].append(dict(
             text="Press ▶ Train to see the loss here", showarrow=False, xref="x domain",
             yref="y domain", x=0.5, y=0.5, font=dict(size=15)))
+        layout["annotations"].append(dict(
+            text="… and by t here", showarrow=False, xref="x2 domain", yref="y2 domain",
+            x=0.5, y=0.5, font=dict(size=15)))
+        # Both panels drawn empty, decades only (an empty log axis otherwise labels 2…9).
         layout["xaxis"]["range"] = [0, PRESET.train.steps]
-        layout["yaxis"]["range"] = [-1, 0.3]
+        layout["xaxis2"]["range"] = [0, PRESET.schedule.T]
+        for axis in ("yaxis", "yaxis2"):
+            layout[axis].update(range=[-2, 0.3], dtick=1)
     return go.Figure(data=traces, layout=layout, _validate=False)
 
 
