@@ -185,6 +185,23 @@ def rss_mb(pid: int, *, children: bool = True) -> float | None:
     return round(total_kb / 1024, 1)
 
 
+def cpu_s(pid: int) -> tuple[float, float] | None:
+    """CPU seconds (user + system) so far of ``pid`` alone and of its live descendants (its
+    workers); None when ``pid`` is gone."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def one(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    if not Path(f"/proc/{pid}/stat").exists():
+        return None
+    return one(pid), sum(one(p) for p in _descendants(pid) if p != pid)
+
+
 def dir_usage(path: Path) -> tuple[int, int]:
     """(files, bytes) under ``path``; files deleted while it walks are skipped."""
     files = size = 0
@@ -293,6 +310,7 @@ class Monitor(threading.Thread):
         self.phase = "start"
         self.rss: list[list] = []  # [t_s, phase, MB]
         self.main_rss: list[list] = []  # [t_s, MB of the server process alone, not its workers]
+        self.cpu: list[list] = []  # [t_s, CPU s of the server process, CPU s of its workers]
         self.cache: list[list] = []  # [t_s, phase, files, MB]
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
@@ -310,6 +328,9 @@ class Monitor(threading.Thread):
         with self._lock:
             self.rss.append([t, self.phase, rss])
             self.main_rss.append([t, main])
+            cpu = None if code is not None else cpu_s(self.server.proc.pid)
+            if cpu is not None:
+                self.cpu.append([t, round(cpu[0], 2), round(cpu[1], 2)])
             self.cache.append([t, self.phase, files, round(size / 2**20, 2)])
         return rss, size / 2**20
 
@@ -797,6 +818,20 @@ def _stats(values: list[float], prefix: str = "") -> dict:
             f"{prefix}max_s": max(values) if values else None}
 
 
+def _cpu_during(series: list[list], run: tuple[float, float]) -> dict | None:
+    """CPU seconds of the server process and of its workers between the run's start and end
+    (the samples nearest inside), and their share of the wall time."""
+    inside = [row for row in series if run[0] <= row[0] <= run[1]]
+    if len(inside) < 2:
+        return None
+    (t0, m0, w0), (t1, m1, w1) = inside[0], inside[-1]
+    wall = t1 - t0
+    return {"wall_s": round(wall, 1), "main_cpu_s": round(m1 - m0, 1),
+            "workers_cpu_s": round(w1 - w0, 1),
+            "main_cores": round((m1 - m0) / wall, 2) if wall else None,
+            "workers_cores": round((w1 - w0) / wall, 2) if wall else None}
+
+
 def _slope_mb_per_min(points: list[tuple[float, float]]) -> float | None:
     if len(points) < 3:
         return None
@@ -949,6 +984,9 @@ def summarise(cfg: SoakConfig, soak: Soak, server: Server, monitor: Monitor, *,
                 "main_first_mb": next((r[1] for r in monitor.main_rss if r[1]), None),
                 "main_last_mb": next((r[1] for r in reversed(monitor.main_rss) if r[1]), None),
                 "main_series": monitor.main_rss},
+        # CPU seconds the server process and its workers used while the users ran: is the
+        # server's own process (one interpreter) the bottleneck, or the machine?
+        "server_cpu": _cpu_during(monitor.cpu, run),
         "cache": {"peak_mb": cache_peak, "peak_files": cache_peak_files,
                   "after_expiry_mb": None if after_expiry is None else after_expiry["cache_mb"],
                   "series": monitor.cache},
@@ -995,6 +1033,7 @@ def report(results: dict) -> str:
         f"{_fmt(rss['end_of_run_mb'])} MB, after expiry {_fmt(rss['after_expiry_mb'])} MB; "
         f"of which the server process alone {_fmt(rss.get('main_first_mb'))} → "
         f"{_fmt(rss.get('main_last_mb'))} MB (the rest: its workers)",
+        f"server CPU during the run: {results.get('server_cpu')}",
         f"cache: peak {_fmt(cache['peak_mb'])} MB in {cache['peak_files']} files, after expiry "
         f"{_fmt(cache['after_expiry_mb'])} MB",
     ]

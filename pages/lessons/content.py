@@ -138,12 +138,34 @@ LESSONS: tuple[Lesson, ...] = (
             "\\sqrt{1-\\bar\\alpha_t}$: following them moves a point to where noised data is "
             "dense, and each reverse step does a little of that."),
         notice=(
-            "Drag t from 199 down to 0. At large t the arrows point at the centre; as t "
-            "falls they bend onto the two moons. The plot under the field shows at which t "
-            "the network is furthest from the ideal arrows."),
+            "Press *▶ Play over t* (or drag t from 199 down to 0, or hold an arrow key on "
+            "the slider). At large t the arrows point at the centre; as t falls they bend "
+            "onto the two moons. The plot under the field shows at which t the network is "
+            "furthest from the ideal arrows."),
         question=(
             "At t = 199, $\\bar\\alpha_t \\approx 6\\cdot10^{-8}$. Why must the ideal arrows "
             "there point at the centre, whatever the data's shape?"),
+    ),
+    Lesson(
+        key="paths",
+        title="Follow single points through the reverse chain",
+        tab="toy2d",
+        settings=(("dataset", "moons"), ("sampler", "ddpm"), ("paths", 8)),
+        text=(
+            "Sampling starts 1,000 points at pure noise and moves each one step by step "
+            "(DDPM Algorithm 2): every step nudges it along the arrows of the last lesson and, "
+            "for DDPM, adds fresh noise $\sigma_t z$. Press ▶ Train, open *Sample* and press "
+            "*Sample*: the lines are the whole paths of the first 8 points, from ○ (pure "
+            "noise) to ◆ (the sample)."),
+        notice=(
+            "DDPM's paths zig-zag: each step adds new noise, so two runs from the same start "
+            "end in different places. Switch *Sampler* to DDIM (η = 0) and sample again: the "
+            "paths become smooth curves, decided by the start alone. Then choose *Draw your "
+            "own* as the data set, draw a shape, press *Use my drawing* and ▶ Train: the "
+            "points now flow onto your drawing."),
+        question=(
+            "DDIM with η = 0 adds no noise, yet its samples are as varied as DDPM's. Where "
+            "does all of their variety come from?"),
     ),
     Lesson(
         key="memorise",
