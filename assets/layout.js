@@ -278,12 +278,17 @@
   try { remembered = localStorage.getItem('dl-present') === '1'; } catch (e) { /* private */ }
   if (remembered) {
     document.body.classList.add('dl-present');
+    // Keep at it for a while: a click before Gradio has wired the checkbox is lost (seen in
+    // a loaded test run). Stop once the learner turns it off (the stored choice says '0').
     const tick = (tries) => {
+      let stored = '1';
+      try { stored = localStorage.getItem('dl-present'); } catch (e) { /* private */ }
+      if (stored !== '1' || tries <= 0) return;
       const box = document.querySelector('#dl-present-box input[type=checkbox]');
       if (box && !box.checked) box.click();
-      else if (!box && tries > 0) setTimeout(() => tick(tries - 1), 200);
+      setTimeout(() => tick(tries - 1), 300);
     };
-    setTimeout(() => tick(100), 300);
+    setTimeout(() => tick(60), 300);
   }
   new MutationObserver(schedule).observe(document.body, {childList: true, subtree: true,
                                                          attributes: true,

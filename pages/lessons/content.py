@@ -154,7 +154,7 @@ LESSONS: tuple[Lesson, ...] = (
         text=(
             "Sampling starts 1,000 points at pure noise and moves each one step by step "
             "(DDPM Algorithm 2): every step nudges it along the arrows of the last lesson and, "
-            "for DDPM, adds fresh noise $\sigma_t z$. Press ▶ Train, open *Sample* and press "
+            "for DDPM, adds fresh noise $\\sigma_t z$. Press ▶ Train, open *Sample* and press "
             "*Sample*: the lines are the whole paths of the first 8 points, from ○ (pure "
             "noise) to ◆ (the sample)."),
         notice=(

@@ -529,8 +529,8 @@ def replay(run):
                f"{REPLAY_LABEL} · frame {i} / {last} · {run.captions[i]}")
         time.sleep(max(0.0, REPLAY_FRAME_S - (time.perf_counter() - start)))
     text = f"Replayed {last + 1} frames: noise (frame 0) → the samples (frame {last})."
-    if run.done:
-        text += "  \n" + _timing_md(run)
+    if run.done:  # (an instant run's replay replaces its "✓ Done" line: keep the word)
+        text = "✓ Done · " + text + "  \n" + _timing_md(run)
     yield gr.skip(), gr.skip(), gr.skip(), text
 
 

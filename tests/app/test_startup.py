@@ -40,6 +40,9 @@ def test_every_page_load_event_fills_its_outputs():
     events = load_events(demo)
     filled = set()
     for ev in events:
+        if ev.fn is None:  # a browser-only script (tab 1's fast path): it fills nothing
+            assert not ev.outputs and ev.js, ev.name
+            continue
         result = ev.fn()
         values = result if isinstance(result, tuple) else (result,)
         assert len(values) == len(ev.outputs), ev.name

@@ -251,7 +251,7 @@ def test_replay_plays_the_kept_frames_and_instant_runs_replay_once():
     frames = [o[2]["value"] for o in outs[:-1]]
     assert frames == list(range(len(run.xt)))  # ≤ REPLAY_FRAMES: every kept frame, in order
     np.testing.assert_array_equal(outs[-2][0], sampler._show(run.xt[-1], run.scale))
-    assert outs[-1][3].startswith("Replayed 11 frames")
+    assert outs[-1][3].startswith("✓ Done · Replayed 11 frames")
     run.total_s = 0.2
     assert len(list(sampler.replay_instant(run))) == len(outs)
     run.total_s = 5.0

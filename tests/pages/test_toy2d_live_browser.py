@@ -130,8 +130,12 @@ def test_sample_draws_the_paths_of_traced_points(page):
     page.get_by_role("button", name="Sample", exact=True).filter(visible=True).first.click()
     page.wait_for_function("document.body.innerText.includes('the floor; lower')",
                            timeout=60_000)
-    names = page.evaluate("[...document.querySelectorAll('.dl-anim .js-plotly-plot')].find("
-                          "g => g.offsetParent !== null).data.map(t => t.name)")
+    # the plot is written again by the follow-up event (sample_finished): wait until it shows
+    names = page.wait_for_function(
+        "(() => { const g = [...document.querySelectorAll('.dl-anim .js-plotly-plot')].find("
+        "g => g.offsetParent !== null && g.data && g.data.length); "
+        "return g && g.data.some(t => t.name === 'samples') && g.data.map(t => t.name); })()",
+        timeout=30_000).json_value()
     assert sum(n.startswith("path of point") for n in names) == 5
     assert names[-1] == "samples" and "start (pure noise)" in names and "end (sample)" in names
     assert "paths of 5 points through all 200 steps" in page.evaluate("document.body.innerText")
