@@ -63,7 +63,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import TrainConfig
 from ..training.trainer import Trainer, TrainProgress
-from .remote import RemoteRun, WorkerLost, WorkerPool
+from .remote import RemoteRun, WorkerLost, WorkerPool, live_network
 
 __all__ = [
     "DATASETS", "MODEL_KINDS", "PANEL_IMAGES", "RECIPES", "UPLOAD", "ImageTrainSession",
@@ -375,9 +375,8 @@ class ImageTrainSession:
         run = getattr(self, "_remote", None)
         if run is None:
             return self.model
-        name = "ema" if self.trainer.ema is not None else "model"
-        network = run.peek(name)[name].eval()
-        return as_eps_predictor(network, self.schedule, self.trainer.config.prediction)
+        return as_eps_predictor(live_network(run, self.trainer), self.schedule,
+                                self.trainer.config.prediction)
 
     def panel(self, n: int = PANEL_IMAGES, seed: int = PANEL_SEED,
               sampler_steps: int | None = None, *, model: torch.nn.Module | None = None

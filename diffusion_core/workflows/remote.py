@@ -306,6 +306,14 @@ class WorkerPool:
             worker.kill()
 
 
+def live_network(run: RemoteRun, trainer: Any) -> Any:
+    """A copy of the network ``trainer`` samples from — its EMA copy when EMA is on, else its
+    model — as it is now in the worker that runs ``run`` (:meth:`RemoteRun.peek`), in eval
+    mode. Raises :class:`WorkerLost` if the worker died."""
+    name = "ema" if trainer.ema is not None else "model"
+    return run.peek(name)[name].eval()
+
+
 class RemoteRun(Iterator):
     """The items of one run in a worker (:meth:`WorkerPool.train`, :meth:`WorkerPool.iterate`).
 

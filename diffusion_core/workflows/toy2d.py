@@ -70,7 +70,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import PREDICTIONS, Prediction, TrainConfig
 from ..training.trainer import Trainer, TrainProgress
-from .remote import WorkerLost, WorkerPool
+from .remote import WorkerLost, WorkerPool, live_network
 
 FLOPS_PER_S = 2.5e10  # what one core sustains for these small matmuls (measured ~4e10)
 MAX_STEP_S = 0.2  # one training step must fit inside a Stop button's reaction time
@@ -362,13 +362,12 @@ class Toy2DSession:
         run = self._run
         if run is None or not hasattr(run, "peek"):
             return self.model
-        name = "ema" if self.trainer.ema is not None else "model"
         try:
-            net = run.peek(name)[name]
+            network = live_network(run, self.trainer)
         except WorkerLost:
             del self.losses[self._run_from:]  # the model is as it was before this run
             raise
-        return as_eps_predictor(net.eval(), self.schedule, self.prediction)
+        return as_eps_predictor(network, self.schedule, self.prediction)
 
 
 def restart_reason(session: Toy2DSession | None, spec: DataSpec,

@@ -245,7 +245,9 @@ def test_projector_modebar_on_hover_and_presentation_mode(browser, server):
     page.reload()  # this browser remembers the choice
     page.wait_for_selector("#lesson-never_noise", timeout=WAIT_MS)
     page.wait_for_function("document.body.classList.contains('dl-present')", timeout=WAIT_MS)
-    assert page.locator("#dl-present-box input").is_checked()
+    # The box is ticked by layout.js once Gradio has wired it (a few 300-ms tries), not at once.
+    page.wait_for_function("document.querySelector('#dl-present-box input')?.checked === true",
+                           timeout=WAIT_MS)
     _show(page, "schedules")
     page.wait_for_function(f"({PLOTS_JS})().every((p) => p.state.includes('present'))",
                            timeout=WAIT_MS)
