@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# Gradio's queue re-summarises its last GRADIO_ANALYTICS_MAX_EVENTS (10,000) events in a pandas
+# table after every event, for a monitoring page this app does not use: a cost that grows with
+# the class (12 s of the server's CPU in a 5-minute soak). Once per 1,000 events, of 1,000.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+# gr.Plot's config asks for bokeh's version with `import bokeh` each time it is built (each
+# new session's first figure): a failed search of sys.path every time, 6 s of the server's CPU
+# in the soak. Without bokeh installed, answer "not installed" at once.
+if importlib.util.find_spec("bokeh") is None:
+    sys.modules.setdefault("bokeh", None)
 
 import gradio as gr  # noqa: E402
 

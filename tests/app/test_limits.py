@@ -155,3 +155,23 @@ def test_a_long_training_gives_its_slot_to_a_waiting_user(small_server):
     assert "Stopped at the end of its turn (1 s of computing; 1 other waiting)" in text, text
     done = short_job.result(timeout=30)[1]
     assert done.startswith("**Done: step 20 / 20**"), done
+
+
+def test_gradio_summarises_its_queue_rarely_and_plots_skip_the_bokeh_search(small_server):
+    """Two per-event costs of Gradio that grow with a class are off (app.py): the queue's
+    analytics summary (a pandas table of its last events, after every event) and gr.Plot's
+    `import bokeh` (a failed sys.path search for each new session's first figure)."""
+    import sys
+
+    import gradio as gr
+
+    _, demo = small_server
+    queue = demo._queue
+    assert queue.ANAYLTICS_CACHE_FREQUENCY >= 100
+    assert queue.ANALYTICS_MAX_EVENTS <= 1000
+    records = [{"function": "f", "status": "success", "process_time": 0.1}] * 3
+    for _ in range(5):  # a handful of events: the cached (empty) summary, no table built
+        queue.events_recorded += 1
+        assert queue.compute_analytics_summary(records) == {"functions": {}}
+    assert sys.modules.get("bokeh", "absent") is None  # bokeh is not among our packages
+    assert gr.Plot().get_config()["bokeh_version"] is None
