@@ -53,7 +53,7 @@ from .. import checkpoints, presets
 from ..data.files import load_image_files, load_image_zip
 from ..data.imageset import ImageSet
 from ..data.registry import IMAGE_DATASETS, load_image_dataset
-from ..forward import as_eps_predictor, pred_x0_from_eps, q_sample
+from ..forward import pred_x0_from_eps, q_sample
 from ..models.build import build_model, count_parameters
 from ..models.pixel_mlp_config import PixelMLPConfig
 from ..models.unet_config import UNetConfig
@@ -63,7 +63,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import TrainConfig
 from ..training.trainer import Trainer, TrainProgress
-from .remote import RemoteRun, WorkerLost, WorkerPool, live_network
+from .remote import RemoteRun, WorkerLost, WorkerPool
 
 __all__ = [
     "DATASETS", "MODEL_KINDS", "PANEL_IMAGES", "RECIPES", "UPLOAD", "ImageTrainSession",
@@ -260,6 +260,36 @@ class TrainPanel:
     seconds: float
 
 
+def _panel(trainer: Trainer, n: int, seed: int, settings: SamplerSettings) -> TrainPanel:
+    """:meth:`ImageTrainSession.panel`'s computation, wherever ``trainer`` lives (a worker
+    process mid-run): the batch from ``trainer.data [N, C, H, W]``, its schedule and EMA
+    weights. Reads the trainer, changes nothing."""
+    start = time.perf_counter()
+    schedule, data, T = trainer.schedule, trainer.data, trainer.schedule.T
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data), generator=g)[:n]
+    x0 = data[idx]
+    if len(x0) < n:  # a tiny upload: repeat its images
+        x0 = x0.repeat((n + len(x0) - 1) // len(x0), 1, 1, 1)[:n]
+    eps = torch.randn(x0.shape, generator=g)
+    ts = panel_timesteps(T, n)
+    t = torch.tensor(ts, dtype=torch.long)
+    x_t = q_sample(schedule, x0, t, eps)  # eq. (4)
+    x_T = torch.randn(x0.shape, generator=g)
+    model = trainer.sampling_model()
+    with torch.inference_mode():
+        pred_eps = model(x_t, t)
+        pred_x0 = pred_x0_from_eps(schedule, x_t, t, pred_eps)  # eq. (4) for x0
+        x = x_T
+        for s in sample(model, schedule, x_T, generator=g,
+                        **settings.sample_kwargs(T)):  # DDIM eq. (12), streamed
+            x = s.x_prev
+    ab = schedule.float64["alphas_cumprod"][t]
+    return TrainPanel(step=trainer.step, t=ts, alpha_bar=tuple(float(a) for a in ab), x0=x0,
+                      eps=eps, x_t=x_t, pred_eps=pred_eps.clone(), pred_x0=pred_x0.clone(),
+                      samples=x.clone(), sampler=settings, seconds=time.perf_counter() - start)
+
+
 def panel_timesteps(T: int, n: int) -> tuple[int, ...]:
     """``n`` timesteps spread over 0..T−1, increasing: the centres of n equal bins."""
     return tuple(min(T - 1, int((i + 0.5) * T / n)) for i in range(n))
@@ -347,7 +377,7 @@ class ImageTrainSession:
         With a ``pool`` the steps are computed in one of its worker processes
         (:mod:`~diffusion_core.workflows.remote`), with the same result: the weights here are
         updated when the run ends (the step count and per-t loss after every report), and
-        :meth:`live_model` copies the worker's current EMA network for a panel meanwhile. If
+        :meth:`panel` is drawn by the worker from its live weights meanwhile. If
         the worker dies, :class:`~diffusion_core.workflows.remote.WorkerLost` propagates and
         the model is as it was before the run.
         """
@@ -369,26 +399,16 @@ class ImageTrainSession:
             self._remote = None
             run.close()
 
-    def live_model(self) -> torch.nn.Module:
-        """The ε-predictor with the weights trained so far, also mid-run: :attr:`model`, or,
-        while :meth:`train` runs in a worker process, a copy of the worker's (EMA) network."""
-        run = getattr(self, "_remote", None)
-        if run is None:
-            return self.model
-        return as_eps_predictor(live_network(run, self.trainer), self.schedule,
-                                self.trainer.config.prediction)
-
     def panel(self, n: int = PANEL_IMAGES, seed: int = PANEL_SEED,
-              sampler_steps: int | None = None, *, model: torch.nn.Module | None = None
-              ) -> TrainPanel:
+              sampler_steps: int | None = None) -> TrainPanel:
         """Rows (a) x_t, (b) x̂0 and (c) DDIM samples for a fixed batch (module docstring).
 
         The same ``seed`` gives the same training images, ε, x_T and DDIM noise, so panels at
         different steps show the same batch. ``sampler_steps`` overrides the
-        :data:`PANEL_SAMPLER`'s 10 steps (1..T). Everything runs from the EMA weights
-        (:attr:`model`; or ``model``, an ε-predictor with them, e.g. copied from a worker
-        process that trains this session) under ``torch.inference_mode``; nothing about the
-        trainer changes.
+        :data:`PANEL_SAMPLER`'s 10 steps (1..T). Everything runs from the EMA weights as they
+        are now under ``torch.inference_mode``; nothing about the trainer changes. Mid-run,
+        while :meth:`train` computes in a worker process, the worker draws the panel from its
+        live weights (``RemoteRun.call``: no copy of the model, none of the server's CPU).
         """
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
             raise ValueError(f"n must be an integer in 1..64; got {n!r}")
@@ -396,30 +416,10 @@ class ImageTrainSession:
             PANEL_SAMPLER, steps=sampler_steps)
         if settings.steps > self.T:
             settings = replace(settings, steps=self.T)
-        start = time.perf_counter()
-        g = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(len(self.data), generator=g)[:n]
-        x0 = self.data.images[idx]
-        if len(x0) < n:  # a tiny upload: repeat its images
-            x0 = x0.repeat((n + len(x0) - 1) // len(x0), 1, 1, 1)[:n]
-        eps = torch.randn(x0.shape, generator=g)
-        ts = panel_timesteps(self.T, n)
-        t = torch.tensor(ts, dtype=torch.long)
-        x_t = q_sample(self.schedule, x0, t, eps)  # eq. (4)
-        x_T = torch.randn(x0.shape, generator=g)
-        model = self.model if model is None else model
-        with torch.inference_mode():
-            pred_eps = model(x_t, t)
-            pred_x0 = pred_x0_from_eps(self.schedule, x_t, t, pred_eps)  # eq. (4) for x0
-            x = x_T
-            for s in sample(model, self.schedule, x_T, generator=g,
-                            **settings.sample_kwargs(self.T)):  # DDIM eq. (12), streamed
-                x = s.x_prev
-        ab = self.schedule.float64["alphas_cumprod"][t]
-        return TrainPanel(step=self.step, t=ts, alpha_bar=tuple(float(a) for a in ab), x0=x0,
-                          eps=eps, x_t=x_t, pred_eps=pred_eps.clone(),
-                          pred_x0=pred_x0.clone(), samples=x.clone(), sampler=settings,
-                          seconds=time.perf_counter() - start)
+        run = getattr(self, "_remote", None)
+        if run is None:
+            return _panel(self.trainer, n, int(seed), settings)
+        return run.call(_panel, n, int(seed), settings)
 
     def training_summary(self) -> dict:
         """The JSON-able training record a checkpoint keeps (as the train CLI writes it)."""

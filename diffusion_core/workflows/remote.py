@@ -100,8 +100,9 @@ def serve(fd: int, threads: int = 1) -> None:
     ``obj.method(*args)``; ``("next",)`` ⇒ ``("item", (item, {name: obj.name for name in
     mirror}))``, or at the end ``("end", back)``, or ``("error", (exception, back))``;
     ``("close",)`` ⇒ ``("closed", back)`` (the iterator closed first);
-    ``("peek", names)`` ⇒ ``("peeked", {name: obj.name for name in names})`` (the run does not
-    advance). ``back`` is ``obj`` itself when ``returns`` is None, else
+    ``("peek", names)`` ⇒ ``("peeked", {name: obj.name for name in names})`` and
+    ``("call", fn, args)`` ⇒ ``("called", fn(obj, *args))`` (the run does not advance).
+    ``back`` is ``obj`` itself when ``returns`` is None, else
     ``{name: obj.name for name in returns}``.
     """
     import torch
@@ -141,13 +142,17 @@ def serve(fd: int, threads: int = 1) -> None:
             if close is not None:
                 close()
             kind, payload = "closed", back()
-        elif message[0] == "peek":
+        elif message[0] in ("peek", "call"):
             try:
-                kind, payload = "peeked", {name: getattr(obj, name) for name in message[1]}
+                if message[0] == "peek":
+                    kind, payload = "peeked", {name: getattr(obj, name) for name in message[1]}
+                else:
+                    fn, args = message[1:]
+                    kind, payload = "called", fn(obj, *args)
             except Exception as e:  # noqa: BLE001 — sent back and raised in the caller
                 kind, payload = "error", (_picklable(e), None)
         _send(conn, (kind, payload, time.process_time() - c0))
-        if kind in ("end", "error", "closed") and message[0] != "peek":  # the job is over
+        if kind in ("end", "error", "closed") and message[0] not in ("peek", "call"):  # over
             obj = it = payload = None
             _give_memory_back()
 
@@ -306,14 +311,6 @@ class WorkerPool:
             worker.kill()
 
 
-def live_network(run: RemoteRun, trainer: Any) -> Any:
-    """A copy of the network ``trainer`` samples from — its EMA copy when EMA is on, else its
-    model — as it is now in the worker that runs ``run`` (:meth:`RemoteRun.peek`), in eval
-    mode. Raises :class:`WorkerLost` if the worker died."""
-    name = "ema" if trainer.ema is not None else "model"
-    return run.peek(name)[name].eval()
-
-
 class RemoteRun(Iterator):
     """The items of one run in a worker (:meth:`WorkerPool.train`, :meth:`WorkerPool.iterate`).
 
@@ -363,6 +360,24 @@ class RemoteRun(Iterator):
             return {name: getattr(self._obj, name) for name in names}
         try:
             kind, payload = self._worker.ask("peek", names)
+        except WorkerLost:
+            self._finish(None)
+            raise
+        if kind == "error":
+            raise payload[0]
+        return payload
+
+    def call(self, fn, *args) -> Any:
+        """``fn(obj, *args)`` computed in the worker on its current ``obj``, between two items,
+        without advancing the run; only the answer comes back (e.g. a live preview drawn from
+        a model while it trains, without copying the model). ``fn`` must be a module-level
+        function (it travels by name) and must not change ``obj``. After the run ended: here,
+        on the caller's own ``obj``. The worker's CPU time counts as this thread's
+        (:func:`thread_clock`)."""
+        if self._worker is None:
+            return fn(self._obj, *args)
+        try:
+            kind, payload = self._worker.ask("call", fn, args)
         except WorkerLost:
             self._finish(None)
             raise

@@ -27,7 +27,7 @@ name                        what it does
 :func:`field_frames`        the field at evenly spaced t from T−1 down to 0 on one grid (the
                             "▶ Play over t" animation)
 :func:`live_preview`        the field at one t and a few fast samples from the live weights
-                            while a model trains (:meth:`Toy2DSession.live_model`)
+                            while a model trains, computed where it trains (a worker)
 :class:`PerTCurve`          the per-t loss in ε units of one prediction type; a session keeps
                             the last one of each prediction trained on the same data, schedule
                             and model (:meth:`Toy2DSession.prediction_curves`)
@@ -59,7 +59,7 @@ import torch
 from ..data.toy2d import make_2d
 from ..data.toy2d_spec import LABELLED_TOY_DATASETS, TOY_SPECS
 from ..evaluation.toy2d import Toy2DQuality, toy2d_quality
-from ..forward import as_eps_predictor, q_sample
+from ..forward import q_sample
 from ..models.build import build_model
 from ..models.mlp_config import MLPConfig
 from ..oracles.ideal import IdealDenoiser
@@ -70,7 +70,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import PREDICTIONS, Prediction, TrainConfig
 from ..training.trainer import Trainer, TrainProgress
-from .remote import WorkerLost, WorkerPool, live_network
+from .remote import WorkerLost, WorkerPool
 
 FLOPS_PER_S = 2.5e10  # what one core sustains for these small matmuls (measured ~4e10)
 MAX_STEP_S = 0.2  # one training step must fit inside a Stop button's reaction time
@@ -353,21 +353,20 @@ class Toy2DSession:
             self._run = None
             run.close()
 
-    def live_model(self) -> torch.nn.Module:
-        """The ε-predictor of the weights as they are now, also while :meth:`train` runs in a
-        worker process: a copy of the worker's live network (its EMA copy when EMA is on),
-        fetched between two reports without advancing the run (``RemoteRun.peek``); else
-        :attr:`model` (a local run trains this process's own weights in place). Call it from
-        the thread that iterates :meth:`train`. :class:`WorkerLost` if the worker died."""
+    def on_trainer(self, fn: Callable, *args):
+        """``fn(trainer, *args)`` on the trainer as it is now, also while :meth:`train` runs in
+        a worker process: computed there (``RemoteRun.call``; ``fn`` a module-level function
+        that reads the trainer and changes nothing), only its answer coming back; else here.
+        Call it from the thread that iterates :meth:`train`. :class:`WorkerLost` if the worker
+        died (the model is then as it was before the run)."""
         run = self._run
-        if run is None or not hasattr(run, "peek"):
-            return self.model
+        if run is None or not hasattr(run, "call"):
+            return fn(self.trainer, *args)
         try:
-            network = live_network(run, self.trainer)
+            return run.call(fn, *args)
         except WorkerLost:
             del self.losses[self._run_from:]  # the model is as it was before this run
             raise
-        return as_eps_predictor(network, self.schedule, self.prediction)
 
 
 def restart_reason(session: Toy2DSession | None, spec: DataSpec,
@@ -505,7 +504,7 @@ def vector_field(session: Toy2DSession, t: int, *, grid_size: int = 21,
     the arrows mean the same for every session. ``"ideal"``: the exact ε* = E[ε | x_t] of the
     training points (:attr:`Toy2DSession.ideal`). The grid depends only on the data and t, so
     the two fields of one t share it. ``model`` (an ε-predictor ``model(x [B, 2], t int64
-    [B]) → [B, 2]``, e.g. :meth:`Toy2DSession.live_model`) replaces the network of a
+    [B]) → [B, 2]``, e.g. a guided or boxed one) replaces the network of a
     ``"network"`` field; ``half`` fixes the view's half-width (and so the grid) instead of
     fitting it to x_t (:func:`field_frames` keeps one grid for every t).
     """
@@ -556,27 +555,49 @@ class LivePreview:
     seed: int
 
 
-def live_preview(session: Toy2DSession, t: int, *, model: Callable | None = None,
-                 n_samples: int = 300, seed: int = 0, grid_size: int = 21) -> LivePreview:
-    """The vector field at ``t`` and ``n_samples`` fast samples of ``model`` (default
-    :meth:`Toy2DSession.live_model`: the weights as they are now, also mid-run in a worker).
-    Costs one grid forward pass and :data:`PREVIEW_SAMPLER`'s 20 passes on ``n_samples``
-    points (a few ms for the 2D preset)."""
-    from .guidance2d import DataBox  # (guidance2d imports this module)
+def live_preview(session: Toy2DSession, t: int, *, n_samples: int = 300, seed: int = 0,
+                 grid_size: int = 21) -> LivePreview:
+    """The vector field at ``t`` and ``n_samples`` fast samples of the weights as they are now
+    (the EMA copy when EMA is on), also mid-run: while :meth:`Toy2DSession.train` runs in a
+    worker process, the worker computes both (``RemoteRun.call``: no copy of the model, and
+    none of the server's own CPU). Costs one grid forward pass and :data:`PREVIEW_SAMPLER`'s 20
+    passes on ``n_samples`` points (a few ms for the 2D preset). :class:`WorkerLost` if that
+    worker died (the model is then as it was before the run)."""
+    from .guidance2d import BOX_MARGIN  # (guidance2d imports this module)
 
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be an integer ≥ 1; got {n_samples!r}")
-    if model is None:
-        model = session.live_model()
-    vf = vector_field(session, t, grid_size=grid_size, model=model)
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < session.T:
+        raise ValueError(f"t must be an integer in [0, {session.T - 1}]; got {t!r}")
+    x_t = q_sample(session.schedule, session.data, t, session.eps)  # eq. (4), fixed ε
+    half = half_width(session.data, x_t)
+    axis, grid = field_grid(half, grid_size)
+    bound = BOX_MARGIN * float(session.data.abs().max())
+    pred_eps, samples = session.on_trainer(_preview_arrays, grid, t, bound, n_samples, seed)
+    vf = VectorField(t=t, alpha_bar=session.schedule.alpha_bar(t), x_t=x_t, half=half,
+                     axis=axis, grid=grid, pred_eps=pred_eps, denoiser="network")
+    return LivePreview(step=session.trainer.step, field=vf, samples=samples, seed=seed)
+
+
+def _preview_arrays(trainer: Trainer, grid: np.ndarray, t: int, bound: float, n_samples: int,
+                    seed: int) -> tuple[np.ndarray, torch.Tensor]:
+    """:func:`live_preview`'s model part, wherever ``trainer`` lives (a worker process mid-run):
+    ε̂ at ``grid [G², 2]`` and step ``t`` (float64 ``[G², 2]``), and ``n_samples`` DDIM samples
+    ``[n, 2]`` (float32) with x̂0 kept in ±``bound`` (:class:`~.guidance2d.DataBox`). Reads the
+    trainer, changes nothing."""
+    from .guidance2d import DataBox
+
+    model = trainer.sampling_model()
+    schedule = trainer.schedule
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n_samples, 2, generator=g)
-    boxed = DataBox.around(model, session)
     with torch.inference_mode():
-        for step in sample(boxed, session.schedule, x, generator=g,
-                           **PREVIEW_SAMPLER.sample_kwargs(session.T)):
+        pred_eps = model(torch.from_numpy(grid).float(),
+                         torch.full((len(grid),), t, dtype=torch.long)).double().numpy()
+        for step in sample(DataBox(model, schedule, bound), schedule, x, generator=g,
+                           **PREVIEW_SAMPLER.sample_kwargs(schedule.T)):
             x = step.x_prev
-    return LivePreview(step=session.trainer.step, field=vf, samples=x.float(), seed=seed)
+    return pred_eps, x.float()
 
 
 # ---------------------------------------------------------------------------------------------

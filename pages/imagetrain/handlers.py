@@ -193,7 +193,7 @@ def train(state, dataset, files, size, channels, model_kind, recipe, kind, T, st
                 break
             now = time.perf_counter()
             if now - last_panel >= panel_every:
-                panel = state.panel(model=state.live_model())
+                panel = state.panel()  # mid-run: drawn by the worker that trains
                 panel_every = max(PANEL_EVERY_S, panel.seconds / PANEL_SHARE)
                 last_panel = last_fig = last_yield = time.perf_counter()
                 yield (state, views.loss_figure(state), views.panel_html(panel),

@@ -136,8 +136,8 @@ def _total_steps_md(state) -> str:
 def live_figures(state, t) -> tuple[go.Figure, go.Figure]:
     """The live views beside the loss: the learned field at ``t`` (clamped to 0..T−1; the
     middle when it is not a number) and :data:`PREVIEW_SAMPLES` fast samples, both from the
-    weights as they are now (``Toy2DSession.live_model``: a copy of a worker's live EMA
-    network mid-run). :class:`WorkerLost` if that worker died."""
+    weights as they are now (``workflow.live_preview``: computed by the worker that trains
+    them, mid-run). :class:`WorkerLost` if that worker died."""
     try:
         t = min(max(int(t), 0), state.T - 1)
     except (TypeError, ValueError, OverflowError):

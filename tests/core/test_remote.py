@@ -245,6 +245,34 @@ def test_an_image_chain_in_a_worker_equals_the_chain_here(pool):
     assert all(np.array_equal(a, b) for a, b in zip(remote.xt, local.xt, strict=True))
 
 
+def _ema_sum(trainer, scale):  # a module-level function: it travels to the worker by name
+    return scale * sum(float(p.double().sum()) for p in trainer.ema.parameters())
+
+
+def _fails(trainer):
+    raise KeyError("no such thing")
+
+
+def test_call_computes_in_the_worker_on_its_live_trainer_without_advancing(pool):
+    local, remote = session(), session()
+    run_l, run_r = local.trainer.run(40), pool.train(remote.trainer, 40)
+    for _ in range(2):
+        next(run_l), next(run_r)
+    clock = thread_clock()
+    got = run_r.call(_ema_sum, 2.0)
+    assert thread_clock() > clock  # the worker's CPU counts as this thread's
+    assert got == _ema_sum(local.trainer, 2.0)  # the worker's EMA after 20 steps …
+    assert got != _ema_sum(remote.trainer, 2.0)  # … not the caller's (still at step 0)
+    assert next(run_r).step == next(run_l).step == 30  # the call did not advance the run
+    with pytest.raises(KeyError):
+        run_r.call(_fails)
+    assert next(run_r).step == next(run_l).step == 40  # a failed call leaves the run going
+    run_l.close()
+    run_r.close()
+    assert run_r.call(_ema_sum, 1.0) == _ema_sum(local.trainer, 1.0)  # ended: here
+    same_state(local, remote)
+
+
 def test_image_training_in_a_worker_equals_training_here_and_peeks_live(pool):
     from diffusion_core.workflows import image_train as iwf
 
@@ -258,21 +286,20 @@ def test_image_training_in_a_worker_equals_training_here_and_peeks_live(pool):
     local, remote = image_session(), image_session()
     run_l, run_r = local.train(), remote.train(pool=pool)
     next(run_l), next(run_r)
-    live = remote.live_model()  # the worker's EMA after 10 steps; the session's is at step 0
-    for x, y in zip(live.state_dict().values(), local.model.state_dict().values(), strict=True):
-        assert torch.equal(x, y)
-    assert not all(torch.equal(x, y) for x, y in zip(
-        live.state_dict().values(), remote.model.state_dict().values(), strict=True))
-    a = remote.panel(model=live)
+    a = remote.panel()  # drawn by the worker from its EMA after 10 steps
     b = local.panel()
-    assert torch.equal(a.samples, b.samples)  # a mid-run panel from the worker's weights
+    assert a.step == b.step == 10
+    assert torch.equal(a.samples, b.samples) and torch.equal(a.pred_x0, b.pred_x0)
+    remote._remote = None  # (as after the run) the caller's own weights, still at step 0
+    own = remote.panel()
+    remote._remote = run_r
+    assert own.step == 10 and not torch.equal(own.samples, a.samples)
     list(run_l), list(run_r)
     assert remote.step == local.step == 30 and remote.losses == local.losses
     for x, y in zip(remote.model.state_dict().values(), local.model.state_dict().values(),
                     strict=True):
         assert torch.equal(x, y)
-    live = remote.live_model()  # no run: the session's own network (wrapped to predict ε)
-    assert getattr(live, "network", live) is remote.trainer.sampling_network()
+    assert torch.equal(remote.panel().samples, local.panel().samples)  # ended: its own weights
 
 
 def test_a_lost_image_training_worker_keeps_the_model_as_it_was():

@@ -131,24 +131,31 @@ def test_the_slider_field_is_light_and_still_exact(trained):
 # --- live views while training ---------------------------------------------------------------
 
 
-def test_live_model_peeks_the_workers_weights_mid_run(pool):
+def test_live_preview_mid_run_is_computed_by_the_worker_from_its_live_weights(pool):
     local, remote = session(), session()
     run_l = local.train(40)
     run_r = remote.train(40, pool=pool)
     next(run_l), next(run_r)
     next(run_l), next(run_r)  # 20 steps each
-    live = remote.live_model()
-    assert remote.trainer.step == 20
-    x, t = torch.randn(64, 2, generator=torch.Generator().manual_seed(0)), torch.full((64,), 50)
+    before = remote.trainer.sampling_network().state_dict()
+    live = wf.live_preview(remote, 50, n_samples=64, seed=3)  # computed in the worker
+    want = wf.live_preview(local, 50, n_samples=64, seed=3)  # the local EMA after 20 steps
+    assert live.step == want.step == 20
+    assert torch.equal(live.samples, want.samples)
+    np.testing.assert_array_equal(live.field.pred_eps, want.field.pred_eps)
+    # the caller's own copy is still at step 0: its field differs
     with torch.inference_mode():
-        want = local.live_model()(x, t)  # the local EMA after 20 steps: the same weights
-        assert torch.equal(live(x, t), want)
-        assert not torch.equal(remote.model(x, t), want)  # the caller's copy is still step 0
-    assert [p.step for p in run_r] == [30, 40]  # peeking did not advance the run
-    run_l.close()
-    assert remote._run is None and remote.live_model() is not None  # ended: its own model
-    with torch.inference_mode():
-        assert torch.equal(remote.live_model()(x, t), remote.model(x, t))
+        grid = torch.from_numpy(live.field.grid).float()
+        own = remote.model(grid, torch.full((len(grid),), 50)).double().numpy()
+    assert not np.allclose(own, live.field.pred_eps, atol=1e-4)
+    assert all(torch.equal(v, before[k])
+               for k, v in remote.trainer.sampling_network().state_dict().items())
+    assert [p.step for p in run_r] == [30, 40]  # the preview did not advance the run
+    assert [p.step for p in run_l] == [30, 40]
+    assert remote._run is None  # ended: the preview comes from the session's own weights
+    after = wf.live_preview(remote, 50, n_samples=64, seed=3)
+    np.testing.assert_array_equal(after.field.pred_eps, wf.live_preview(local, 50, n_samples=64,
+                                                                        seed=3).field.pred_eps)
 
 
 def test_live_preview_is_deterministic_and_lands_on_the_data(trained):
