@@ -62,6 +62,11 @@ BEAT_S = 0.1  # yield at least this often, so ■ Stop reacts within ~0.1 s (or 
 MAX_UI_UPDATES = 30  # new pictures at most this many times per run
 SLOW_RUN_S = 60.0  # tell the user when a run will take longer than this
 FRAME_LABEL = "Frame: scrub the reverse chain after a run"
+# Pictures streamed while the chain runs or replays are sent at scale 1 (the browser enlarges
+# them, pixelated: .dl-pixel in assets/layout.css) — the same picture at ~1/scale² the bytes;
+# encoding enlarged PNGs cost the server ~0.5 s of CPU per run (the soak's profile). The last
+# picture and scrubbed frames come enlarged, for the image's own ⬇ download.
+LIVE_SCALE = 1
 ANY = "any"  # the Class control: unguided
 ROWS = "rows"  # … one row per class
 ANY_LABEL = "any (unguided, s = 0)"
@@ -437,8 +442,8 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
             text = _progress_md(run, how, step, progress.elapsed_s, per_step) + slow_note
             if now - last_ui >= ui_every:
                 last_ui = last_beat = now
-                yield (_show(image_sampling.frame_grid(step.x_t, run.ncols), scale),
-                       _show(image_sampling.frame_grid(step.pred_x0, run.ncols), scale),
+                yield (_show(image_sampling.frame_grid(step.x_t, run.ncols), LIVE_SCALE),
+                       _show(image_sampling.frame_grid(step.pred_x0, run.ncols), LIVE_SCALE),
                        text, run, skip, skip, skip)
             elif now - last_beat >= BEAT_S:
                 last_beat = now
@@ -525,7 +530,8 @@ def replay(run):
     last = len(run.xt) - 1
     for i in evenly_spaced(len(run.xt), REPLAY_FRAMES):
         start = time.perf_counter()
-        yield (_show(run.xt[i], run.scale), _show(run.x0[i], run.scale), gr.update(value=i),
+        k = run.scale if i == last else LIVE_SCALE  # (the one it stays on: enlarged)
+        yield (_show(run.xt[i], k), _show(run.x0[i], k), gr.update(value=i),
                f"{REPLAY_LABEL} · frame {i} / {last} · {run.captions[i]}")
         time.sleep(max(0.0, REPLAY_FRAME_S - (time.perf_counter() - start)))
     text = f"Replayed {last + 1} frames: noise (frame 0) → the samples (frame {last})."

@@ -324,6 +324,16 @@ def test_pictures_are_rate_limited_but_yields_are_frequent(monkeypatch):
     assert 5 <= len(pictures) <= handlers.MAX_UI_UPDATES + 2  # … but pictures are sent ≤ ~30 times
     run = outs[-1][3]
     assert len(run.xt) == image_sampling.MAX_FRAMES  # 99 kept steps + the final sample
+    # streamed pictures are the scale-1 frames (the browser enlarges them); the last one, which
+    # the image's own download saves, comes enlarged by the run's scale
+    assert run.scale > 1
+    frame_shape = run.xt[0].shape[:2]
+    assert all(p[0].shape[:2] == frame_shape and p[1].shape[:2] == frame_shape
+               for p in pictures)
+    final = outs[-1][0]
+    assert final.shape[:2] == (frame_shape[0] * run.scale, frame_shape[1] * run.scale)
+    np.testing.assert_array_equal(final[::run.scale, ::run.scale], handlers._show(
+        run.xt[-1], 1))
 
 
 def test_rgb_checkpoint(models_dir):
