@@ -669,9 +669,11 @@ class Toy2DSampling:
     rest of the cloud only at the frames' steps.
     """
 
-    STATE = ("frames", "frame_t", "x", "last_t", "done", "generator", "paths", "path_t")
+    STATE = ("frames", "frame_t", "x", "last_t", "done", "generator", "paths", "path_t",
+             "scored")
     """What iterating changes: the attributes a worker process sends back
-    (``WorkerPool.iterate(run, returns=Toy2DSampling.STATE)``, :mod:`.remote`)."""
+    (``WorkerPool.iterate(run, returns=Toy2DSampling.STATE)``, :mod:`.remote`). The end of
+    the chain also scores the samples (``scored``), so a worker computes that too."""
 
     def __init__(self, session: Toy2DSession, settings: SamplerSettings, n_samples: int,
                  seed: int, *, max_frames: int = 60, denoiser: Denoiser = "network",
@@ -708,6 +710,16 @@ class Toy2DSampling:
         self.trace = min(trace, n_samples)
         self.paths: list[torch.Tensor] = [self.x_T[:self.trace].clone()] if self.trace else []
         self.path_t: list[int] = []
+        self.scored: tuple[Toy2DQuality, float | None] | None = None  # (quality, copies)
+
+    def __getstate__(self) -> dict:
+        """Sent to a worker process: the session reduced to what the chain and its score read
+        (schedule, data, data spec), not its trainer (the optimiser's state alone is several
+        times the network)."""
+        state = dict(self.__dict__)
+        s = self.session
+        state["session"] = _ChainView(schedule=s.schedule, spec=s.spec, data=s.data)
+        return state
 
     def __iter__(self) -> Iterator[SampleStep]:
         s = self.session
@@ -728,6 +740,20 @@ class Toy2DSampling:
                 self.frame_t.append(step.t_prev)
             yield step
         self.done = True
+        self.scored = self._score()
+
+    def _score(self) -> tuple[Toy2DQuality, float | None]:
+        """``(toy2d_quality, copy_share or None)`` of the finished chain's samples (see
+        :meth:`result`)."""
+        s = self.session
+        quality = toy2d_quality(self.x, s.spec.fresh, data_seed=s.spec.seed,
+                                train_data=s.data, projection_seed=self.seed,
+                                floor_pairs=QUALITY_FLOOR_PAIRS)
+        copies = None
+        if quality.bad == 0:
+            ref = s.spec.fresh(len(self.x), s.spec.seed + 1001)
+            copies = copy_share(self.x, s.data, ref)
+        return quality, copies
 
     def result(self) -> Toy2DSamples:
         """The record of the finished chain, with the samples' quality score.
@@ -741,13 +767,7 @@ class Toy2DSampling:
         if not self.done:
             raise RuntimeError("the reverse chain has not finished: iterate it to the end first")
         s = self.session
-        quality = toy2d_quality(self.x, s.spec.fresh, data_seed=s.spec.seed,
-                                train_data=s.data, projection_seed=self.seed,
-                                floor_pairs=QUALITY_FLOOR_PAIRS)
-        copies = None
-        if quality.bad == 0:
-            ref = s.spec.fresh(len(self.x), s.spec.seed + 1001)
-            copies = copy_share(self.x, s.data, ref)
+        quality, copies = self.scored if self.scored is not None else self._score()
         how = self.settings.describe(s.T) + (", x̂0 in the data's box" if self.x0_box else "")
         s.last_scores[self.denoiser] = SampleScore(
             denoiser=self.denoiser, step=s.trainer.step, how=how,
@@ -760,6 +780,20 @@ class Toy2DSampling:
                             x0_box=self.x0_box,
                             paths=torch.stack(self.paths) if self.trace else None,
                             path_t=tuple(self.path_t))
+
+
+@dataclass(frozen=True)
+class _ChainView:
+    """What :class:`Toy2DSampling` reads of its session while the chain runs and is scored
+    (in a worker process: see ``Toy2DSampling.__getstate__``)."""
+
+    schedule: NoiseSchedule
+    spec: DataSpec
+    data: torch.Tensor
+
+    @property
+    def T(self) -> int:
+        return self.schedule.T
 
 
 def sample_session(session: Toy2DSession, settings: SamplerSettings, n_samples: int,

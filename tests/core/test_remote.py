@@ -201,9 +201,14 @@ def test_sampling_in_a_worker_equals_sampling_here(pool):
     assert remote.done and torch.equal(remote.x, local.x)
     assert len(remote.frames) == len(local.frames) == 8
     assert all(torch.equal(a, b) for a, b in zip(remote.frames, local.frames, strict=True))
+    assert remote.scored is not None  # scored in the worker, at the end of the chain
     a, b = local.result(), remote.result()
-    assert a.quality == b.quality and a.frame_t == b.frame_t
+    assert a.quality == b.quality and a.copies == b.copies and a.frame_t == b.frame_t
     assert s.last_scores["network"].samples.equal(b.samples)  # the session's copy, not the worker's
+    # what travels is the chain and what it reads, not the trainer (optimiser state, …)
+    sent = len(pickle.dumps(wf.Toy2DSampling(s, settings, 300, seed=3)))
+    assert sent < len(pickle.dumps(s.trainer.optimizer.state_dict())), sent
+    assert sent < 0.5 * len(pickle.dumps(s)), (sent, len(pickle.dumps(s)))
 
 
 def test_a_sampling_run_stopped_in_a_worker_keeps_its_frames_so_far(pool):
