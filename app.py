@@ -26,6 +26,7 @@ from diffusion_core.schedule.config import ScheduleConfig  # noqa: E402
 from diffusion_core.workflows.remote import WorkerPool  # noqa: E402
 from pages import (  # noqa: E402
     common,
+    fast_skip,
     forward,
     imagetrain,
     jobs,
@@ -38,6 +39,8 @@ from pages import (  # noqa: E402
     sessions,
     toy2d,
 )
+
+fast_skip.install()  # gr.skip() outputs cost the server nothing (pages/fast_skip.py)
 
 TITLE = "Diffusion Lab"
 INTRO = (
