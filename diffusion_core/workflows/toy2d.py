@@ -742,6 +742,14 @@ class Toy2DSampling:
         self.done = True
         self.scored = self._score()
 
+    def steps(self) -> Iterator[ChainStep]:
+        """Iterate the chain as ``iter(self)`` does, yielding only where it is: what a view
+        shows while it runs. A worker process sends these, not four point clouds a step
+        (``[N, 2]`` each: 640 KB a step for 20,000 points); the frames come back at the end."""
+        for step in self:
+            yield ChainStep(index=step.index, num_steps=step.num_steps, t=step.t,
+                            t_prev=step.t_prev)
+
     def _score(self) -> tuple[Toy2DQuality, float | None]:
         """``(toy2d_quality, copy_share or None)`` of the finished chain's samples (see
         :meth:`result`)."""
@@ -780,6 +788,17 @@ class Toy2DSampling:
                             x0_box=self.x0_box,
                             paths=torch.stack(self.paths) if self.trace else None,
                             path_t=tuple(self.path_t))
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """Where a running reverse chain is (:meth:`Toy2DSampling.steps`): step ``index`` of
+    ``num_steps`` (0-based) went from timestep ``t`` to ``t_prev`` (−1: the final sample)."""
+
+    index: int
+    num_steps: int
+    t: int
+    t_prev: int
 
 
 @dataclass(frozen=True)

@@ -503,7 +503,7 @@ def sample(state, sampler, steps, eta, n_samples, seed, clip_x0=False, denoiser=
                                  denoiser=denoiser, x0_box=box, trace=trace)
     yield gr.skip(), f"Sampling ({how}) …"
     start = last = time.perf_counter()
-    chain = jobs.paced(jobs.in_worker(run, workflow.Toy2DSampling.STATE))
+    chain = jobs.paced(jobs.in_worker(run, workflow.Toy2DSampling.STATE, "steps"))
     try:
         for step in chain:
             now = time.perf_counter()

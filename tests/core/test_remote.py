@@ -211,6 +211,24 @@ def test_sampling_in_a_worker_equals_sampling_here(pool):
     assert sent < 0.5 * len(pickle.dumps(s)), (sent, len(pickle.dumps(s)))
 
 
+def test_a_2d_chain_in_a_worker_sends_only_where_it_is(pool):
+    from diffusion_core.sampling.config import SamplerSettings
+
+    s = session()
+    list(s.train(30))
+    settings = SamplerSettings(sampler="ddpm", steps=40)
+    local = wf.Toy2DSampling(s, settings, 500, seed=1, max_frames=6)
+    remote = wf.Toy2DSampling(s, settings, 500, seed=1, max_frames=6)
+    want = list(local)
+    got = list(pool.iterate(remote, returns=wf.Toy2DSampling.STATE, method="steps"))
+    assert [(g.index, g.num_steps, g.t, g.t_prev) for g in got] == [
+        (w.index, w.num_steps, w.t, w.t_prev) for w in want]
+    assert all(isinstance(g, wf.ChainStep) for g in got)
+    assert len(pickle.dumps(got[0])) < 300  # a few numbers, not four [500, 2] clouds
+    assert torch.equal(remote.x, local.x) and len(remote.frames) == len(local.frames) == 6
+    assert remote.result().quality == local.result().quality
+
+
 def test_a_sampling_run_stopped_in_a_worker_keeps_its_frames_so_far(pool):
     from diffusion_core.sampling.config import SamplerSettings
 
