@@ -298,13 +298,28 @@ class SamplingRun:
     png: Path | None = None
 
     # What running the chain changes: the attributes a worker process sends back
-    # (``WorkerPool.iterate(run, method="chain", args=(ck,), returns=SamplingRun.STATE)``).
+    # (``WorkerPool.iterate(run, method="pictures", args=(ck,), returns=SamplingRun.STATE)``).
     STATE = ("xt", "x0", "ts", "step_of", "steps_done", "done", "final", "nonfinite",
              "started", "net_s", "ms_per_step")
 
     def chain(self, ck: Checkpoint) -> Iterator[Progress]:
-        """:func:`stream` of this run (the form a worker process iterates)."""
+        """:func:`stream` of this run."""
         return stream(ck, self)
+
+    def pictures(self, ck: Checkpoint) -> Iterator[ChainPicture]:
+        """:func:`stream` of this run as a view needs it (the form a worker process iterates):
+        where the chain is after every step, with the x_t and x̂0 frames
+        (:func:`frame_grid`, uint8) at :data:`PICTURES` evenly spaced steps only — not four
+        float batches a step (786 KB a step for 64 RGB 16×16 images)."""
+        at = frozenset(evenly_spaced(self.num_steps, PICTURES))
+        for p in stream(ck, self):
+            s = p.step
+            shown = s.index in at
+            yield ChainPicture(
+                index=s.index, num_steps=s.num_steps, t=s.t, t_prev=s.t_prev,
+                per_step_s=p.per_step_s, elapsed_s=p.elapsed_s,
+                x_t=frame_grid(s.x_t, self.ncols) if shown else None,
+                pred_x0=frame_grid(s.pred_x0, self.ncols) if shown else None)
 
     @classmethod
     def plan(cls, ck: Checkpoint, settings: SamplerSettings, n_images: int, seed: int, *,
@@ -393,6 +408,26 @@ class Progress:
     step: SampleStep
     per_step_s: float
     elapsed_s: float
+
+
+PICTURES = 60  # SamplingRun.pictures: steps that carry the x_t and x̂0 frames (≤ this many)
+
+
+@dataclass(frozen=True)
+class ChainPicture:
+    """What :meth:`SamplingRun.pictures` yields after every reverse step: step ``index`` of
+    ``num_steps`` (0-based) went from ``t`` to ``t_prev`` (−1: the samples); ``per_step_s`` and
+    ``elapsed_s`` as in :class:`Progress`; ``x_t`` and ``pred_x0`` the scale-1 frames
+    (:func:`frame_grid`) of the step's input and its x̂0, or None on steps without a picture."""
+
+    index: int
+    num_steps: int
+    t: int
+    t_prev: int
+    per_step_s: float
+    elapsed_s: float
+    x_t: np.ndarray | None
+    pred_x0: np.ndarray | None
 
 
 def stream(ck: Checkpoint, run: SamplingRun, *, device: str | torch.device = "cpu"

@@ -410,7 +410,7 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     no_file = (_file_button(None, "GIF"), _file_button(None, "PNG"))
     # In a worker process when the server has a pool (Python's lock slows a chain of small
     # torch ops beside busy threads); the frames come back when the chain ends or stops.
-    chain = jobs.in_worker(run, image_sampling.SamplingRun.STATE, "chain", (ck,))
+    chain = jobs.in_worker(run, image_sampling.SamplingRun.STATE, "pictures", (ck,))
     yield (skip, skip, f"Starting: {how} …", run, frozen, *no_file)
 
     last_beat = last_ui = time.perf_counter()
@@ -418,13 +418,13 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
     slow_note = ""
     try:
         paced = jobs.paced(chain)  # long jobs take turns (CPU-timed)
-        for progress in paced:
-            step, per_step = progress.step, progress.per_step_s
+        for step in paced:  # ChainPicture: where the chain is, a picture now and then
+            per_step = step.per_step_s
             if step.index == 0:  # now we know the cost: ≤ MAX_UI_UPDATES pictures per run
                 ui_every = max(BEAT_S, per_step * steps / MAX_UI_UPDATES)
             if step.t_prev == -1:
                 break
-            spent = (budget.stop_reason(step.index + 1, progress.elapsed_s)
+            spent = (budget.stop_reason(step.index + 1, step.elapsed_s)
                      or jobs.turn_over(jobs.SAMPLE_QUEUE, paced.turn_s))
             if spent is not None:
                 chain.close()  # the frames kept so far come back from a worker
@@ -439,11 +439,10 @@ def run_sampler(key, sampler, variance, steps, eta, spacing, n_images, seed, cli
             now = time.perf_counter()
             if step.index == 0:
                 slow_note = _slow_note(per_step * steps, budget)
-            text = _progress_md(run, how, step, progress.elapsed_s, per_step) + slow_note
-            if now - last_ui >= ui_every:
+            text = _progress_md(run, how, step, step.elapsed_s, per_step) + slow_note
+            if step.x_t is not None and now - last_ui >= ui_every:
                 last_ui = last_beat = now
-                yield (_show(image_sampling.frame_grid(step.x_t, run.ncols), LIVE_SCALE),
-                       _show(image_sampling.frame_grid(step.pred_x0, run.ncols), LIVE_SCALE),
+                yield (_show(step.x_t, LIVE_SCALE), _show(step.pred_x0, LIVE_SCALE),
                        text, run, skip, skip, skip)
             elif now - last_beat >= BEAT_S:
                 last_beat = now

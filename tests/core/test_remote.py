@@ -258,10 +258,17 @@ def test_an_image_chain_in_a_worker_equals_the_chain_here(pool):
                                clip_x0=True)
     local = ims.SamplingRun.plan(ck, settings, 4, seed=1)
     remote = ims.SamplingRun.plan(ck, settings, 4, seed=1)
-    list(local.chain(ck))
-    items = list(pool.iterate(remote, returns=ims.SamplingRun.STATE, method="chain",
+    steps = list(local.chain(ck))
+    items = list(pool.iterate(remote, returns=ims.SamplingRun.STATE, method="pictures",
                               args=(ck,)))
-    assert len(items) == 6 and items[-1].step.t_prev == -1
+    assert len(items) == 6 and items[-1].t_prev == -1
+    # what travels: where the chain is, and the frames the view shows (every step of a
+    # 6-step chain is among PICTURES), equal to the chain's own steps' frames
+    for item, p in zip(items, steps, strict=True):
+        assert (item.index, item.t, item.t_prev) == (p.step.index, p.step.t, p.step.t_prev)
+        np.testing.assert_array_equal(item.x_t, ims.frame_grid(p.step.x_t, remote.ncols))
+        np.testing.assert_array_equal(item.pred_x0,
+                                      ims.frame_grid(p.step.pred_x0, remote.ncols))
     assert remote.done and remote.steps_done == 6
     assert torch.equal(remote.final, local.final)
     assert remote.ts == local.ts and len(remote.xt) == len(local.xt) > 1

@@ -348,3 +348,18 @@ def test_rgb_checkpoint(models_dir):
     gif = Image.open(last["gif"]["value"])
     assert gif.n_frames == 4
     assert np.asarray(Image.open(last["png"]["value"]).convert("RGB")).std(axis=2).max() > 0
+
+
+def test_a_long_chain_carries_pictures_at_only_a_few_steps(models_dir, monkeypatch):
+    from diffusion_core.sampling.config import SamplerSettings
+
+    monkeypatch.setattr(image_sampling, "PICTURES", 6)  # (the tiny model's T is 20)
+    ck = handlers.load_model("tiny")
+    settings = SamplerSettings(sampler="ddpm", steps=ck.schedule.T)
+    run = image_sampling.SamplingRun.plan(ck, settings, 4, seed=0)
+    items = list(run.pictures(ck))
+    shown = [p.index for p in items if p.x_t is not None]
+    assert len(items) == ck.schedule.T > image_sampling.PICTURES
+    assert len(shown) == image_sampling.PICTURES and shown[-1] == len(items) - 1
+    assert all((p.pred_x0 is None) == (p.x_t is None) for p in items)
+    assert run.done and items[-1].t_prev == -1
