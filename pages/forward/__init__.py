@@ -7,8 +7,8 @@ A view only: :mod:`diffusion_core.workflows.forward_demo` computes, :mod:`.handl
 and keeps the session state, :mod:`.views` draws. Handlers are plain module-level functions
 (tests call them directly, as ``pages.forward.<name>``): :func:`load_image`,
 :func:`load_upload`, :func:`set_noise`, :func:`new_noise`, :func:`resolve_schedule`,
-:func:`show_t` (the fast slider path), :func:`refresh_view`, :func:`compare_methods`
-(generator).
+:func:`show_t` (the slider's server path), :func:`refresh_view`, :func:`compare_methods`
+(generator). Moving t redraws in the browser first (:mod:`.fast`), then from the server.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pages import common, limits, links, sessions
 from pages.common import MAX_SEED
 from pages.widgets import inputs as ui
 
+from . import fast
 from .handlers import (
     IMAGE_CHOICES,
     IMAGE_KEYS,
@@ -88,7 +89,6 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                                    interactive=False, min_width=110)
                 T = ui.Number(cfg.T, label="T", precision=0, minimum=common.T_MIN,
                               maximum=common.T_MAX, interactive=False, min_width=80)
-            t = ui.Slider(0, cfg.T - 1, value=t0, step=1, label="t (0 … T−1)")
             with gr.Row():
                 seed = ui.Number(0, label="noise seed", precision=0, minimum=0,
                                  maximum=MAX_SEED, min_width=90)
@@ -99,15 +99,20 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
             gr.Markdown("Signal part + noise part = xₜ (DDPM eq. 4), both parts at their true "
                         "scale; grey is 0.", elem_classes=["dl-caption"])
             with gr.Row(equal_height=True):
+                # One button: two cover the longest label on a phone (2 pictures a row).
                 kw = dict(format="png", height=IMG_HEIGHT, interactive=False,
-                          buttons=["download", "fullscreen"], min_width=140)
+                          buttons=["fullscreen"], min_width=140)
                 img_x0 = gr.Image(None, label="x₀", **kw)
-                img_sig = gr.Image(None, label="√ᾱₜ · x₀", **kw)
-                img_noise = gr.Image(None, label="√(1−ᾱₜ) · ε", **kw)
-                img_xt = gr.Image(None, label="xₜ", elem_id="dl-forward-xt", **kw)
+                ids = fast.IMAGE_ELEM_IDS
+                img_sig = gr.Image(None, label="√ᾱₜ·x₀", elem_id=ids["signal"], **kw)
+                img_noise = gr.Image(None, label="√(1−ᾱₜ)·ε", elem_id=ids["noise"], **kw)
+                img_xt = gr.Image(None, label="xₜ", elem_id=ids["x_t"], **kw)
+            # Under the pictures it moves (on a phone too, where this column comes first).
+            t = ui.Slider(0, cfg.T - 1, value=t0, step=1, label="t (0 … T−1)",
+                          elem_id=fast.T_ELEM_ID)
             with gr.Row(equal_height=False):
                 with gr.Column(scale=3, min_width=300):
-                    hist = gr.Plot(None, show_label=False, elem_id="dl-forward-hist")
+                    hist = gr.Plot(None, show_label=False, elem_id=fast.HIST_ELEM_ID)
                 with gr.Column(scale=2, min_width=240):
                     numbers = gr.Markdown("")
             strip = gr.Image(None, label=f"xₜ at {STRIP_FRAMES} evenly spaced t", format="png",
@@ -120,6 +125,10 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                 compare_md = gr.Markdown()
             with gr.Accordion("What am I looking at? (equations)", open=False):
                 gr.Markdown(explanation_md(), latex_delimiters=common.LATEX)
+    # What the browser needs to redraw a new t itself (pages/forward/fast.py), sent only when
+    # it changes; never shown.
+    fast_image = gr.JSON(None, visible=False)
+    fast_sched = gr.JSON(None, visible=False)
 
     setup = dict(concurrency_limit=4, concurrency_id="forward_setup", show_progress="hidden")
 
@@ -144,7 +153,19 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
         outputs=[sched_state, t, kind, T, t_state],
         api_name="forward_schedule", **setup,
     )
-    # Moving t only recomputes x_t (fast path: the cached schedule, no strip, no chain) …
+    # The slider's browser-side fast path: x0, ε and the schedule's columns go to the page
+    # once per change; each slider move then redraws the pictures and the histogram at once.
+    gr.context.Context.root_block.load(None, js=fast.js())
+    private = dict(api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+    image_state.change(fast.image_payload, image_state, fast_image, concurrency_limit=8,
+                       concurrency_id="forward_fast", **private)
+    sched_state.change(fast.schedule_payload, sched_state, fast_sched, concurrency_limit=8,
+                       concurrency_id="forward_fast", **private)
+    for comp, key in ((fast_image, "img"), (fast_sched, "sched")):
+        comp.change(None, [comp], None, js=fast.STORE_JS % key, queue=False,
+                    api_visibility="private")
+    # … then the server: moving t only recomputes x_t (the cached schedule, no strip, no
+    # chain) …
     t.change(show_t, [image_state, sched_state, t],
              [img_sig, img_noise, img_xt, hist, numbers, t_state],
              api_name="forward_frame", concurrency_limit=8, concurrency_id="forward_frame",

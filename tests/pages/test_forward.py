@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import base64  # noqa: E402
 import math  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -23,6 +24,7 @@ from diffusion_core.images import to_uint8  # noqa: E402
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig  # noqa: E402
 from diffusion_core.workflows import forward_demo  # noqa: E402
 from pages import forward as ft  # noqa: E402
+from pages.forward import fast  # noqa: E402
 from tests.helpers import load_event_for  # noqa: E402
 
 COSINE = ScheduleConfig(kind="cosine", T=1000)
@@ -173,6 +175,59 @@ def test_refresh_view_outputs(photo, sched):
     assert len(out) == 7
     assert "t = 999" in out[5]
     assert out[6]["label"].startswith("xₜ at t = 0, 143") and out[6]["value"].ndim == 3
+
+
+# --- the browser's fast path: what it is sent (its drawing: test_forward_fast_browser.py) ---
+
+
+def _ints(b64, step, shape):
+    q = np.frombuffer(base64.b64decode(b64), dtype="<i2")
+    return (q.astype(np.float32) * np.float32(step)).reshape(shape)
+
+
+def _floats(b64):
+    return np.frombuffer(base64.b64decode(b64), dtype="<f4")
+
+
+@pytest.mark.parametrize("key, t", [("china", 600), ("digit", 120)])
+def test_fast_payloads_give_the_browser_the_servers_pixels(sched, key, t):
+    state, _ = ft.load_image(key, None, 3)
+    img = fast.image_payload(state)
+    shape = list(state["x0"].shape[1:])
+    assert img["shape"] == shape
+    x0 = _ints(img["x0"], img["x0_step"], shape)
+    eps = _ints(img["eps"], img["eps_step"], shape)
+    assert np.abs(x0 - state["x0"][0].numpy()).max() <= fast.X0_STEP / 2
+    assert np.abs(eps - state["eps"][0].numpy()).max() <= fast.EPS_STEP / 2
+    col = fast.schedule_payload(sched)
+    schedule = NoiseSchedule(COSINE)
+    assert col["T"] == 1000
+    assert np.array_equal(_floats(col["signal"]), schedule.sqrt_alphas_cumprod.numpy())
+    assert np.array_equal(_floats(col["noise"]), schedule.sqrt_one_minus_alphas_cumprod.numpy())
+    # the browser's arithmetic (float32 products and sum, DDPM eq. 4) on what it was sent
+    a, b = _floats(col["signal"])[t], _floats(col["noise"])[t]
+    x_t = a * x0 + b * eps
+    got = ft.views.to_image(torch.from_numpy(x_t)).astype(int)
+    want = ft.show_t(state, sched, t)[2].astype(int)
+    assert got.shape == want.shape  # (the digit enlarged ×4 to 256 × 256)
+    diff = np.abs(got - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.005
+    h = forward_demo.histogram(torch.from_numpy(x_t), bins=ft.HIST_BINS,
+                               value_range=ft.HIST_RANGE)
+    h_server = forward_demo.histogram(expected_xt(state, t), bins=ft.HIST_BINS,
+                                      value_range=ft.HIST_RANGE)
+    assert np.abs(h.counts - h_server.counts).sum() <= 0.001 * x_t.size
+
+
+def test_fast_payloads_none_without_data_and_small():
+    assert fast.image_payload(None) is None and fast.image_payload({"x0": 1}) is None
+    assert fast.schedule_payload(None) is None
+    assert fast.schedule_payload({"config": {"kind": "nope", "T": 10}}) is None
+    state, _ = ft.load_image("china", None, 0)
+    p = fast.image_payload(state)
+    assert len(p["x0"]) + len(p["eps"]) <= 1.05 * 2**20  # 256²·3 values, 2 bytes, base64
+    js = fast.js()
+    assert "__" + "HIST_BINS__" not in js and f"BINS = {ft.HIST_BINS}," in js
 
 
 # --- schedule --------------------------------------------------------------------------------
@@ -343,6 +398,19 @@ def test_render_builds_with_initial_view_and_events():
     assert all(v is not None for v in view)
     triggers = {ev for dep in (deps["forward_view"],) for _, ev in dep.targets}
     assert triggers == {"change"}
+
+
+def test_fast_path_wired_privately():
+    demo, _ = _build_tab()
+    fns = list(demo.fns.values())
+    sends = [f for f in fns if f.fn in (fast.image_payload, fast.schedule_payload)]
+    stores = [f for f in fns if f.fn is None and f.js in (fast.STORE_JS % "img",
+                                                          fast.STORE_JS % "sched")]
+    install = [f for f in fns if f.js == fast.js()]
+    assert len(sends) == 2 and len(stores) == 2 and len(install) == 1
+    assert all(f.api_visibility == "private" for f in sends + stores + install)
+    assert [ev for f in sends for _, ev in f.targets] == ["change", "change"]
+    assert [ev for _, ev in install[0].targets] == ["load"]
 
 
 def test_whole_app_builds():
