@@ -2,6 +2,7 @@
 
     python -m bench.image_time_to_quality               # the full run (~10 min on 2 threads)
     python -m bench.image_time_to_quality --quick       # a smoke run (~2 min), no results file
+    python -m bench.image_time_to_quality --parts gradients   # colour gradients only (~2 min)
 
 Digits (``--digits digits8`` by default, the set the shipped model was trained on; ``digits``
 is the 16×16 copy). Three runs, interleaved in one process so that they share the machine's
@@ -27,6 +28,10 @@ N(0, 0.05²). Flat or washed-out colours fit the model too, so each point also r
 fresh real gradients and ``sw1_ok`` (≤ that of the +N(0, 0.2²) reference); the summary gives
 the first time both hold as well. Target ≤ 20 s.
 
+``--parts`` picks the digits runs, the gradients run or both (the default); a run of one part
+keeps the other part's figures in the results file from the run that measured them (that run's
+date and load stay with them under ``earlier_runs``).
+
 Training seconds are wall time of the training steps only (``train_s``); ``cpu_s`` is the
 process CPU time over the same steps (about threads × wall on an idle machine). On a shared,
 loaded machine run it as ``OMP_WAIT_POLICY=PASSIVE python -m bench.image_time_to_quality``:
@@ -39,6 +44,7 @@ the results file records the policy and the load average. Writes
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Callable
@@ -46,7 +52,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from bench.common import write_results
+from bench.common import RESULTS, write_results
 from diffusion_core.data import load_image_dataset
 from diffusion_core.data.synthetic import make_gradients
 from diffusion_core.evaluation import digit_quality, gradient_residual, sliced_wasserstein
@@ -57,6 +63,7 @@ from diffusion_core.sampling import sample_final
 from diffusion_core.schedule import NoiseSchedule
 from diffusion_core.training import TrainConfig, Trainer
 
+PARTS = ("digits", "gradients")
 DIGIT_BAR = {"confidence": 0.85, "class_entropy": 2.20, "near_copy_fraction": 0.05}
 
 
@@ -256,10 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=float, default=10.0, help="training seconds between evals")
     ap.add_argument("--n", type=int, default=300, help="samples per evaluation")
     ap.add_argument("--budget-gradients", type=float, default=90.0)
-    ap.add_argument("--every-gradients", type=float, default=5.0)
+    ap.add_argument("--every-gradients", type=float, default=2.0)
     ap.add_argument("--n-gradients", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", help="digit runs to do (quick, shipped, pixel_mlp)")
+    ap.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                    help="which parts to run (default both); the results file keeps the "
+                    "other part's figures from its earlier run")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 12 s budgets, 100 samples, evaluations every 4 s; "
                     "writes no results file")
@@ -271,6 +281,40 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     load_start = os.getloadavg()[0]
 
+    results: dict = {}
+    if "digits" in args.parts:
+        results["digits"] = _digits_part(args)
+    if "gradients" in args.parts:
+        results["gradients"] = _gradients_part(args)
+
+    print("\nsummary")
+    if "digits" in results:
+        for name, r in results["digits"]["runs"].items():
+            print(_report(name, r, args.budget))
+    if "gradients" in results:
+        print(_report("gradients", results["gradients"]["runs"]["quick"],
+                      args.budget_gradients))
+    total = time.perf_counter() - t_start
+    load = [round(load_start, 2), round(os.getloadavg()[0], 2)]
+    print(f"whole run {total:.0f} s; 1-minute load average {load[0]} at the start, "
+          f"{load[1]} at the end ({os.cpu_count()} CPUs)")
+    if args.quick:
+        return 0
+    run_info = {
+        "threads": args.threads, "load_average_start_end": load,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: OpenMP's default)"),
+        "n": args.n, "every_s": args.every, "budget_s": args.budget}
+    earlier = _earlier_parts(set(PARTS) - set(args.parts))
+    write_results("image_time_to_quality", {
+        **run_info, "parts": list(args.parts), **earlier.pop("parts"),
+        **({"earlier_runs": earlier} if earlier else {}), **results,
+        "targets": {"digits_quick_s": 90, "digits_quick_stretch_s": 60, "gradients_quick_s": 20},
+        "whole_run_s": round(total, 1)})
+    return 0
+
+
+def _digits_part(args: argparse.Namespace) -> dict:
+    """The three digits runs, interleaved; ``{"dataset", "bar", "runs"}``."""
     size = load_image_dataset(args.digits).images.shape[-1]
     judge, bar = digit_judge(size, args.n)
     real_fd = bar["references"]["real"]["frechet_distance"]
@@ -278,37 +322,39 @@ def main(argv: list[str] | None = None) -> int:
           f"{bar['frechet_distance_le']:.3f} (blur σ 0.5; real digits {real_fd:.3f}), "
           "confidence ≥ 0.85, class entropy ≥ 2.20, near copies ≤ 5 %")
     setups = [s for s in digit_setups(args.digits) if not args.only or s.name in args.only]
-    digits = run_interleaved(setups, judge, budget=args.budget, every=args.every, n=args.n)
+    runs = run_interleaved(setups, judge, budget=args.budget, every=args.every, n=args.n)
+    return {"dataset": args.digits, "bar": bar, "runs": runs}
 
+
+def _gradients_part(args: argparse.Namespace) -> dict:
+    """The quick gradients recipe alone; ``{"bar", "n", "budget_s", "runs"}``."""
     gjudge, gbar = gradient_judge(args.n_gradients)
     print(f"gradients, N = {args.n_gradients}: bar misfit ≤ {gbar['misfit_mean_le']:.4f} "
           f"(+N(0, 0.05²)), SW1 ≤ {gbar['sw1_le']:.4f} (+N(0, 0.2²))")
     gsetup = Setup("quick", "gradients", preset_for("gradients", image=True, recipe="quick"),
                    True)
-    grads = run_interleaved([gsetup], gjudge, budget=args.budget_gradients,
-                            every=args.every_gradients, n=args.n_gradients)
+    runs = run_interleaved([gsetup], gjudge, budget=args.budget_gradients,
+                           every=args.every_gradients, n=args.n_gradients)
+    return {"bar": gbar, "n": args.n_gradients, "budget_s": args.budget_gradients,
+            "every_s": args.every_gradients, "runs": runs}
 
-    print("\nsummary")
-    for name, r in digits.items():
-        print(_report(name, r, args.budget))
-    print(_report("gradients", grads["quick"], args.budget_gradients))
-    total = time.perf_counter() - t_start
-    load = [round(load_start, 2), round(os.getloadavg()[0], 2)]
-    print(f"whole run {total:.0f} s; 1-minute load average {load[0]} at the start, "
-          f"{load[1]} at the end ({os.cpu_count()} CPUs)")
-    if args.quick:
-        return 0
-    write_results("image_time_to_quality", {
-        "threads": args.threads, "load_average_start_end": load,
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset: OpenMP's default)"),
-        "n": args.n,
-        "every_s": args.every, "budget_s": args.budget,
-        "digits": {"dataset": args.digits, "bar": bar, "runs": digits},
-        "gradients": {"bar": gbar, "n": args.n_gradients, "budget_s": args.budget_gradients,
-                      "runs": grads},
-        "targets": {"digits_quick_s": 90, "digits_quick_stretch_s": 60, "gradients_quick_s": 20},
-        "whole_run_s": round(total, 1)})
-    return 0
+
+def _earlier_parts(parts: set[str]) -> dict:
+    """The ``parts`` not run now, from the results file: ``{"parts": {part: figures}, part:
+    that run's machine, load and settings}`` (empty where the file lacks them)."""
+    out: dict = {"parts": {}}
+    path = RESULTS / "image_time_to_quality.json"
+    if not parts or not path.exists():
+        return out
+    old = json.loads(path.read_text())
+    keep = ("machine", "threads", "load_average_start_end", "omp_wait_policy", "n", "every_s",
+            "budget_s", "whole_run_s")
+    for part in sorted(parts):
+        if part in old:
+            out["parts"][part] = old[part]
+            out[part] = old.get("earlier_runs", {}).get(part) or {
+                k: old[k] for k in keep if k in old}
+    return out
 
 
 if __name__ == "__main__":

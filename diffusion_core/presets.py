@@ -254,6 +254,52 @@ CONDITIONAL_PRESETS: dict[str, Preset] = {"digits": DIGITS_COND, "digits8": DIGI
 # misfit 0.040 after 250 steps (26 ms/step) with SW1 0.125, worse than flat colours (0.105);
 # 512 or 2048 wide with t/T plateau at misfit 0.066–0.075 (SW1 0.04–0.07) over 1500 steps; with
 # v prediction 0.28; the toy's own setup (ε, t/T, Adam 1e-3) 0.81, no better than noise.
+#
+# Search for ≤ 20 s (issue #12). One image has 7 degrees of freedom (two RGB end colours and one
+# of 4 directions) spread over 768 values, so the colours are decided at very low SNR: under the
+# cosine schedule only t ≈ 830–965 (ᾱ 0.05 … 0.003) carry that decision (3–4 of DDIM 25's
+# leading steps, 13 % of the training draws); below t ≈ 500 the image is known and the network
+# only has to denoise. Runs below are on this shared 2-vCPU machine at load 7–16, 1 thread, 256
+# samples as the bench (DDIM 25 leading, one fixed x_T); "a / b" is misfit / SW1 after that many
+# steps of a horizon of H steps, seed 0; ms ratios side by side (2 threads, passive waiting).
+# - The U-Net recipe above over H = 200: 0.086 / 0.094 at 100, 0.080 / 0.068 at 200. Its x̂0 of
+#   real gradients is itself rough: misfit 0.052 at t = 0–40 (clean input), 0.07–0.08 at t ≥ 400:
+#   the network's own artefacts, committed into the sample at mid t, set the misfit.
+# - Schedule (the preset's own ScheduleConfig; DDIM 25 leading kept): linear 1e-4..0.02 (ᾱ = 0.05
+#   at t ≈ 500, 1e-4 at t ≈ 910: ~40 % of t in the decision band), H = 200: 0.068 / 0.101 at 100,
+#   0.070 / 0.069 at 200; H = 300: 0.068 / 0.070 at 200, 0.066 / 0.064 at 300; H = 600: 0.063 /
+#   0.070 at 250. Polynomial power 2, 1e-5..0.04 (less noise at small t, ᾱ(40) = 0.999): H = 200
+#   0.064 / 0.085 at 150, 0.065 / 0.081 at 200; H = 300 0.065 / 0.073 at 300. Both plateau near
+#   0.065 in 300 steps; linear keeps the colours (SW1 under the bar), polynomial does not.
+# - On the U-Net, one change each (no gain): timestep_power 2 0.090 / 0.078 at 200 (cosine);
+#   v prediction 0.142 / 0.077 (poly 2; its x̂0 is exact near t = 0 but rough at t = 200–400);
+#   lr 1.5e-3 0.088 / 0.118 at 100, lr 6e-3 0.075 / 0.065 at 200 (linear); batch 128 0.072 /
+#   0.073 at 200 for 1.45× the step; grad_clip off 0.068 / 0.068 at 200; width 32 0.071 / 0.074
+#   at 100, 0.080 / 0.056 at 150. L1 loss (linear): 0.061 / 0.078 at 150, 0.061 / 0.082 at 200
+#   (smoother, more washed out); with timestep_power 0.6 0.039 / 0.097 at 100: misfit met with
+#   washed-out colours, not a win. Every lower misfit on the U-Net cost SW1.
+# - Step cost (min / median of 16 interleaved steps, ratios to the U-Net above, 126 / 267 ms):
+#   dim 12 (groups 4) 1.36 / 1.07, dim 8 1.43 / 1.49, no mid attention 1.43 / 0.99, dim_mults
+#   (1, 2) 1.43 / 1.23, batch 32 0.78 / 0.76, batch 128 1.48 / 1.44: the 16×16 U-Net step is
+#   overhead-bound, narrower ones are no cheaper. The pixel MLP, 1024 wide: 0.23 / 0.18.
+# - The pixel MLP (1024 wide, sinusoidal t, x0, STF) on the linear schedule: the colours come
+#   back. H = 1000: 0.038 / 0.081 at 200, 0.039 / 0.069 at 600, 0.047 / 0.074 at 1000; H = 600:
+#   0.048 / 0.063 at 600 (corner-colour spread 0.46 vs real 0.54; cosine 0.34 for the U-Net,
+#   0.39 for this MLP on polynomial 2, whose samples are mostly flat: 0.041 / 0.118 at 200).
+#   Not kept: batch 128 0.040 / 0.075 at 200, 0.045 / 0.071 at 600; linear 1e-4..0.01 0.042 /
+#   0.077 at 200, 0.044 / 0.072 at 600; lr 1e-3 0.047 / 0.145 at 200; 2048 wide 0.030 / 0.095
+#   at 200, 0.037 / 0.067 at 400 (2–4× the step).
+# Result: QUICK_GRADIENTS is that MLP over 600 steps (one hidden layer, so tab 5's pixel MLP
+# choice, 512 wide with t/T, is a smaller cousin; the tab's U-Net small takes only the optimiser).
+# Seed 0 at 300 / 400 / 500 / 600 steps: 0.040 / 0.070, 0.043 / 0.073, 0.047 / 0.067, 0.048 / 0.063
+# (seed 1: 0.040 / 0.080 at 200, 0.042 / 0.065 at 400, 0.0496 / 0.063 at 600: the misfit creeps
+# up as the colours spread, so the two bars are met together only late in the run).
+# bench/image_time_to_quality.py --parts gradients (2 threads, passive waiting, load 11 → 7):
+# 85 ms/step (the U-Net recipe: 307 ms/step at load 5–7, misfit bar not met in 90 s / 294
+# steps); misfit ≤ the bar from 143 steps (12.2 s; a first, lucky hit at 63 steps, 6.1 s, with
+# SW1 0.21), SW1 0.073–0.081 at 14–20 s (the old recipe's at its bar: 0.077–0.082); both bars
+# from 477 steps, 39.2 s; at 600 steps 0.047 / 0.063. Target ≤ 20 s: met for the misfit, not
+# with the colours (SW1 ≤ 0.0677): that needs ~480 steps of this MLP.
 # Shapes use the 16×16 digits recipe with 3 channels and leading spacing: not measured.
 QUICK_STEPS = 400
 _QUICK_TRAIN = TrainConfig(steps=QUICK_STEPS, batch_size=128, lr=3e-3, lr_schedule="cosine",
@@ -267,9 +313,9 @@ QUICK_DIGITS = Preset(schedule=_IMAGE_SCHEDULE,
                       model=replace(_QUICK_UNET, image_size=16, dim_mults=(1, 2, 3)),
                       train=_QUICK_TRAIN, sampler=IMAGE_SAMPLER)
 QUICK_GRADIENTS = Preset(
-    schedule=_IMAGE_SCHEDULE,
-    model=UNetConfig(channels=3, image_size=16, dim=16, dim_mults=(1, 2, 2),
-                     use_linear_attention=False, level_blocks=1),
+    schedule=ScheduleConfig(kind="linear", T=1000, beta_start=1e-4, beta_end=0.02),
+    model=PixelMLPConfig(channels=3, image_size=16, hidden=1024, time_embedding="sinusoidal",
+                         num_timesteps=1000),
     train=TrainConfig(steps=600, batch_size=64, lr=3e-3, lr_schedule="cosine",
                       warmup_steps=20, ema_decay=0.995, report_every=25, seed=0,
                       target="stf", stf_extra=1936, prediction="x0"),

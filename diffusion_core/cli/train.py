@@ -39,7 +39,7 @@ from tqdm import tqdm
 from .. import data as datasets
 from ..checkpoints import finite_or_none, save_checkpoint
 from ..data.registry import IMAGE_CLASSES
-from ..models import MLPConfig, UNetConfig, build_model, count_parameters
+from ..models import MLPConfig, PixelMLPConfig, UNetConfig, build_model, count_parameters
 from ..presets import RECIPES, preset_for
 from ..sampling.config import GUIDANCE_DEFAULT
 from ..schedule import SCHEDULE_KINDS, NoiseSchedule, ScheduleConfig
@@ -187,6 +187,9 @@ def configs_from_args(args, data: torch.Tensor, image: bool, num_classes: int = 
         model = replace(m, hidden=_pick(args.hidden, m.hidden), depth=_pick(args.depth, m.depth),
                         time_embedding=_pick(args.time_embedding, m.time_embedding),
                         num_timesteps=schedule.T)
+    elif isinstance(m, PixelMLPConfig):  # the quick gradients recipe's network
+        model = replace(m, channels=data.shape[1], image_size=data.shape[-1],
+                        hidden=_pick(args.hidden, m.hidden), num_timesteps=schedule.T)
     else:
         assert isinstance(m, UNetConfig)
         mults = m.dim_mults

@@ -195,3 +195,20 @@ def test_cli_preset_quick_trains_exactly_the_preset(tmp_path, capsys):
     assert train_cli.main(["--dataset", "digits8", "--preset", "fast", "--out",
                            str(tmp_path / "x")]) == 2
     assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("_restore_threads")
+def test_cli_preset_quick_gradients_trains_the_pixel_mlp_on_its_schedule(tmp_path):
+    """The gradients recipe's network is the pixel MLP and its schedule linear: the CLI passes
+    both through unchanged (``configs_from_args`` once assumed a U-Net for every image set)."""
+    assert isinstance(QUICK_GRADIENTS.model, PixelMLPConfig)
+    assert QUICK_GRADIENTS.schedule.kind == "linear"
+    assert QUICK_GRADIENTS.model.num_timesteps == QUICK_GRADIENTS.schedule.T
+    argv = ["--dataset", "gradients", "--preset", "quick", "--out", str(tmp_path / "g"),
+            "--steps", "2", "--quiet", "--threads", "1"]
+    ck = load_checkpoint(train_cli.run(argv))
+    assert ck.model_config == QUICK_GRADIENTS.model and isinstance(ck.network, PixelMLP)
+    assert ck.schedule_config == QUICK_GRADIENTS.schedule
+    assert ck.training["config"] == replace(QUICK_GRADIENTS.train, steps=2).to_dict()
+    assert ck.prediction == "x0"
+    assert ck.training["sampler_defaults"] == QUICK_GRADIENTS.sampler.kwargs()
