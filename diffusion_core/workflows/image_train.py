@@ -161,21 +161,29 @@ def _preset(dataset: str, recipe: str) -> presets.Preset:
     return presets.preset_for(dataset, image=True, recipe=recipe)
 
 
-def model_config(kind: str, channels: int, size: int, T: int) -> PixelMLPConfig | UNetConfig:
+def model_config(kind: str, channels: int, size: int, T: int, *, dataset: str | None = None,
+                 recipe: str = "quick") -> PixelMLPConfig | UNetConfig:
     """The network of model ``kind`` (:data:`MODEL_KINDS`) for ``channels`` × ``size`` ×
     ``size`` images and a schedule of ``T`` steps.
 
     ``"pixel_mlp"``: the colour-gradient tutorial's MLP (flattened pixels and t/T →
-    Linear–ReLU–Linear, :data:`PIXEL_MLP_HIDDEN` wide). ``"unet_small"``: the quick recipe's
-    U-Net for 8×8 digits (``presets.QUICK_DIGITS8``: two levels, 0.47 M parameters at 1
-    channel), so the tab's default (8×8 digits, U-Net small, quick) trains exactly
-    ``python -m diffusion_core.train --dataset digits8 --preset quick``. ``"unet_medium"``: the
-    shipped models' U-Net (``presets.DIGITS``: three levels, 1.09 M parameters). The two sizes
-    are the same for every data set; the recipe sets only the optimiser.
+    Linear–ReLU–Linear, :data:`PIXEL_MLP_HIDDEN` wide) — or, where ``recipe``'s preset for
+    ``dataset`` is itself a pixel MLP (the quick colour-gradients recipe: 1,024 wide with a
+    sinusoidal t), that one, so the tab trains exactly what the train CLI does.
+    ``"unet_small"``: the quick recipe's U-Net for 8×8 digits (``presets.QUICK_DIGITS8``: two
+    levels, 0.47 M parameters at 1 channel), so the tab's default (8×8 digits, U-Net small,
+    quick) trains exactly ``python -m diffusion_core.train --dataset digits8 --preset quick``.
+    ``"unet_medium"``: the shipped models' U-Net (``presets.DIGITS``: three levels, 1.09 M
+    parameters). The two sizes are the same for every data set; the recipe sets only the
+    optimiser.
     """
     if kind == "pixel_mlp":
-        return PixelMLPConfig(channels=channels, image_size=size, hidden=PIXEL_MLP_HIDDEN,
-                              time_embedding="scalar", num_timesteps=T)
+        mlp = PixelMLPConfig(channels=channels, image_size=size, hidden=PIXEL_MLP_HIDDEN,
+                             time_embedding="scalar", num_timesteps=T)
+        own = _preset(dataset, recipe).model if dataset is not None else None
+        if isinstance(own, PixelMLPConfig):
+            mlp = replace(mlp, hidden=own.hidden, time_embedding=own.time_embedding)
+        return mlp
     if kind in ("unet_small", "unet_medium"):
         base = presets.QUICK_DIGITS8 if kind == "unet_small" else presets.DIGITS
         return replace(base.model, channels=channels, image_size=size)
@@ -333,7 +341,8 @@ class ImageTrainSession:
         c, h, w = data.shape
         if h != w:
             raise ValueError(f"images must be square; got {h}×{w}")
-        model_cfg = model_config(model_kind, c, h, schedule_config.T)
+        model_cfg = model_config(model_kind, c, h, schedule_config.T,
+                                 dataset=dataset.get("name", UPLOAD), recipe=recipe)
         schedule = NoiseSchedule(schedule_config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(train_cfg.seed)

@@ -83,7 +83,9 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                                     min_width=100)
                     channels = ui.Radio(list(CHANNEL_CHOICES), value=1, label="Channels",
                                         min_width=100)
-            model_kind = ui.Radio(list(MODEL_CHOICES), value=DEFAULT_MODEL, label="Model")
+            model_kind = ui.Radio(list(MODEL_CHOICES), value=DEFAULT_MODEL, label="Model",
+                                  info="Data and Recipe set it (and the schedule) to the "
+                                       "recipe's own")
             recipe = ui.Radio(list(RECIPE_CHOICES), value=DEFAULT_RECIPE, label="Recipe")
             with gr.Row():
                 kind = ui.Dropdown(list(SCHEDULE_CHOICES), value=DEFAULT_SCHEDULE,
@@ -113,10 +115,11 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
 
     # --- events -------------------------------------------------------------------------------
     cheap = dict(concurrency_limit=8, show_progress="hidden")
-    dataset.input(data_changed, [dataset, recipe], [upload_box, steps],
+    dataset.input(data_changed, [dataset, recipe], [upload_box, steps, model_kind, kind, T],
                   api_name="imagetrain_data", api_visibility="private",
                   concurrency_id="imagetrain_light", **cheap)
-    recipe.input(recipe_changed, [dataset, recipe], steps, api_name="imagetrain_recipe",
+    recipe.input(recipe_changed, [dataset, recipe], [steps, model_kind, kind, T],
+                 api_name="imagetrain_recipe",
                  api_visibility="private", concurrency_id="imagetrain_light", **cheap)
     train_event = train_btn.click(
         train, [state, dataset, files, size, channels, model_kind, recipe, kind, T, steps],

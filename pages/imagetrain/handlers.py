@@ -47,6 +47,7 @@ from pages.imagetrain.inputs import (
     UPLOAD,
     choice,
     is_session,
+    recipe_defaults,
     recipe_steps,
     schedule_config,
     uploaded_paths,
@@ -71,14 +72,18 @@ __all__ = ["data_changed", "recipe_changed", "train", "train_finished", "upload_
 
 
 def data_changed(dataset, recipe):
-    """The Data control changed → (upload controls, Steps): the upload controls show for "my
-    own images" only; the Steps box takes the recipe's step count for these data."""
-    return gr.update(visible=dataset == UPLOAD), gr.update(value=recipe_steps(dataset, recipe))
+    """The Data control changed → (upload controls, Steps, Model, Schedule, T): the upload
+    controls show for "my own images" only; the other four take the recipe's own for these
+    data (:func:`recipe_defaults`: e.g. the pixel MLP on a linear schedule for colour
+    gradients), so ▶ Train trains what the train CLI's preset does."""
+    return (gr.update(visible=dataset == UPLOAD), *recipe_changed(dataset, recipe))
 
 
 def recipe_changed(dataset, recipe):
-    """The Recipe control changed: the Steps box takes that recipe's step count."""
-    return gr.update(value=recipe_steps(dataset, recipe))
+    """The Recipe control changed → (Steps, Model, Schedule, T): that recipe's own."""
+    model, kind, T = recipe_defaults(dataset, recipe)
+    return (gr.update(value=recipe_steps(dataset, recipe)), gr.update(value=model),
+            gr.update(value=kind), gr.update(value=T))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +161,8 @@ def train(state, dataset, files, size, channels, model_kind, recipe, kind, T, st
                                                             channels=channels)
         train_cfg = workflow.train_config(dataset, recipe, steps=steps)
         c, s, _ = data.shape
-        batch = workflow.fit_batch(workflow.model_config(model_kind, c, s, sched.T),
+        batch = workflow.fit_batch(workflow.model_config(model_kind, c, s, sched.T,
+                                                         dataset=dataset, recipe=recipe),
                                    train_cfg.batch_size)
         cut = batch != train_cfg.batch_size
         train_cfg = replace(train_cfg, batch_size=batch)

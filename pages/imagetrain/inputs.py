@@ -51,6 +51,26 @@ def recipe_steps(dataset, recipe) -> int:
     dataset = dataset if dataset in known[0] else DEFAULT_DATA
     recipe = recipe if recipe in known[1] else DEFAULT_RECIPE
     return presets.preset_for(dataset, image=True, recipe=recipe).train.steps
+
+
+def recipe_defaults(dataset, recipe) -> tuple[str, str, int]:
+    """``(model kind, schedule kind, T)`` of ``recipe``'s preset for ``dataset``, what the
+    Model, Schedule and T controls take when the data or the recipe changes: the pixel MLP
+    where the preset is one (quick colour gradients), else U-Net small (quick) or medium
+    (default, the shipped models' layout). Unknown values: the defaults for digits."""
+    known = {v for _, v in DATA_CHOICES}, {v for _, v in RECIPE_CHOICES}
+    dataset = dataset if dataset in known[0] else DEFAULT_DATA
+    recipe = recipe if recipe in known[1] else DEFAULT_RECIPE
+    preset = presets.preset_for(dataset, image=True, recipe=recipe)
+    if type(preset.model).__name__ == "PixelMLPConfig":
+        model = "pixel_mlp"
+    else:
+        model = "unet_small" if recipe == "quick" else "unet_medium"
+    kind = preset.schedule.kind
+    kind = kind if kind in SCHEDULE_CHOICES else DEFAULT_SCHEDULE
+    return model, kind, min(max(preset.schedule.T, T_MIN), T_MAX)
+
+
 SIZE_CHOICES: tuple[tuple[str, int], ...] = (("16×16", 16), ("32×32", 32))
 CHANNEL_CHOICES: tuple[tuple[str, int], ...] = (("grey (1 channel)", 1), ("colour (3)", 3))
 SCHEDULE_CHOICES: tuple[str, ...] = BUILTIN_KINDS

@@ -189,15 +189,33 @@ def test_files_that_are_not_images_get_the_loaders_message(tmp_path):
 
 
 def test_the_upload_box_shows_for_own_images_only_and_steps_follow_the_recipe():
-    box, steps = tab.data_changed("upload", "quick")
+    box, steps, *_ = tab.data_changed("upload", "quick")
     assert box["visible"] is True and steps["value"] == wf.train_config("upload").steps
-    box, steps = tab.data_changed("gradients", "quick")
+    box, steps, *_ = tab.data_changed("gradients", "quick")
     assert box["visible"] is False and steps["value"] == wf.train_config("gradients").steps
     for dataset in wf.DATASETS:
         for recipe in wf.RECIPES:
-            assert tab.recipe_changed(dataset, recipe)["value"] == wf.train_config(
+            assert tab.recipe_changed(dataset, recipe)[0]["value"] == wf.train_config(
                 dataset, recipe).steps
-    assert tab.recipe_changed("digits8", "default")["value"] == 6000
+    assert tab.recipe_changed("digits8", "default")[0]["value"] == 6000
+
+
+def test_data_and_recipe_set_the_recipes_own_network_and_schedule():
+    from diffusion_core import presets
+    from diffusion_core.models.pixel_mlp_config import PixelMLPConfig
+
+    model, kind, T = (u["value"] for u in tab.data_changed("gradients", "quick")[2:])
+    want = presets.QUICK_GRADIENTS
+    assert (model, kind, T) == ("pixel_mlp", want.schedule.kind, want.schedule.T)
+    assert isinstance(want.model, PixelMLPConfig)
+    # … and that network is the preset's own: what the train CLI trains
+    cfg = wf.model_config(model, 3, 16, T, dataset="gradients", recipe="quick")
+    assert (cfg.hidden, cfg.time_embedding) == (want.model.hidden, want.model.time_embedding)
+    assert wf.model_config("pixel_mlp", 1, 8, T, dataset="digits8").hidden == \
+        wf.PIXEL_MLP_HIDDEN  # elsewhere the tutorial's own MLP
+    assert [u["value"] for u in tab.recipe_changed("digits8", "quick")[1:]] == [
+        "unet_small", "cosine", 1000]
+    assert [u["value"] for u in tab.recipe_changed("digits8", "default")[1:]][0] == "unet_medium"
 
 
 # --- tab 4: the session's own models ----------------------------------------------------------
