@@ -80,7 +80,10 @@ def loss_figure(state: ImageTrainSession | None) -> go.Figure:
     else:
         fig.add_annotation(text="Press ▶ Train to see the loss here", showarrow=False,
                            xref="x domain", yref="y domain", x=0.5, y=0.5, font=dict(size=15))
-        fig.update_yaxes(range=[-2, 0.3])
+        # (ticks clear of the corner: "0.01" and the first step's label touched in
+        # presentation mode's larger font)
+        fig.update_yaxes(range=[-2.25, 0.3])
+        fig.update_xaxes(range=[0, 100])
     common.style_figure(fig, height=PLOT_HEIGHT, x_title="training step",
                         y_title=f"{loss_name(state)} per value (log)")
     fig.update_yaxes(type="log")
