@@ -26,6 +26,8 @@ name                        what it does
                             denoiser's exact ε* (:attr:`Toy2DSession.ideal`)
 :func:`field_frames`        the field at evenly spaced t from T−1 down to 0 on one grid (the
                             "▶ Play over t" animation)
+:func:`field_table`         the network's field at every t (or many evenly spaced t) in one
+                            batched pass, for a view that redraws a new t at once
 :func:`live_preview`        the field at one t and a few fast samples from the live weights
                             while a model trains, computed where it trains (a worker)
 :class:`PerTCurve`          the per-t loss in ε units of one prediction type; a session keeps
@@ -536,6 +538,93 @@ def field_frames(session: Toy2DSession, *, frames: int = 24, grid_size: int = 21
     half = half_width(session.data, *clouds)
     return tuple(vector_field(session, t, grid_size=grid_size, denoiser=denoiser, half=half)
                  for t in ts)
+
+
+FIELD_TABLE_MAX_T = 256  # t's a field table holds at most (every t of a T ≤ this)
+FIELD_TABLE_SECONDS = 0.25  # estimated forward time (at FLOPS_PER_S) a field table may take
+FIELD_TABLE_MIN_T = 24  # … but it keeps at least this many t (as many as ▶ Play over t)
+FIELD_TABLE_CHUNK = 16_384  # grid points per forward pass (bounds the activations' memory)
+
+
+@dataclass(frozen=True)
+class FieldTable:
+    """The network's field at many t at once, each on its own grid: what a view needs to redraw
+    the field for a new t without computing again (tab 3's t slider, in the browser).
+
+    ``t [K]`` int64 ascending in 0..T−1 (every t when K = T; else :func:`evenly_spaced`,
+    first and last included), ``half [K]`` float64 the view's half-width at each (as
+    :func:`vector_field` fits it to the data and x_t; entry k's grid is
+    ``field_grid(half[k], grid_size)``), ``pred_eps [K, G², 2]`` float32 the network's ε̂ there
+    (an x0 or v output converted). Entry k is ``vector_field(session, t[k])``'s field up to
+    float32 rounding. ``step``: the session's training step when it was computed.
+    """
+
+    T: int
+    grid_size: int
+    step: int
+    t: np.ndarray
+    half: np.ndarray
+    pred_eps: np.ndarray
+
+
+def forward_seconds(model_config: MLPConfig, n_points: int) -> float:
+    """Estimated seconds of one forward pass of the MLP on ``n_points`` points (one core at
+    :data:`FLOPS_PER_S`; 2 flops a weight, as :func:`step_seconds` counts)."""
+    h = model_config.hidden
+    inputs = model_config.input_features + model_config.time_features
+    weights = inputs * h + (model_config.depth - 1) * h * h + 2 * h
+    return 2.0 * n_points * weights / FLOPS_PER_S
+
+
+def field_table_steps(session: Toy2DSession, *, grid_size: int = 21,
+                      max_t: int = FIELD_TABLE_MAX_T,
+                      max_seconds: float = FIELD_TABLE_SECONDS) -> list[int]:
+    """The t's :func:`field_table` computes: all T when T ≤ ``max_t`` and the forward pass fits
+    ``max_seconds`` (:func:`forward_seconds` of ``K · grid_size²`` points), else as many evenly
+    spaced t as fit (at least :data:`FIELD_TABLE_MIN_T`, at most ``max_t``)."""
+    per_t = forward_seconds(session.model_config, grid_size * grid_size)
+    fits = int(max_seconds / per_t) if per_t > 0 else session.T
+    return evenly_spaced(session.T, max(FIELD_TABLE_MIN_T, min(max_t, fits)))
+
+
+def _half_widths(session: Toy2DSession, ts: list[int]) -> np.ndarray:
+    """:func:`half_width` of the data and x_t (eq. 4, the session's fixed ε) at each of ``ts``,
+    batched over t: float64 ``[K]``, the same numbers :func:`vector_field` computes one by one."""
+    data, n = session.data, len(session.data)
+    base = half_width(data)
+    rows = max(1, (1 << 22) // max(n, 1))  # ≤ 2²² values a chunk (torch.quantile: ≤ 2²⁴)
+    out = []
+    for i in range(0, len(ts), rows):
+        t = torch.tensor(ts[i:i + rows], dtype=torch.long)
+        x_t = q_sample(session.schedule, data.repeat(len(t), 1), t.repeat_interleave(n),
+                       session.eps.repeat(len(t), 1)).reshape(len(t), n, 2)
+        q = torch.quantile(x_t.abs().max(dim=2).values.float(), 0.995, dim=1)
+        out.append(q.double().numpy() * 1.08)
+    return np.minimum(np.maximum(np.concatenate(out), base), 6.0)
+
+
+def field_table(session: Toy2DSession, *, grid_size: int = 21,
+                ts: list[int] | None = None) -> FieldTable:
+    """The network's field at each of ``ts`` (default :func:`field_table_steps`) in one
+    batched forward pass (chunks of :data:`FIELD_TABLE_CHUNK` points): ``K · grid_size²``
+    points, ≈ 0.1 s for the 2D preset's 200 t. Only for a finished model: a run in progress
+    would make it stale at once."""
+    if ts is None:
+        ts = field_table_steps(session, grid_size=grid_size)
+    ts = sorted(set(ts))
+    if not ts or ts[0] < 0 or ts[-1] >= session.T or any(isinstance(t, bool) for t in ts):
+        raise ValueError(f"ts must be integers in [0, {session.T - 1}]; got {ts!r}")
+    half = _half_widths(session, ts)
+    grids = np.concatenate([field_grid(h, grid_size)[1] for h in half])  # [K·G², 2]
+    x = torch.from_numpy(grids).float()
+    t = torch.tensor(ts, dtype=torch.long).repeat_interleave(grid_size * grid_size)
+    model = session.model
+    with torch.inference_mode():
+        pred_eps = torch.cat([model(x[i:i + FIELD_TABLE_CHUNK], t[i:i + FIELD_TABLE_CHUNK])
+                              for i in range(0, len(x), FIELD_TABLE_CHUNK)])
+    return FieldTable(T=session.T, grid_size=grid_size, step=session.trainer.step,
+                      t=np.asarray(ts, dtype=np.int64), half=half,
+                      pred_eps=pred_eps.float().numpy().reshape(len(ts), -1, 2))
 
 
 PREVIEW_SAMPLER = SamplerSettings(sampler="ddim", steps=20, eta=0.0, spacing="trailing")

@@ -23,6 +23,10 @@ handler                       what it does
 ``vector_field``              arrows of −ε̂_θ(x, t) (learned), −ε* (ideal) or both on a 21×21
                               grid over the noised cloud x_t (on every change of the t slider:
                               drag, arrow keys, Home/End, a typed value)
+``field_table_view``          after ``train_finished``: the field again, carrying the learned
+                              field at every t, from which the browser redraws the t slider's
+                              field at once (``assets/toy2d_fast.js``) before the server's
+                              ``vector_field`` answer follows
 ``field_animation``           "▶ Play over t": the field at 24 t from T−1 down to 0 as
                               client-side frames, played at once in the browser
 ``sample``                    generator: N(0, I) → reverse chain (network or ideal denoiser) →
@@ -60,11 +64,16 @@ from diffusion_core.schedule.config import BUILTIN_KINDS
 from pages import common, jobs, limits, links, sessions
 from pages.toy2d import draw, guide, handlers, lab, why
 from pages.toy2d.figures import (
+    DROP_TABLE_JS,
     FIELD_FRAMES,
+    FIELD_PLOT_ID,
+    FIELD_T_ID,
     FORWARD_FRAMES,
     GRID,
+    TAKE_TABLE_JS,
     bound_figure,
     error_by_t_figure,
+    field_fast_js,
     live_placeholder,
 )
 from pages.toy2d.guide import guide_view, tradeoff
@@ -74,6 +83,7 @@ from pages.toy2d.handlers import (
     data_plot,
     dataset_changed,
     field_animation,
+    field_table_view,
     forward_animation,
     loss_figure,
     sample,
@@ -117,7 +127,8 @@ from pages.widgets.animated import ELEM_CLASS, register_frames
 
 __all__ = [  # render, and the handlers (also reachable as pages.toy2d.handlers.NAME / .why.NAME)
     "bound", "bound_finished", "data_plot", "dataset_changed", "error_by_t",
-    "field_animation", "forward_animation", "guide", "guide_view", "handlers", "loss_figure",
+    "field_animation", "field_table_view", "forward_animation", "guide", "guide_view",
+    "handlers", "loss_figure",
     "render", "sample",
     "sample_finished", "samples_csv", "shared_schedule_changed", "tradeoff", "train",
     "train_finished",
@@ -260,7 +271,7 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                         with gr.Column(scale=1, min_width=220):
                             t_slider = ui.Slider(0, PRESET.schedule.T - 1,
                                                  value=PRESET.schedule.T // 2, step=1,
-                                                 label="t")
+                                                 label="t", elem_id=FIELD_T_ID)
                             field_show = ui.Radio([*FIELD_CHOICES], value="learned",
                                                   label="Show")
                             play_btn = gr.Button("▶ Play over t", size="sm")
@@ -271,7 +282,7 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                             gr.Markdown(FIELD_MD.format(grid=GRID),
                                         latex_delimiters=common.LATEX)
                         with gr.Column(scale=3):
-                            field_fig = gr.Plot(show_label=False, elem_id="dl-toy-field",
+                            field_fig = gr.Plot(show_label=False, elem_id=FIELD_PLOT_ID,
                                                 elem_classes=[ELEM_CLASS])
                             error_fig = gr.Plot(error_by_t_figure(None), show_label=False)
                 with gr.Tab("Sample"):
@@ -386,6 +397,11 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
                            concurrency_limit=8,
                            concurrency_id="toy_cheap")
 
+    # ▶ Train first drops the browser's field table (assets/toy2d_fast.js) before the weights
+    # move: registered before the train event, since the browser runs a click's events in
+    # order and waits for a streaming one (training) to end before the next.
+    train_btn.click(None, None, None, js=DROP_TABLE_JS, api_name="toy_field_table_drop",
+                    api_visibility="private", queue=False)
     train_event = train_btn.click(
         train,
         [state, *data_inputs, *schedule_inputs, hidden, depth, time_embedding, activation, lr,
@@ -396,10 +412,18 @@ def render(shared_schedule: gr.State) -> links.TabLinks:
     )
     # .then runs after success and after Stop (a cancel); it also clears Gradio's "Error"
     # badge on the cancelled event's outputs by writing all of them.
-    train_event.then(train_finished, [state, t_slider, progress, field_show],
-                     [field_fig, loss_fig, progress, t_slider, sample_steps],
-                     api_name="toy_train_finished", api_visibility="private",
-                     concurrency_limit=8, concurrency_id="toy_field")
+    finished = train_event.then(train_finished, [state, t_slider, progress, field_show],
+                                [field_fig, loss_fig, progress, t_slider, sample_steps],
+                                api_name="toy_train_finished", api_visibility="private",
+                                concurrency_limit=8, concurrency_id="toy_field")
+    # The t slider's fast path: the finished model's field at every t goes to the browser once
+    # (after the field above is on screen).
+    finished.then(field_table_view, [state, t_slider, field_show], field_fig,
+                  api_name="toy_field_table", api_visibility="private", concurrency_limit=2,
+                  concurrency_id="toy_field_table", show_progress="hidden")
+    field_fig.change(None, field_fig, None, js=TAKE_TABLE_JS, api_name="toy_field_table_take",
+                     api_visibility="private", queue=False)
+    gr.context.Context.root_block.load(None, js=field_fast_js())  # installs the fast path
     train_event.then(error_by_t, state, error_fig, api_name="toy_error_by_t_finished",
                      api_visibility="private", concurrency_limit=8, concurrency_id="toy_field",
                      show_progress="hidden")

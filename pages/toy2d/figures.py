@@ -9,9 +9,14 @@ subset, so the browser stays quick.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import math
+import uuid
+import weakref
+import zlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 
     from diffusion_core.workflows.toy2d import (
         DataSpec,
+        FieldTable,
         ForwardFrames,
         LivePreview,
         Toy2DSamples,
@@ -263,22 +269,35 @@ def _per_t_trace(curve, *, current: bool) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+ARROW_HEAD = 0.3  # an arrow's head: this × its length, …
+ARROW_HEAD_DEG = 25  # … at this angle either side of the shaft
+
+
+def arrow_offsets(vec: np.ndarray, *, ref: float | None = None) -> np.ndarray:
+    """Each arrow's tip relative to its base, in units of the longest arrow: the unit vector
+    of ``vec [..., G, 2]`` times min(|vec| / ``ref``, 1), same shape. ``ref`` defaults to
+    the 90th percentile of |vec| over the G arrows (of each field, for a stack of fields):
+    lengths ∝ |vec| up to it, and that long beyond it."""
+    mag = np.linalg.norm(vec, axis=-1, keepdims=True)
+    unit = vec / np.maximum(mag, 1e-12)
+    if ref is None:
+        ref = np.quantile(mag, 0.9, axis=-2, keepdims=True)
+    return unit * np.minimum(mag / np.maximum(ref, 1e-12), 1.0)
+
+
 def arrows(grid: np.ndarray, vec: np.ndarray, length: float, *, ref: float | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
     """One polyline for all arrows: shaft, NaN, head, NaN (plotly draws NaN as a gap).
 
     Lengths are normalised for readability: proportional to |vec| up to ``ref`` (default: the
-    90th percentile of |vec|), which (and anything longer) is drawn ``length`` long.
+    90th percentile of |vec|), which (and anything longer) is drawn ``length`` long
+    (:func:`arrow_offsets`; the browser's fast path, :func:`field_fast_js`, draws the same).
     """
-    mag = np.linalg.norm(vec, axis=1, keepdims=True)
-    unit = vec / np.maximum(mag, 1e-12)
-    if ref is None:
-        ref = float(np.quantile(mag, 0.9))
-    ref = max(ref, 1e-12)
-    scaled = unit * (length * np.minimum(mag / ref, 1.0))
+    scaled = arrow_offsets(vec, ref=ref) * length
+    unit = scaled / np.maximum(np.linalg.norm(scaled, axis=1, keepdims=True), 1e-300)
     tip = grid + scaled
-    head = 0.3 * np.linalg.norm(scaled, axis=1, keepdims=True)
-    c, s = math.cos(math.radians(25)), math.sin(math.radians(25))
+    head = ARROW_HEAD * np.linalg.norm(scaled, axis=1, keepdims=True)
+    c, s = math.cos(math.radians(ARROW_HEAD_DEG)), math.sin(math.radians(ARROW_HEAD_DEG))
     back = -unit
     left = tip + head * np.stack([c * back[:, 0] - s * back[:, 1],
                                   s * back[:, 0] + c * back[:, 1]], axis=1)
@@ -289,6 +308,7 @@ def arrows(grid: np.ndarray, vec: np.ndarray, length: float, *, ref: float | Non
     return seg[..., 0].ravel(), seg[..., 1].ravel()
 
 
+ARROW_LENGTH = 0.9  # the longest arrows of a field span this many grid cells
 FIELD_POINTS = 500  # the t slider's field shows at most this many points of x_t (a fixed
 #                    subset: Plotly styles each marker node on every redraw)
 LIVE_HEIGHT = 330  # the live views beside the loss while ▶ Train runs
@@ -347,7 +367,7 @@ def vector_field_figure(state: Toy2DSession, vf: VectorField,
     learned = vf.denoiser == "network"
     sym = "ε̂" if learned else "ε*"
     mag = np.linalg.norm(vf.pred_eps, axis=1)
-    length = 0.9 * (vf.axis[1] - vf.axis[0])
+    length = ARROW_LENGTH * (vf.axis[1] - vf.axis[0])
     ref = None
     if ideal is not None:
         both = np.concatenate([mag, np.linalg.norm(ideal.pred_eps, axis=1)])
@@ -375,10 +395,124 @@ def vector_field_figure(state: Toy2DSession, vf: VectorField,
         title = (f"learned −ε̂_θ (dark), ideal −ε* (vermillion), t = {t} "
                  f"(ᾱ_t = {vf.alpha_bar:.3f})")
     elif learned:
-        title = f"−ε̂_θ(x, t = {t}) over x_t (ᾱ_t = {vf.alpha_bar:.3f}); lengths normalised"
+        title = LEARNED_TITLE.format(t=t, alpha_bar=f"{vf.alpha_bar:.3f}")
     else:
         title = f"ideal −ε*(x, t = {t}) over x_t (ᾱ_t = {vf.alpha_bar:.3f}); lengths normalised"
-    return go.Figure(data=traces, layout=_square_layout(vf.half, title), _validate=False)
+    layout = _square_layout(vf.half, title)
+    show = "both" if ideal is not None else "learned" if learned else "ideal"
+    # Which model and t this is: the browser's fast path (field_fast_js) redraws a new t from
+    # the field table of the same key only.
+    layout["meta"] = {"dl_field": {"key": field_key(state), "t": t, "show": show}}
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+# The learned field's title ({alpha_bar} already formatted, 3 decimals): also the browser's.
+LEARNED_TITLE = "−ε̂_θ(x, t = {t}) over x_t (ᾱ_t = {alpha_bar}); lengths normalised"
+
+_model_ids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def field_key(state: Toy2DSession) -> str:
+    """Names the weights a field was computed from: the session (a random id of its own,
+    kept while it lives) and its training step. Any training step, a new model or another
+    session gives a new key, so the browser never draws a field table of other weights."""
+    token = _model_ids.get(state)
+    if token is None:
+        token = _model_ids.setdefault(state, uuid.uuid4().hex[:12])
+    return f"{token}:{state.trainer.step}"
+
+
+def _b64(a: np.ndarray, dtype: str) -> str:
+    """``a`` as little-endian ``dtype`` bytes in base64 (the browser reads them into a typed
+    array: Int32Array, Float32Array, Float64Array)."""
+    return base64.b64encode(np.ascontiguousarray(a, dtype=np.dtype(dtype).newbyteorder("<"))
+                            .tobytes()).decode("ascii")
+
+
+def pack_tips(tips: np.ndarray) -> str:
+    """Arrow tips ``[K, G², 2]`` in [−1, 1] (:func:`arrow_offsets`) as int8 steps of 1/127,
+    each t's minus the previous t's (wrapping mod 256: a field changes little from one t to
+    the next), zlib-compressed, base64: ≈ 0.2 kB a t for a 21 × 21 grid instead of 0.9."""
+    q = np.rint(np.clip(tips, -1.0, 1.0) * 127).astype(np.int16)
+    delta = np.diff(q, axis=0, prepend=np.zeros_like(q[:1]))
+    return base64.b64encode(zlib.compress(delta.astype(np.uint8).tobytes(), 6)
+                            ).decode("ascii")
+
+
+def unpack_tips(packed: str, k: int, g2: int) -> np.ndarray:
+    """:func:`pack_tips` undone: int8 ``[k, g2, 2]`` (divide by 127 for the tips)."""
+    delta = np.frombuffer(zlib.decompress(base64.b64decode(packed)), dtype=np.uint8)
+    q = np.cumsum(delta.reshape(k, g2, 2).astype(np.int64), axis=0) % 256
+    return q.astype(np.uint8).view(np.int8)
+
+
+def field_table_meta(state: Toy2DSession, table: FieldTable) -> dict:
+    """The learned field at the table's t, packed for the browser's fast path (about 0.3 kB
+    per t for a 21 × 21 grid: the preset's 200 t ≈ 70 kB of JSON). :func:`field_fast_js`
+    draws from it what :func:`vector_field_figure` would draw for a learned field at any
+    0 ≤ t < T: the cloud x_t (exact, from x0, ε and the schedule's float32 √ᾱ_t, √(1−ᾱ_t)),
+    the arrows on the grid of ``half`` (``tips``: :func:`arrow_offsets` of −ε̂ at each
+    tabled t, int8 / 127, ≤ 0.4 % of an arrow off; between tabled t of a decimated table,
+    interpolated) and the title; the marker colours and hover numbers wait for the server.
+
+    Keys: ``key`` (:func:`field_key`), ``T``, ``grid`` (G), ``t`` (int32 ``[K]``), ``half``
+    (float64 ``[K]``), ``tips`` (:func:`pack_tips` of ``[K, G², 2]``), ``sab``, ``s1mab``
+    (float32 ``[T]``), ``alpha_bar`` (float64 ``[T]``), ``x0``, ``eps`` (float32 ``[P, 2]``,
+    the cloud's fixed subset, P ≤ :data:`FIELD_POINTS`), ``length`` (an arrow's length in
+    cells), ``head``, ``head_deg``, ``title``.
+    """
+    tips = arrow_offsets(-table.pred_eps.astype(np.float64))  # [K, G², 2]
+    idx = subset(len(state.data), FIELD_POINTS, state.spec.seed)
+    sched = state.schedule
+    return dict(
+        key=field_key(state), T=table.T, grid=table.grid_size, t=_b64(table.t, "i4"),
+        half=_b64(table.half, "f8"), tips=pack_tips(tips),
+        sab=_b64(sched.sqrt_alphas_cumprod.numpy(), "f4"),
+        s1mab=_b64(sched.sqrt_one_minus_alphas_cumprod.numpy(), "f4"),
+        alpha_bar=_b64(sched.float64["alphas_cumprod"].numpy(), "f8"),
+        x0=_b64(f32(state.data[idx]), "f4"), eps=_b64(f32(state.eps[idx]), "f4"),
+        length=ARROW_LENGTH, head=ARROW_HEAD, head_deg=ARROW_HEAD_DEG, title=LEARNED_TITLE)
+
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+FIELD_PLOT_ID = "dl-toy-field"  # elem_id of the Vector field sub-tab's gr.Plot …
+FIELD_T_ID = "dl-toy-field-t"  # … and of its t slider
+
+
+@functools.cache
+def field_fast_js() -> str:
+    """The t slider's fast path in the browser (``assets/toy2d_fast.js``, for
+    ``Blocks.load(None, js=...)``): installs ``window.__dlToyField`` once per page, which draws
+    the learned field for a new t at once from the figure's field table
+    (:func:`field_table_meta`) while the server's figure follows."""
+    text = (ASSETS / "toy2d_fast.js").read_text(encoding="utf-8")
+    return text.replace("__CONFIG__", json.dumps({"plot": FIELD_PLOT_ID, "slider": FIELD_T_ID}))
+
+
+# On the field plot's change event (its value: {plot: the figure's JSON, ...}): keep a field
+# table the figure carries. Parsed only when there is one (once after ▶ Train).
+TAKE_TABLE_JS = """
+(fig) => {
+  const F = window.__dlToyField, s = fig && fig.plot;
+  if (F && typeof s === 'string' && s.includes('"dl_field_table"')) {
+    try { F.take(JSON.parse(s).layout.meta.dl_field_table); }
+    catch (e) { console.warn('toy field table:', e); }
+  }
+  return [];
+}
+"""
+
+# On ▶ Train: the weights are about to change, so the table goes (a new one follows the run).
+DROP_TABLE_JS = "() => { if (window.__dlToyField) window.__dlToyField.drop(); return []; }"
+
+
+def with_field_table(fig: go.Figure, state: Toy2DSession, table: FieldTable) -> go.Figure:
+    """``fig`` (a :func:`vector_field_figure` of ``state``) carrying ``table`` in its
+    ``layout.meta.dl_field_table`` (:func:`field_table_meta`), for the browser to keep."""
+    meta = dict(fig.layout.meta or {})
+    meta["dl_field_table"] = field_table_meta(state, table)
+    fig.layout.meta = meta
+    return fig
 
 
 def field_animation_figure(state: Toy2DSession, frames: tuple[VectorField, ...],
@@ -392,7 +526,7 @@ def field_animation_figure(state: Toy2DSession, frames: tuple[VectorField, ...],
     arrows, then the ideal arrows; each frame replaces all of them.
     """
     first = frames[0]
-    length = 0.9 * (first.axis[1] - first.axis[0])
+    length = ARROW_LENGTH * (first.axis[1] - first.axis[0])
     idx = subset(len(first.x_t), ANIM_POINTS, state.spec.seed)
     learned = first.denoiser == "network"
     name = "learned −ε̂_θ" if learned else "ideal −ε* (memorising)"
@@ -427,7 +561,7 @@ def live_field_figure(state: Toy2DSession, preview: LivePreview) -> go.Figure:
     vf = preview.field
     idx = subset(len(vf.x_t), LIVE_POINTS, state.spec.seed)
     traces = [_cloud_trace(vf.x_t[idx], vf.t, size=3, opacity=0.3),
-              _arrow_trace(vf, 0.9 * (vf.axis[1] - vf.axis[0]), None, "learned −ε̂_θ",
+              _arrow_trace(vf, ARROW_LENGTH * (vf.axis[1] - vf.axis[0]), None, "learned −ε̂_θ",
                            LEARNED_COLOR, 1.3)]
     layout = _square_layout(vf.half, f"field at t = {vf.t}, step {preview.step:,}",
                             height=LIVE_HEIGHT)

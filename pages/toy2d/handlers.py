@@ -29,12 +29,14 @@ from pages.toy2d.figures import (
     MAX_FRAMES,
     data_figure,
     field_animation_figure,
+    field_key,
     forward_figure,
     live_field_figure,
     live_samples_figure,
     loss_figure,
     sample_figure,
     vector_field_figure,
+    with_field_table,
 )
 from pages.toy2d.inputs import (
     DENOISER_CHOICES,
@@ -68,7 +70,8 @@ PREVIEW_SAMPLES = 300  # points in the live sample preview
 MAX_PATHS = 20  # the Sample sub-tab traces at most this many points' paths
 
 __all__ = [
-    "data_plot", "dataset_changed", "field_animation", "forward_animation", "live_figures",
+    "data_plot", "dataset_changed", "field_animation", "field_table_view",
+    "forward_animation", "live_figures",
     "loss_figure", "memorisation_md", "sample", "sample_finished", "samples_csv",
     "samples_csv_name", "shared_schedule_changed", "train", "train_finished",
     "train_stopped", "vector_field", "vector_field_after_train",
@@ -332,6 +335,26 @@ def field_animation(state, show="learned") -> go.Figure:
     ideal = (workflow.field_frames(state, frames=FIELD_FRAMES, grid_size=GRID,
                                    denoiser="ideal") if show == "both" else None)
     return field_animation_figure(state, learned, ideal)
+
+
+def field_table_view(state, t, show="learned", request: gr.Request | None = None):
+    """After ▶ Train (following :func:`train_finished`): the vector field at ``t`` again, now
+    carrying the learned field at every t (:func:`~diffusion_core.workflows.toy2d.field_table`,
+    one batched forward pass, ≈ 0.1–0.2 s for the preset; :func:`~.figures.field_table_meta`,
+    ≈ 70 kB), which the browser keeps to redraw the t slider's field at once
+    (:func:`~.figures.field_fast_js`). Skipped (no change) without a model, while this session
+    trains, or if the model trained on while the table was computed: a table of other weights
+    is never sent. The live previews during training never compute one."""
+    jobs.wait_done(request)  # a stopped run's model comes back from its worker
+    session = getattr(request, "session_hash", None)
+    if not is_session(state) or (session is not None and jobs.running(session) is not None):
+        return gr.skip()
+    key = field_key(state)
+    fig = vector_field_after_train(state, t, show)
+    table = workflow.field_table(state, grid_size=GRID)
+    if field_key(state) != key or not isinstance(fig, go.Figure):
+        return gr.skip()
+    return with_field_table(fig, state, table)
 
 
 def vector_field_after_train(state, t, show="learned") -> go.Figure:
