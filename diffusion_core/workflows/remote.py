@@ -100,7 +100,6 @@ def serve(fd: int, threads: int = 1) -> None:
     ``obj.method(*args)``; ``("next",)`` ⇒ ``("item", (item, {name: obj.name for name in
     mirror}))``, or at the end ``("end", back)``, or ``("error", (exception, back))``;
     ``("close",)`` ⇒ ``("closed", back)`` (the iterator closed first);
-    ``("peek", names)`` ⇒ ``("peeked", {name: obj.name for name in names})`` and
     ``("call", fn, args)`` ⇒ ``("called", fn(obj, *args))`` (the run does not advance).
     ``back`` is ``obj`` itself when ``returns`` is None, else
     ``{name: obj.name for name in returns}``.
@@ -142,17 +141,14 @@ def serve(fd: int, threads: int = 1) -> None:
             if close is not None:
                 close()
             kind, payload = "closed", back()
-        elif message[0] in ("peek", "call"):
+        elif message[0] == "call":
             try:
-                if message[0] == "peek":
-                    kind, payload = "peeked", {name: getattr(obj, name) for name in message[1]}
-                else:
-                    fn, args = message[1:]
-                    kind, payload = "called", fn(obj, *args)
+                fn, args = message[1:]
+                kind, payload = "called", fn(obj, *args)
             except Exception as e:  # noqa: BLE001 — sent back and raised in the caller
                 kind, payload = "error", (_picklable(e), None)
         _send(conn, (kind, payload, time.process_time() - c0))
-        if kind in ("end", "error", "closed") and message[0] not in ("peek", "call"):  # over
+        if kind in ("end", "error", "closed") and message[0] != "call":  # the job is over
             obj = it = payload = None
             _give_memory_back()
 
@@ -311,6 +307,11 @@ class WorkerPool:
             worker.kill()
 
 
+def _attributes(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """``{name: obj.name}`` (:meth:`RemoteRun.peek`, computed in the worker)."""
+    return {name: getattr(obj, name) for name in names}
+
+
 class RemoteRun(Iterator):
     """The items of one run in a worker (:meth:`WorkerPool.train`, :meth:`WorkerPool.iterate`).
 
@@ -354,18 +355,9 @@ class RemoteRun(Iterator):
 
     def peek(self, *names: str) -> dict[str, Any]:
         """The worker's current values of ``obj``'s attributes ``names`` (copies), between two
-        items, without advancing the run: e.g. ``run.peek("ema")`` for a live preview of a
-        model while it trains. After the run ended: the caller's own values."""
-        if self._worker is None:
-            return {name: getattr(self._obj, name) for name in names}
-        try:
-            kind, payload = self._worker.ask("peek", names)
-        except WorkerLost:
-            self._finish(None)
-            raise
-        if kind == "error":
-            raise payload[0]
-        return payload
+        items, without advancing the run: e.g. ``run.peek("step")``. After the run ended: the
+        caller's own values. (:meth:`call` with a getter.)"""
+        return self.call(_attributes, names)
 
     def call(self, fn, *args) -> Any:
         """``fn(obj, *args)`` computed in the worker on its current ``obj``, between two items,
