@@ -81,3 +81,21 @@ def diverge_at_step(monkeypatch, step: int) -> None:
         return real_step(self, lr)
 
     monkeypatch.setattr(Trainer, "train_step", flaky)
+
+
+def trained_toy_page(browser, url: str):
+    """A new 1440×900 page of the app at ``url`` on tab 3, its 2D preset trained once (▶ Train
+    waited to "Done"); returns ``(context, page)`` (the caller closes the context)."""
+    import re
+
+    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = ctx.new_page()
+    page.goto(url)
+    page.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.wait_for_timeout(800)
+    page.get_by_role("tab", name=re.compile(r"^3 · ")).first.click()
+    page.wait_for_timeout(600)
+    page.get_by_role("button", name="▶ Train").click()
+    page.get_by_text("Done: step", exact=False).first.wait_for(timeout=90_000)
+    return ctx, page

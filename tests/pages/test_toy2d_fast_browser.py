@@ -23,7 +23,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.helpers import ARTIFACTS, CHROMIUM
+from tests.helpers import ARTIFACTS, CHROMIUM, trained_toy_page
 
 pytestmark = pytest.mark.browser
 
@@ -76,16 +76,7 @@ WATCH_INPUT = f"""() => {{
 @pytest.fixture(scope="module")
 def page(browser, server):
     """Tab 3's Vector field sub-tab of one session, the preset trained once, its table kept."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = ctx.new_page()
-    pg.goto(server)
-    pg.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
-    pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
-    pg.wait_for_timeout(800)
-    pg.get_by_role("tab", name=TAB3).first.click()
-    pg.wait_for_timeout(600)
-    pg.get_by_role("button", name="▶ Train").click()
-    pg.get_by_text("Done: step", exact=False).first.wait_for(timeout=90_000)
+    ctx, pg = trained_toy_page(browser, server)
     pg.get_by_role("tab", name="Vector field", exact=True).first.click()
     _wait_table(pg, ":300")
     yield pg

@@ -17,7 +17,7 @@ import re
 
 import pytest
 
-from tests.helpers import ARTIFACTS, CHROMIUM
+from tests.helpers import ARTIFACTS, CHROMIUM, trained_toy_page
 
 pytestmark = pytest.mark.browser
 
@@ -38,16 +38,7 @@ SHOW_PLOT = """(text) => [...document.querySelectorAll('.js-plotly-plot')].find(
 @pytest.fixture(scope="module")
 def page(browser, server):
     """Tab 3 of one session with the preset trained once (the tests below share it)."""
-    ctx = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = ctx.new_page()
-    pg.goto(server)
-    pg.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
-    pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
-    pg.wait_for_timeout(800)
-    pg.get_by_role("tab", name=TAB3).first.click()
-    pg.wait_for_timeout(600)
-    pg.get_by_role("button", name="▶ Train").click()
-    pg.get_by_text("Done: step", exact=False).first.wait_for(timeout=90_000)
+    ctx, pg = trained_toy_page(browser, server)
     yield pg
     ctx.close()
 
