@@ -11,7 +11,9 @@ server and, every ``period_s``:
 * deletes files under :func:`output_root` older than the cache age (CSV exports, sampler
   GIF/PNG files of sessions that are gone);
 * deletes files in Gradio's cache older than the cache age (:func:`sweep_files`);
-* after anything was freed, hands the freed heap back to the system (:func:`release_memory`).
+* hands the freed heap back to the system (:func:`release_memory`);
+* replaces worker processes that idled for 30 s holding more than
+  ``limits.ACTIVE.worker_mb`` by fresh ones (``WorkerPool.recycle``).
 
 Models a session trained or uploaded (the image-training tab) are checkpoint folders that only
 that session sees in the image sampler's list (:data:`SESSION_MODELS`); they go with the
@@ -307,6 +309,10 @@ SESSION_MODELS = SessionModels()
 """The app's one store of session models (the image-training tab writes, tab 4 reads)."""
 
 
+WORKER_IDLE_S = 30.0
+"""A worker idle this long (seconds) with more than ``limits.ACTIVE.worker_mb`` is replaced."""
+
+
 class Janitor(threading.Thread):
     """Every ``period_s``: drop idle sessions, sweep old output files, give freed memory back
     to the system (a daemon thread)."""
@@ -336,6 +342,9 @@ class Janitor(threading.Thread):
             # replaces a session's model or frames without any expiry, and glibc keeps the old
             # pages (the soak's RSS kept growing ≈ 30 MB/min with 22 busy users).
             release_memory()
+            pool = jobs.server_pool()
+            if pool is not None:  # workers that a big job left holding memory: fresh ones
+                pool.recycle(limits.ACTIVE.worker_mb, WORKER_IDLE_S)
         except Exception:  # a janitor must never take the server down; log the fault
             common.log.exception("janitor round failed")
 

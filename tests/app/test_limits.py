@@ -6,6 +6,7 @@ message, an image over the pixel limit is refused with a message, one heavy job 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -175,3 +176,29 @@ def test_gradio_summarises_its_queue_rarely_and_plots_skip_the_bokeh_search(smal
         assert queue.compute_analytics_summary(records) == {"functions": {}}
     assert sys.modules.get("bokeh", "absent") is None  # bokeh is not among our packages
     assert gr.Plot().get_config()["bokeh_version"] is None
+
+
+def test_the_janitor_replaces_the_idle_worker_that_holds_the_most_memory(small_server,
+                                                                          monkeypatch):
+    url, demo = small_server
+    _client(url).predict(**TRAIN, api_name="/toy_train")
+    pool = jobs.server_pool()
+    assert _wait(lambda: not pool._lent), "the training worker never came back to the pool"
+    held = {w.process.pid: w.rss_mb() for w in pool._idle}
+    biggest = max(held, key=held.get)
+    janitor = sessions.Janitor(demo, session_idle_s=3600, file_age_s=3600)
+    monkeypatch.setattr(sessions, "WORKER_IDLE_S", 0.0)
+    try:
+        limits.configure(dataclasses.replace(TINY, worker_mb=max(held.values()) + 1))
+        janitor.tidy()
+        assert set(pool.pids()) == set(held)  # nobody above the bar: all kept
+        limits.configure(dataclasses.replace(TINY, worker_mb=max(held.values()) - 1))
+        janitor.tidy()
+        now = set(pool.pids())
+        assert len(now) == len(held) and now - set(held) and biggest not in now
+        assert now - {biggest} >= set(held) - {biggest}  # the others kept
+    finally:
+        limits.configure(TINY)
+    client = _client(url)  # the fresh worker serves the next visitor
+    out = client.predict(**TRAIN, api_name="/toy_train")
+    assert any(isinstance(o, str) and "step 20" in o for o in out), out[1:]

@@ -352,3 +352,38 @@ def test_a_lost_image_training_worker_keeps_the_model_as_it_was():
                                                     strict=True))
     finally:
         p.close()
+
+
+def _grow(trainer, mb):  # a module-level function: leaves ``mb`` MB in the worker's heap
+    global _ballast
+    _ballast = bytearray(mb * 1024 * 1024)
+    _ballast[::4096] = b"x" * len(_ballast[::4096])  # touch every page: resident memory
+    return len(_ballast)
+
+
+def test_recycle_replaces_an_idle_worker_that_holds_memory_and_only_that():
+    p = WorkerPool(1)
+    try:
+        s = session()
+        run = p.train(s.trainer, 40)
+        next(run)
+        (pid,) = p.pids()
+        run.call(_grow, 150)  # what a big job's caches leave behind, in the worker
+        assert p.recycle(max_mb=0, idle_s=0) == 0  # lent: never replaced mid-run
+        list(run)
+        (worker,) = p._idle
+        held = worker.rss_mb()
+        assert held > 300, held  # ≈ 200 MB of torch and a warm optimiser, + 150 MB
+        assert p.recycle(max_mb=held + 50, idle_s=0) == 0  # below the bar: kept
+        assert p.recycle(max_mb=0, idle_s=3600) == 0  # not idle long enough: kept
+        assert p.pids() == [pid]
+        assert p.recycle(max_mb=held - 50, idle_s=0) == 1
+        (new_pid,) = p.pids()
+        fresh = p._idle[0].rss_mb()
+        assert new_pid != pid and fresh < held - 120, (fresh, held)
+        # the fresh worker trains exactly as the old one would have
+        local, remote = session(), session()
+        list(local.train(30)), list(remote.train(30, pool=p))
+        same_state(local, remote)
+    finally:
+        p.close()
