@@ -73,6 +73,7 @@ shares the machine with the server; its own CPU seconds are reported as ``bench_
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -131,6 +132,7 @@ class SoakConfig:
     train_seconds: float | None = None  # DIFFUSION_LAB_TRAIN_SECONDS if given
     sample_seconds: float | None = None  # DIFFUSION_LAB_SAMPLE_SECONDS if given
     wait_expiry: bool = True
+    calls_out: Path | None = None  # every request as one JSON line (who waited behind whom)
     expiry_margin_s: float = 30.0  # the app checks for idle sessions every so often
     warm_visit: bool = True  # one visit runs each kind of job before the start RSS is read
     sample_every_s: float = 5.0
@@ -794,6 +796,8 @@ def _run(cfg: SoakConfig, soak: Soak, server: Server, monitor: Monitor) -> dict:
         rss, cache = monitor.sample()
         after_expiry = {"rss_mb": rss, "cache_mb": round(cache, 2), "waited_s": wait}
     monitor.stop()
+    if cfg.calls_out is not None:
+        write_calls(soak.calls, cfg.calls_out)
 
     return summarise(cfg, soak, server, monitor, rss_idle=rss_idle, rss_start=rss_start,
                      run=(run_t0, run_t1),
@@ -1052,6 +1056,17 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write_calls(calls: list[Call], out: Path) -> Path:
+    """Every request, one JSON object a line (``--calls``): enough to see which jobs held the
+    slots while a request waited (``run_start`` … ``run_end``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        for c in calls:
+            f.write(json.dumps({k: v for k, v in dataclasses.asdict(c).items()
+                                if k != "result"}, default=str) + "\n")
+    return out
+
+
 def write(results: dict, out: Path) -> Path:
     """The results file, as the other benches write theirs (machine description first)."""
     from bench.common import machine
@@ -1083,13 +1098,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-expiry-wait", action="store_true",
                     help="skip the wait for expiry at the end (its two targets are skipped)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--calls", type=Path, default=None,
+                    help="also write every request as JSON lines to this file")
     args = ap.parse_args(argv)
     cfg = SoakConfig(users=args.users, greedy=args.greedy,
                      seconds=args.seconds if args.seconds is not None else 60 * args.minutes,
                      seed=args.seed, bad_input_rate=args.bad_input_rate,
                      session_idle_s=args.ttl, cache_minutes=args.cache_minutes,
                      train_seconds=args.train_seconds, sample_seconds=args.sample_seconds,
-                     wait_expiry=not args.no_expiry_wait)
+                     wait_expiry=not args.no_expiry_wait, calls_out=args.calls)
     results = run_soak(cfg)
     print()
     print(report(results))
