@@ -199,11 +199,12 @@
     }
     return hist;
   };
+  const paintFirst = __PAINT_FIRST__;
   document.addEventListener('input', (ev) => {
     const el = ev.target;
-    if (!el || el.tagName !== 'INPUT' || !el.closest(`#${T_ID}`)) return;
+    if (!el || el.tagName !== 'INPUT' || !el.closest(`#${T_ID}`) || el.__dlReplay) return;
     try {
-      window.__dlForwardDraw(Number(el.value));
+      if (window.__dlForwardDraw(Number(el.value)) !== false) paintFirst(ev, el);
     } catch (e) { console.warn('forward fast path:', e); }
   }, true);
   window.__dlForwardPrepare();

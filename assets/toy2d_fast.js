@@ -207,14 +207,17 @@
     };
   };
 
+  const paintFirst = __PAINT_FIRST__;
   document.addEventListener('input', (ev) => {
     const el = ev.target;
-    if (!el || el.tagName !== 'INPUT' || el.type !== 'range' || !el.closest(`#${CFG.slider}`))
+    if (!el || el.tagName !== 'INPUT' || el.type !== 'range' || !el.closest(`#${CFG.slider}`) ||
+        el.__dlReplay)
       return;
     try {
       if (F.draw(Number(el.value))) {
         F.lastInput = performance.now();
         rearm();
+        paintFirst(ev, el);
       }
     } catch (e) { console.warn('toy field fast path:', e); }
   }, true);

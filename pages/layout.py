@@ -58,6 +58,14 @@ def head() -> str:
 
 
 @functools.cache
+def paint_first_js() -> str:
+    """``assets/paint_first.js``: a JS function ``(event, slider)`` that a slider's browser-side
+    fast path calls after drawing, so Gradio's own reaction to the ``input`` event waits until
+    the drawing is on screen (tabs 2 and 3; spliced into their scripts)."""
+    return (ASSETS / "paint_first.js").read_text(encoding="utf-8").strip()
+
+
+@functools.cache
 def js() -> str:
     """The page JS (``assets/layout.js``) with this module's settings filled in; a function
     for ``launch(js=...)`` that installs ``window.dlLayout`` once per page."""

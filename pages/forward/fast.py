@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pages import layout
+
 from . import views
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -101,6 +103,7 @@ def js() -> str:
                        ("__IMAGE_ELEM_IDS__", json.dumps(IMAGE_ELEM_IDS)),
                        ("__HIST_BINS__", str(views.HIST_BINS)),
                        ("__HIST_RANGE__", repr(float(views.HIST_RANGE))),
-                       ("__DISPLAY_MIN__", str(views.DISPLAY_MIN))):
+                       ("__DISPLAY_MIN__", str(views.DISPLAY_MIN)),
+                       ("__PAINT_FIRST__", layout.paint_first_js())):
         text = text.replace(key, value)
     return text

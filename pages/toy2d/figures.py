@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
-from pages import common
+from pages import common, layout
 from pages.toy2d.inputs import PREDICTION_NAMES, PRESET, is_session
 from pages.widgets.animated import AnimatedFigure, animate
 
@@ -486,6 +486,7 @@ def field_fast_js() -> str:
     the learned field for a new t at once from the figure's field table
     (:func:`field_table_meta`) while the server's figure follows."""
     text = (ASSETS / "toy2d_fast.js").read_text(encoding="utf-8")
+    text = text.replace("__PAINT_FIRST__", layout.paint_first_js())
     return text.replace("__CONFIG__", json.dumps({"plot": FIELD_PLOT_ID, "slider": FIELD_T_ID}))
 
 

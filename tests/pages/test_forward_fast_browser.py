@@ -191,6 +191,35 @@ def test_no_data_leaves_the_redraw_to_the_server(desktop):
               window.__dlForwardDraw(2.5)]; }""") == [False, False, False, False]
 
 
+def test_gradio_hears_the_slider_after_the_drawing_once_a_frame(desktop):
+    """Paint first (assets/paint_first.js): the drawing happens in the input event itself;
+    Gradio gets one input event, frames later, with the slider's last value, however many
+    came in between (a drag); its round trip still brings the server's frame for that t."""
+    page = desktop
+    got = page.evaluate("""(sel) => new Promise((done) => {
+      const el = document.querySelector(sel), seen = [];
+      const hear = (ev) => { if (ev.target === el) seen.push([Number(el.value),
+                                                             performance.now()]); };
+      document.addEventListener('input', hear);  // bubble phase: where Gradio listens
+      const src = () => document.querySelector('#dl-forward-xt img').getAttribute('src');
+      const before = src(), t0 = performance.now();
+      for (const v of [300, 301, 302, 303, 304]) {  // one task: five steps of a drag
+        el.value = String(v);
+        el.dispatchEvent(new Event('input', {bubbles: true}));
+      }
+      const drawn = src() !== before && src().startsWith('data:');  // drawn in the event
+      setTimeout(() => { document.removeEventListener('input', hear);
+                         done({drawn, seen: seen.map(([v, t]) => [v, t - t0])}); }, 400);
+    })""", SLIDER)
+    assert got["drawn"], "the picture was not drawn during the input event"
+    assert [v for v, _ in got["seen"]] == [304], got["seen"]  # one event, the last value
+    page.get_by_text("at t = 304 (of 0…999)", exact=False).first.wait_for(timeout=WAIT_MS)
+    page.wait_for_function(f"!document.querySelector('#{fast.IMAGE_ELEM_IDS['x_t']} img').src"
+                           ".startsWith('data:')", timeout=WAIT_MS)  # the server's own PNG
+    _press(page, "ArrowLeft", 303)  # the keys go on as before
+    _press(page, "ArrowRight", 304)
+
+
 def test_phone_slider_right_under_the_pictures_and_labels_clear(browser, server):
     page = _open(browser, server, viewport={"width": 390, "height": 844}, device_scale_factor=2,
                  is_mobile=True, has_touch=True)
