@@ -23,7 +23,7 @@ if importlib.util.find_spec("bokeh") is None:
 import gradio as gr  # noqa: E402
 
 from diffusion_core.schedule.config import ScheduleConfig  # noqa: E402
-from diffusion_core.workflows.remote import WorkerPool  # noqa: E402
+from diffusion_core.workflows.remote import WORKER_NICE, WorkerPool  # noqa: E402
 from pages import (  # noqa: E402
     common,
     fast_skip,
@@ -186,7 +186,8 @@ def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
     # 2D training and sampling run in worker processes (one per training or sampling slot),
     # not in the server's threads: beside busy threads, Python's lock slowed training ~100×
     # (diffusion_core/workflows/remote.py).
-    pool = WorkerPool(lim.train_slots + lim.sample_slots, threads=threads_per_job())
+    pool = WorkerPool(lim.train_slots + lim.sample_slots, threads=threads_per_job(),
+                      nice=WORKER_NICE)
     pool.start()
     jobs.set_pool(pool)
     demo.queue(default_concurrency_limit=2)

@@ -34,6 +34,7 @@ turns, :class:`pages.jobs.Paced`) counts the worker's computing as its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import socket
@@ -92,7 +93,15 @@ def warm_optimizer() -> None:
     optimizer.step()
 
 
-def serve(fd: int, threads: int = 1) -> None:
+WORKER_NICE = 10
+"""How much lower the workers' CPU priority is than the server's (Unix ``nice``): the server
+process answers every visitor's clicks and streams, the workers compute heavy jobs. When both
+want the CPU, the kernel gives the server ≈ 9× a worker's share (Linux weights 1024 vs 110), so
+light views stay quick under any number of heavy jobs; when the server idles, the workers get
+the whole machine (priorities only order who waits)."""
+
+
+def serve(fd: int, threads: int = 1, nice: int = 0) -> None:
     """A worker's loop on socket ``fd`` (the child end of :class:`_Worker`'s pair).
 
     Messages (caller → worker ⇒ answer, each answer ``(kind, payload, cpu_s)``):
@@ -105,6 +114,9 @@ def serve(fd: int, threads: int = 1) -> None:
     ``back`` is ``obj`` itself when ``returns`` is None, else
     ``{name: obj.name for name in returns}``.
     """
+    if nice:
+        with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
+            os.nice(nice)
     import torch
 
     torch.set_num_threads(threads)
@@ -187,13 +199,13 @@ def _picklable(e: Exception) -> Exception:
 class _Worker:
     """One worker process and the caller's end of its socket."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, nice: int = 0) -> None:
         parent, child = socket.socketpair()
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                    PYTHONPATH=os.pathsep.join(filter(None, (str(_ROOT),
                                                              os.environ.get("PYTHONPATH")))))
         code = ("from diffusion_core.workflows.remote import serve; "
-                f"serve({child.fileno()}, {threads})")
+                f"serve({child.fileno()}, {threads}, {int(nice)})")
         self.process = subprocess.Popen([sys.executable, "-c", code], pass_fds=(child.fileno(),),
                                         env=env, cwd=str(_ROOT), stdin=subprocess.DEVNULL)
         child.close()
@@ -235,14 +247,15 @@ class _Worker:
 
 
 class WorkerPool:
-    """Up to ``size`` worker processes with ``threads`` torch threads each (see the module
-    docstring). Thread-safe; :meth:`train` waits while all of them are busy."""
+    """Up to ``size`` worker processes with ``threads`` torch threads each, running at ``nice``
+    (lower CPU priority than the caller's; :data:`WORKER_NICE` in the app) — see the module
+    docstring. Thread-safe; :meth:`train` waits while all of them are busy."""
 
-    def __init__(self, size: int, *, threads: int = 1) -> None:
-        if size < 1 or threads < 1:
-            raise ValueError(f"a worker pool needs size ≥ 1 and threads ≥ 1; got {size}, "
-                             f"{threads}")
-        self.size, self.threads = size, threads
+    def __init__(self, size: int, *, threads: int = 1, nice: int = 0) -> None:
+        if size < 1 or threads < 1 or not 0 <= nice <= 19:
+            raise ValueError(f"a worker pool needs size ≥ 1, threads ≥ 1 and nice 0…19; got "
+                             f"{size}, {threads}, {nice}")
+        self.size, self.threads, self.nice = size, threads, nice
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
         self._lent: set[_Worker] = set()
@@ -253,7 +266,7 @@ class WorkerPool:
         """Start every worker now (each imports torch, ≈ 1–2 s) instead of on first use."""
         with self._cond:
             while self._count < self.size:
-                worker = _Worker(self.threads)
+                worker = _Worker(self.threads, self.nice)
                 worker.idle_since = time.monotonic()
                 self._idle.append(worker)
                 self._count += 1
@@ -275,7 +288,7 @@ class WorkerPool:
                     break
                 self._cond.wait()
         try:
-            worker = _Worker(self.threads)
+            worker = _Worker(self.threads, self.nice)
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -322,7 +335,7 @@ class WorkerPool:
             w.kill()
         for _ in old:
             try:
-                fresh = _Worker(self.threads)
+                fresh = _Worker(self.threads, self.nice)
                 fresh.ask("ping")
             except (OSError, WorkerLost):  # could not start one: the pool is one smaller
                 with self._cond:           # until the next job starts a worker on demand

@@ -185,6 +185,22 @@ def test_a_full_pool_makes_the_next_run_wait(pool):
 def test_pool_arguments_are_checked():
     with pytest.raises(ValueError, match="size ≥ 1"):
         WorkerPool(0)
+    with pytest.raises(ValueError, match="nice 0…19"):
+        WorkerPool(1, nice=-1)
+
+
+def test_workers_run_at_a_lower_cpu_priority_than_the_server():
+    import os
+
+    p = WorkerPool(1, nice=7)
+    try:
+        p.start()
+        (pid,) = p.pids()
+        p._idle[0].ask("ping")  # started: its priority is set before it answers
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 7)
+    finally:
+        p.close()
 
 
 def test_sampling_in_a_worker_equals_sampling_here(pool):
