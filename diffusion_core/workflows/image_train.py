@@ -63,7 +63,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import TrainConfig
 from ..training.trainer import Trainer, TrainProgress
-from .remote import RemoteRun, WorkerLost, WorkerPool
+from .remote import RemoteRun, WorkerLost, WorkerPool, travels
 
 __all__ = [
     "DATASETS", "MODEL_KINDS", "PANEL_IMAGES", "RECIPES", "UPLOAD", "ImageTrainSession",
@@ -268,6 +268,7 @@ class TrainPanel:
     seconds: float
 
 
+@travels
 def _panel(trainer: Trainer, n: int, seed: int, settings: SamplerSettings) -> TrainPanel:
     """:meth:`ImageTrainSession.panel`'s computation, wherever ``trainer`` lives (a worker
     process mid-run): the batch from ``trainer.data [N, C, H, W]``, its schedule and EMA

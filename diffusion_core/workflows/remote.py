@@ -22,8 +22,11 @@ one ``next()`` at a time, and the attributes it names back when it ends.
 If a worker dies (killed, out of memory), the run raises :class:`WorkerLost` and the caller's
 trainer keeps the state it had before the run; the pool starts a new worker for the next job.
 
-The two ends are this program's own processes: messages are pickled by us over a private socket
-pair; nothing read from a file or sent by a visitor is ever unpickled.
+The two ends are this program's own processes, over a private socket pair; nothing read from a
+file or sent by a visitor is ever in a message. Even so a message is read by an allow-list
+(:func:`loads`): tensors travel as raw bytes (never a nested ``torch.load``), and only the names
+a job needs are resolved — our own classes, functions marked :func:`travels`, torch's modules
+and optimisers, numpy arrays, plain containers and exceptions.
 
 Index convention: t ∈ {0, …, T−1} (the trainer's).
 
@@ -35,6 +38,7 @@ turns, :class:`pages.jobs.Paced`) counts the worker's computing as its own.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 import socket
@@ -64,12 +68,135 @@ def _add_remote_cpu(seconds: float) -> None:
     _local.remote_cpu_s = getattr(_local, "remote_cpu_s", 0.0) + seconds
 
 
+# ---------------------------------------------------------------------------------------------
+# The wire: pickle with tensors as raw bytes, read back by an allow-list
+# ---------------------------------------------------------------------------------------------
+# Plain pickle would write each tensor as a nested torch.save blob and read it back with
+# torch.load(weights_only=False) — a full unpickler inside ours, and a zip round trip per tensor.
+# Here a tensor travels as its raw bytes, dtype, shape and layout; and the reader resolves only
+# what a job needs (:class:`_Reader`): our own classes and the functions marked
+# :func:`travels`, torch's modules, optimisers and parameter rebuild, numpy's array rebuild, and
+# plain containers and exceptions. Anything else (``os.system``, ``torch.load``, a module no job
+# uses) is refused before it is even imported.
+
+_OWN_MODULES = ("diffusion_core.", "tests.")  # classes and marked functions may come from here
+_TORCH_CLASS_MODULES = ("torch.nn.modules.", "torch.optim.")
+_EXACT = frozenset({
+    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("collections", "deque"),
+    ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"), ("pathlib", "PurePosixPath"),
+    ("numpy", "dtype"), ("numpy", "ndarray"),
+    ("numpy._core.numeric", "_frombuffer"), ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("torch", "device"), ("torch", "Size"), ("torch", "Generator"), ("torch._C", "Generator"),
+    ("torch._utils", "_rebuild_parameter"), ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch.nn.parameter", "Parameter"),
+    ("diffusion_core.schedule.noise_schedule", "_rebuild"),  # NoiseSchedule.__reduce__
+})
+_BUILTINS = frozenset({"dict", "list", "set", "frozenset", "tuple", "slice", "range", "complex",
+                       "bytearray", "bytes", "int", "float", "str", "bool"})
+
+
+def travels(fn):
+    """Mark a module-level function as one that may be named in a worker message (a
+    :meth:`RemoteRun.call` function, a reconstructor); the reader refuses unmarked ones."""
+    fn.__dl_travels__ = True
+    return fn
+
+
+def _tensor(raw: bytes, dtype: str, shape: tuple, stride: tuple, order: tuple,
+            requires_grad: bool):
+    """A tensor from :func:`_reduce_tensor`'s parts: a fresh tensor with the sender's
+    strides (the same kernels then run on it: a strided copy can round differently)."""
+    import torch
+
+    dt = getattr(torch, dtype, None)
+    if not isinstance(dt, torch.dtype):
+        raise pickle.UnpicklingError(f"not a torch dtype: {dtype[:40]!r}")
+    x = torch.empty_strided(shape, stride, dtype=dt)
+    if len(raw):
+        x.permute(order).view(-1).view(torch.uint8).copy_(
+            torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+    return x.requires_grad_(True) if requires_grad else x
+
+
+_tensor.__dl_travels__ = True
+
+
+def _reduce_tensor(t):
+    """(``_tensor``, its parts): the raw bytes in the order they lie in memory, the dtype by
+    name, the shape and the strides (a channels-last weight stays channels-last)."""
+    import torch
+
+    requires_grad = t.requires_grad
+    t = t.detach().cpu()
+    order = tuple(sorted(range(t.dim()), key=lambda d: (-t.stride(d), d)))
+    stored = t.permute(order)
+    if not stored.is_contiguous():  # overlapping or with gaps: travels contiguous
+        t = t.contiguous()
+        order, stored = tuple(range(t.dim())), t
+    raw = stored.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    return _tensor, (raw, str(t.dtype).removeprefix("torch."), tuple(t.shape), t.stride(),
+                     order, requires_grad)
+
+
+class _Writer(pickle.Pickler):
+    def reducer_override(self, obj):
+        import torch
+
+        if type(obj) is torch.Tensor:  # Parameters keep their own reduce (their data is one)
+            return _reduce_tensor(obj)
+        return NotImplemented
+
+
+class _Reader(pickle.Unpickler):
+    """Resolves only the names a worker message may hold (see above)."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _EXACT:
+            return super().find_class(module, name)
+        if module == "builtins":
+            obj = super().find_class(module, name)
+            if name in _BUILTINS or (isinstance(obj, type) and issubclass(obj, BaseException)):
+                return obj
+        elif module == "torch" and _is_dtype_name(name):
+            return super().find_class(module, name)
+        elif module.startswith(_TORCH_CLASS_MODULES):
+            obj = super().find_class(module, name)
+            if isinstance(obj, type):
+                return obj
+        elif module.startswith(_OWN_MODULES) or module == "diffusion_core":
+            obj = super().find_class(module, name)
+            if isinstance(obj, type) or getattr(obj, "__dl_travels__", False):
+                return obj
+        raise pickle.UnpicklingError(f"a worker message may not name {module[:60]}."
+                                     f"{name[:60]}")
+
+
+def _is_dtype_name(name: str) -> bool:
+    import torch
+
+    return isinstance(getattr(torch, name, None), torch.dtype)
+
+
+def dumps(obj: Any) -> bytes:
+    """``obj`` as a worker message (tensors as raw bytes)."""
+    buf = io.BytesIO()
+    _Writer(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buf.getvalue()
+
+
+def loads(data: bytes) -> Any:
+    """A worker message back (allow-listed names only: :class:`_Reader`)."""
+    return _Reader(io.BytesIO(data)).load()
+
+
 def _send(conn: Connection, message: Any) -> None:
-    conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    conn.send_bytes(dumps(message))
 
 
 def _recv(conn: Connection) -> Any:
-    return pickle.loads(conn.recv_bytes())  # our own worker's message (module docstring)
+    return loads(conn.recv_bytes())  # our own process's message, read by the allow-list
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,7 +312,7 @@ def _give_memory_back() -> None:
 
 def _picklable(e: Exception) -> Exception:
     try:
-        pickle.loads(pickle.dumps(e))
+        loads(dumps(e))
         return e
     except Exception:  # noqa: BLE001
         return RuntimeError(f"{type(e).__name__}: {e}")
@@ -380,6 +507,7 @@ class WorkerPool:
             worker.kill()
 
 
+@travels
 def _attributes(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
     """``{name: obj.name}`` (:meth:`RemoteRun.peek`, computed in the worker)."""
     return {name: getattr(obj, name) for name in names}
@@ -436,9 +564,13 @@ class RemoteRun(Iterator):
         """``fn(obj, *args)`` computed in the worker on its current ``obj``, between two items,
         without advancing the run; only the answer comes back (e.g. a live preview drawn from
         a model while it trains, without copying the model). ``fn`` must be a module-level
-        function (it travels by name) and must not change ``obj``. After the run ended: here,
+        function marked :func:`travels` (it travels by name) and must not change ``obj``.
+        After the run ended: here,
         on the caller's own ``obj``. The worker's CPU time counts as this thread's
         (:func:`thread_clock`)."""
+        if not getattr(fn, "__dl_travels__", False):
+            raise TypeError(f"{getattr(fn, '__qualname__', fn)!r} is not marked travels(): a "
+                            "worker runs only functions marked to travel")
         if self._worker is None:
             return fn(self._obj, *args)
         try:

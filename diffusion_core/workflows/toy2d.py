@@ -72,7 +72,7 @@ from ..schedule.config import ScheduleConfig
 from ..schedule.noise_schedule import NoiseSchedule
 from ..training.config import PREDICTIONS, Prediction, TrainConfig
 from ..training.trainer import Trainer, TrainProgress
-from .remote import WorkerLost, WorkerPool
+from .remote import WorkerLost, WorkerPool, travels
 
 FLOPS_PER_S = 2.5e10  # what one core sustains for these small matmuls (measured ~4e10)
 MAX_STEP_S = 0.2  # one training step must fit inside a Stop button's reaction time
@@ -668,6 +668,7 @@ def live_preview(session: Toy2DSession, t: int, *, n_samples: int = 300, seed: i
     return LivePreview(step=session.trainer.step, field=vf, samples=samples, seed=seed)
 
 
+@travels
 def _preview_arrays(trainer: Trainer, grid: np.ndarray, t: int, bound: float, n_samples: int,
                     seed: int) -> tuple[np.ndarray, torch.Tensor]:
     """:func:`live_preview`'s model part, wherever ``trainer`` lives (a worker process mid-run):

@@ -20,7 +20,7 @@ from diffusion_core.presets import TOY
 from diffusion_core.schedule import NoiseSchedule, ScheduleConfig
 from diffusion_core.training import TrainingDiverged
 from diffusion_core.workflows import toy2d as wf
-from diffusion_core.workflows.remote import WorkerLost, WorkerPool, thread_clock
+from diffusion_core.workflows.remote import WorkerLost, WorkerPool, thread_clock, travels
 
 SPEC = wf.DataSpec("moons", 512, 0.05, 0)
 TRAIN = replace(TOY.train, batch_size=128, report_every=10)
@@ -291,10 +291,12 @@ def test_an_image_chain_in_a_worker_equals_the_chain_here(pool):
     assert all(np.array_equal(a, b) for a, b in zip(remote.xt, local.xt, strict=True))
 
 
+@travels
 def _ema_sum(trainer, scale):  # a module-level function: it travels to the worker by name
     return scale * sum(float(p.double().sum()) for p in trainer.ema.parameters())
 
 
+@travels
 def _fails(trainer):
     raise KeyError("no such thing")
 
@@ -370,6 +372,7 @@ def test_a_lost_image_training_worker_keeps_the_model_as_it_was():
         p.close()
 
 
+@travels
 def _grow(trainer, mb):  # a module-level function: leaves ``mb`` MB in the worker's heap
     global _ballast
     _ballast = bytearray(mb * 1024 * 1024)
@@ -403,3 +406,59 @@ def test_recycle_replaces_an_idle_worker_that_holds_memory_and_only_that():
         same_state(local, remote)
     finally:
         p.close()
+
+
+TENSORS = [torch.randn(32, 1, 7, 7), torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last),
+           torch.randn(4, 6)[:, ::2], torch.randn(3, 4).t(), torch.tensor(3.0),
+           torch.empty(0, 3), torch.randn(5).expand(3, 5), torch.randn(2, 2).bfloat16(),
+           torch.ones(3, requires_grad=True), torch.randint(0, 5, (7,)), torch.zeros(2).bool()]
+
+
+@pytest.mark.parametrize("t", TENSORS, ids=lambda t: f"{t.dtype}-{tuple(t.shape)}-{t.stride()}")
+def test_a_tensor_travels_as_raw_bytes_with_its_layout(t):
+    from diffusion_core.workflows import remote
+
+    data = remote.dumps(t)
+    assert b"_load_from_bytes" not in data and b"torch.serialization" not in data
+    u = remote.loads(data)
+    assert torch.equal(u, t) and u.dtype == t.dtype and u.requires_grad == t.requires_grad
+    dense = t.permute(sorted(range(t.dim()), key=lambda d: -t.stride(d))).is_contiguous()
+    if dense:  # the same strides, size-1 dimensions included: the same kernels run on it
+        assert u.stride() == t.stride()
+    p = torch.nn.Parameter(torch.randn(3, 2))
+    q = remote.loads(remote.dumps(p))
+    assert type(q) is torch.nn.Parameter and q.requires_grad and torch.equal(p, q)
+
+
+class _Evil:
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def _unmarked(trainer):  # a module-level function of ours, not marked travels()
+    return trainer
+
+
+@pytest.mark.parametrize("fn", [eval, print, __import__("os").system, torch.load,
+                                __import__("subprocess").Popen, _unmarked])
+def test_a_message_naming_anything_else_is_refused(fn):
+    from diffusion_core.workflows import remote
+
+    with pytest.raises(pickle.UnpicklingError, match="may not name"):
+        remote.loads(pickle.dumps(_Evil(fn, "x")))
+
+
+def test_only_functions_marked_to_travel_run_in_a_worker(pool):
+    def local_only(trainer):  # noqa: ARG001
+        return 1
+
+    run = pool.train(session().trainer, 20)
+    next(run)
+    with pytest.raises(TypeError, match="not marked travels"):
+        run.call(local_only)
+    with pytest.raises(TypeError, match="not marked travels"):
+        run.call(print)
+    run.close()
