@@ -83,9 +83,10 @@ def diverge_at_step(monkeypatch, step: int) -> None:
     monkeypatch.setattr(Trainer, "train_step", flaky)
 
 
-def trained_toy_page(browser, url: str):
+def trained_toy_page(browser, url: str, steps: int | None = None):
     """A new 1440×900 page of the app at ``url`` on tab 3, its 2D preset trained once (▶ Train
-    waited to "Done"); returns ``(context, page)`` (the caller closes the context)."""
+    waited to "Done"), for ``steps`` steps typed into the Steps box (None: the preset's 300);
+    returns ``(context, page)`` (the caller closes the context)."""
     import re
 
     ctx = browser.new_context(viewport={"width": 1440, "height": 900})
@@ -96,6 +97,11 @@ def trained_toy_page(browser, url: str):
     page.wait_for_timeout(800)
     page.get_by_role("tab", name=re.compile(r"^3 · ")).first.click()
     page.wait_for_timeout(600)
+    if steps is not None:
+        box = page.get_by_label("Steps", exact=True).filter(visible=True).first
+        box.fill(str(steps))
+        box.press("Tab")
     page.get_by_role("button", name="▶ Train").click()
-    page.get_by_text("Done: step", exact=False).first.wait_for(timeout=90_000)
+    done = "Done: step" if steps is None else f"Done: step {steps} / {steps}"
+    page.get_by_text(done, exact=False).first.wait_for(timeout=90_000)
     return ctx, page

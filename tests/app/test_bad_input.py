@@ -7,18 +7,27 @@ box may mean the default) or be refused with a clear text message: not a bare "E
 without Python internals, saying what is allowed (a number field names a bound, a choice field
 an allowed choice), and echoing at most a short prefix of what the user sent.
 
-One call per (endpoint, parameter, bad value), starting from a valid call built from the
-parameter defaults that ``view_api`` reports; the endpoints run in parallel, each in its own
-session. All findings are collected and reported in one assertion.
+Each case is one call that changes one parameter of a valid call (built from the parameter
+defaults that ``view_api`` reports) to one bad value; the endpoints run in parallel, each in its
+own session. All findings are collected and reported in one assertion.
+
+Which cases (:func:`cases`): parameters of the same *kind* (component and value type) on one
+endpoint go through the same checks, so instead of every parameter × every bad value, each
+endpoint gets every bad value on every kind of parameter it has, and every parameter gets at
+least one bad value (the values dealt round-robin over the parameters of a kind). The
+parameters in :data:`EVERY_VALUE` (each once got a message that did not name its range) get
+every bad value. ``FUZZ_EVERY_CASE=1`` runs the full product (about twice as many calls).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -35,6 +44,9 @@ MAX_MESSAGE = 300  # characters a refusal may have
 MAX_ECHO = 60  # characters of the user's own string a refusal may repeat
 CASE_TIMEOUT_S = 15.0  # a case with no answer by then is a finding (and is cancelled)
 GRACE_S = 0.5  # after a generator's first output: time for a late refusal to arrive
+# A case answered "You are already …" (the previous case's job, cancelled, still closing) or
+# lost by the client (see _run) is sent again, every 0.1 s, for up to this long.
+BUSY_WAIT_S = 10.0
 WORKERS = 4
 
 # (kind of bad value, value). JSON NaN / Infinity are not valid JSON, but Python's json (which the
@@ -80,6 +92,12 @@ BAD_VALUES = {
     "Checkbox": BAD_BOOLS,
 }
 
+# (endpoint, parameter) pairs that get every bad value of their kind: each once answered a bad
+# value without naming its range (commit 22fda34 gave their boxes bounds).
+EVERY_VALUE = {("/schedules_plot", "beta_start"), ("/schedules_plot", "beta_end"),
+               ("/schedules_plot", "cosine_s"), ("/toy_train", "lr")}
+EVERY_CASE = os.environ.get("FUZZ_EVERY_CASE", "") not in ("", "0")
+
 # Valid but cheap settings, so that a bad value the app accepts ends a long job quickly.
 CHEAP = {
     "/toy_train": {"steps": 5},
@@ -124,6 +142,38 @@ def _client(url):
     return gradio_client.Client(url, download_files=False, verbose=False, ssl_verify=False)
 
 
+_threads = threading.local()
+_opened: list = []  # every client _session made (closed by _close_sessions)
+_opened_lock = threading.Lock()
+
+
+def _session(url):
+    """A client of ``url`` in a new session. One client per thread, its session renewed for
+    each endpoint: a new client costs ~1 s (it downloads and parses the app's config). The
+    client reads one event stream per session, so the old session's stream must have ended
+    (the server ends it once the session's last job is over) before the session changes."""
+    clients = _threads.__dict__.setdefault("clients", {})
+    client = clients.get(url)
+    if client is not None:
+        deadline = time.monotonic() + CASE_TIMEOUT_S
+        while client.stream_open and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not client.stream_open:
+            client.reset_session()
+            return client
+    client = clients[url] = _client(url)
+    with _opened_lock:
+        _opened.append(client)
+    return client
+
+
+def _close_sessions() -> None:
+    with _opened_lock:
+        while _opened:
+            with contextlib.suppress(Exception):
+                _opened.pop().close()
+
+
 def _short(text: str, n: int = 110) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -142,6 +192,35 @@ def _file_value(param: dict, image):
     """``image``, or ``[image]`` for a parameter that takes several files."""
     several = str(param.get("python_type", {}).get("type", "")).startswith("list[")
     return [image] if several else image
+
+
+def _kind(param: dict) -> str:
+    """What decides which checks a parameter goes through: its component and its value type,
+    e.g. "Number integer". A choice field's allowed values and a slider's range are left out:
+    they differ per field, the check does not."""
+    type_ = param.get("type") or {}
+    items = type_.get("items") if isinstance(type_.get("items"), dict) else {}
+    return " ".join(str(x) for x in (param["component"], type_.get("type"), items.get("type"))
+                    if x)
+
+
+def cases(name: str, endpoint: dict, every: bool = EVERY_CASE) -> list[tuple[dict, str, object]]:
+    """The (parameter, kind of bad value, value) calls for ``endpoint``: every bad value on
+    every kind of parameter, every parameter at least once, dealt round-robin (see the module
+    docstring); all of them with ``every`` or for the parameters in :data:`EVERY_VALUE`."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for p in endpoint["parameters"]:
+        if p["component"] in BAD_VALUES:
+            groups[_kind(p)].append(p)
+    out = []
+    for params in groups.values():
+        bad = BAD_VALUES[params[0]["component"]]
+        full = [p for p in params if every or (name, p["parameter_name"]) in EVERY_VALUE]
+        out += [(p, kind, value) for p in full for kind, value in bad]
+        dealt = [p for p in params if p not in full]
+        out += [(dealt[i % len(dealt)], *bad[i % len(bad)])
+                for i in range(max(len(dealt), len(bad)) if dealt else 0)]
+    return out
 
 
 def _baseline(name: str, endpoint: dict, image) -> dict:
@@ -194,10 +273,12 @@ def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
-def _run(client, name: str, kwargs: dict, retries: int = 3
+def _run(client, name: str, kwargs: dict, busy_until: float | None = None
          ) -> tuple[str, BaseException | None]:
     """Call ``name``: ("ok" | "error" | what went wrong, the exception). A generator that
     streams an output and goes on running is accepted (and cancelled)."""
+    if busy_until is None:
+        busy_until = time.monotonic() + BUSY_WAIT_S
     try:
         job = client.submit(api_name=name, **kwargs)
     except Exception as exc:  # refused by gradio_client itself, before sending
@@ -216,43 +297,42 @@ def _run(client, name: str, kwargs: dict, retries: int = 3
             return "ok", None
         time.sleep(0.02)
     exc = job.exception()
-    if exc is not None and _message(exc).startswith("You are already") and retries > 0:
-        # the previous case's job (cancelled above) is still closing: not this case's answer
-        time.sleep(1.0)
-        return _run(client, name, kwargs, retries - 1)
+    # Not this case's answer: the previous case's job (cancelled above) still closing, or the
+    # event lost by gradio_client (its reader of the session's event stream ended as the case
+    # was sent: the job ends in a CancelledError that nobody asked for).
+    lost = isinstance(exc, CancelledError) or (
+        exc is not None and _message(exc).startswith("You are already"))
+    if lost and time.monotonic() < busy_until:
+        time.sleep(0.1)
+        return _run(client, name, kwargs, busy_until)
     return ("ok", None) if exc is None else ("error", exc)
 
 
 def _sweep_endpoint(url: str, name: str, endpoint: dict, image) -> list[Outcome]:
-    client = _client(url)
-    try:
-        api = _public_endpoints(client)
-        for prefix, steps in PREPARE.items():
-            if name.startswith(prefix):
-                for prep_name, overrides in steps:
-                    if prep_name in api and prep_name != name:
-                        _run(client, prep_name,
-                             {**_baseline(prep_name, api[prep_name], image), **overrides})
-        base = _baseline(name, endpoint, image)
-        verdict, exc = _run(client, name, base)
-        if verdict != "ok":
-            return [Outcome(name, "(all defaults)", "baseline",
-                            f"the valid baseline call failed: {verdict}",
-                            _message(exc) if exc else "")]
-        outcomes = []
-        for p in endpoint["parameters"]:
-            if p["component"] in FILE_COMPONENTS:
-                continue
-            for kind, value in BAD_VALUES.get(p["component"], []):
-                verdict, exc = _run(client, name, {**base, p["parameter_name"]: value})
-                if verdict == "error":
-                    verdict = _judge_error(exc, p, value)
-                outcomes.append(Outcome(name, _param_name(p), kind, verdict,
-                                        _message(exc) if exc else ""))
-        return outcomes
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
+    """Every case of ``endpoint`` in one new session (see :func:`_session`); the caller
+    closes the clients with :func:`_close_sessions`."""
+    client = _session(url)
+    api = _public_endpoints(client)
+    for prefix, steps in PREPARE.items():
+        if name.startswith(prefix):
+            for prep_name, overrides in steps:
+                if prep_name in api and prep_name != name:
+                    _run(client, prep_name,
+                         {**_baseline(prep_name, api[prep_name], image), **overrides})
+    base = _baseline(name, endpoint, image)
+    verdict, exc = _run(client, name, base)
+    if verdict != "ok":
+        return [Outcome(name, "(all defaults)", "baseline",
+                        f"the valid baseline call failed: {verdict}",
+                        _message(exc) if exc else "")]
+    outcomes = []
+    for p, kind, value in cases(name, endpoint):
+        verdict, exc = _run(client, name, {**base, p["parameter_name"]: value})
+        if verdict == "error":
+            verdict = _judge_error(exc, p, value)
+        outcomes.append(Outcome(name, _param_name(p), kind, verdict,
+                                _message(exc) if exc else ""))
+    return outcomes
 
 
 @contextlib.contextmanager
@@ -307,13 +387,40 @@ def test_every_bad_input_gets_a_clear_message(server, image):
     assert targets, f"no endpoint to fuzz among {sorted(api)}"
     # The endpoints with the most cases first, so the slowest one does not start last.
     order = sorted(targets.items(), key=lambda item: -len(item[1]["parameters"]))
-    with _allow_nan_in_requests(), ThreadPoolExecutor(WORKERS) as pool:
-        results = pool.map(lambda item: _sweep_endpoint(server, *item, image), order)
-        outcomes = [o for per_endpoint in results for o in per_endpoint]
+    try:
+        with _allow_nan_in_requests(), ThreadPoolExecutor(WORKERS) as pool:
+            results = pool.map(lambda item: _sweep_endpoint(server, *item, image), order)
+            outcomes = [o for per_endpoint in results for o in per_endpoint]
+    finally:
+        _close_sessions()
     bad = [o for o in outcomes if o.verdict != "ok"]
     if bad:
         pytest.fail(_report(bad) + f"\n({len(outcomes)} cases on {len(targets)} endpoints)",
                     pytrace=False)
+
+
+def test_the_cases_cover_every_bad_value_kind_and_parameter():
+    def param(name, component, type_):
+        return {"parameter_name": name, "component": component, "type": {"type": type_}}
+
+    ints = [param(f"n{i}", "Number", "integer") for i in range(14)]  # more than bad numbers
+    endpoint = {"parameters": [*ints, param("x", "Number", "number"),
+                               param("a", "Checkbox", "boolean"),
+                               param("b", "Checkbox", "boolean"),
+                               param("img", "Image", "string")]}
+    picked = cases("/e", endpoint, every=False)
+    pairs = {(p["parameter_name"], kind) for p, kind, _ in picked}
+    assert len(pairs) == len(picked)  # no case twice
+    for params, bad in ((ints, BAD_NUMBERS), ([endpoint["parameters"][14]], BAD_NUMBERS),
+                        (endpoint["parameters"][15:17], BAD_BOOLS)):
+        names = {p["parameter_name"] for p in params}
+        assert {k for n, k in pairs if n in names} == {k for k, _ in bad}  # every bad value
+        assert {n for n, _ in pairs} >= names  # every parameter
+    assert len(picked) == 14 + 12 + 3  # not 14 × 12 + 12 + 2 × 3
+    assert len(cases("/e", endpoint, every=True)) == 15 * 12 + 2 * 3
+    beta = {"parameters": [param("beta_start", "Number", "number"),
+                           param("beta_end", "Number", "number")]}
+    assert len(cases("/schedules_plot", beta, every=False)) == 2 * 12  # EVERY_VALUE
 
 
 def test_internal_follow_up_endpoints_are_not_public(server):

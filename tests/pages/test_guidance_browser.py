@@ -22,22 +22,29 @@ if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
 
-def _open(browser, server, tab):
-    pg = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+@pytest.fixture(scope="module")
+def page(browser, server):
+    """One session for both tests (tab 3's and tab 4's guidance views are apart)."""
+    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
+    pg = ctx.new_page()
     pg.goto(server)
     pg.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
     pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
-    pg.get_by_role("tab", name=tab).first.click()
-    pg.wait_for_timeout(400)
-    return pg
+    yield pg
+    ctx.close()
+
+
+def _tab(page, tab):
+    page.get_by_role("tab", name=tab).first.click()
+    page.wait_for_timeout(400)
 
 
 def _guide_text(page) -> str:
     return page.evaluate("document.body.innerText")
 
 
-def test_2d_guidance_trains_with_labels_and_follows_the_scale_live(browser, server):
-    page = _open(browser, server, "3 · 2D toy trainer")
+def test_2d_guidance_trains_with_labels_and_follows_the_scale_live(page):
+    _tab(page, "3 · 2D toy trainer")
     page.get_by_label("Train with class labels (for guidance)").check()
     page.get_by_role("button", name="▶ Train").click()
     page.get_by_text("Done: step", exact=False).first.wait_for(timeout=90_000)
@@ -46,8 +53,10 @@ def test_2d_guidance_trains_with_labels_and_follows_the_scale_live(browser, serv
     page.wait_for_function("document.body.innerText.includes('s = 2')", timeout=30_000)
     slider = page.get_by_label(re.compile("range slider for guidance scale s")).first
     slider.focus()
-    for _ in range(30):  # s 2 → 5 with the arrow key (step 0.1): no mouse release at all
-        slider.press("ArrowRight")
+    # s 2 → 5 by keys: no mouse release at all. PageUp moves a range input by a tenth of its
+    # range (0–10 here), so three presses; 30 presses of ArrowRight (step 0.1) took ~40 s.
+    for _ in range(3):
+        slider.press("PageUp")
     page.wait_for_function("document.body.innerText.includes('s = 5')", timeout=30_000)
     page.wait_for_timeout(600)
     text = _guide_text(page)
@@ -61,11 +70,10 @@ def test_2d_guidance_trains_with_labels_and_follows_the_scale_live(browser, serv
     page.wait_for_timeout(1500)
     page.get_by_role("button", name="Trade-off curve").scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "browser_3_guidance_curve.png"))
-    page.context.close()
 
 
-def test_digit_grid_and_curve_draw_for_the_conditional_model(browser, server):
-    page = _open(browser, server, "4 · Image sampler")
+def test_digit_grid_and_curve_draw_for_the_conditional_model(page):
+    _tab(page, "4 · Image sampler")
     model = page.get_by_label("Pretrained model").first
     model.click()
     page.get_by_role("option", name=re.compile("^digits_cond")).first.click()
@@ -86,4 +94,3 @@ def test_digit_grid_and_curve_draw_for_the_conditional_model(browser, server):
     page.get_by_text("read as requested", exact=False).last.scroll_into_view_if_needed()
     page.wait_for_timeout(400)
     page.screenshot(path=str(ARTIFACTS / "browser_4_guidance_curve.png"), full_page=False)
-    page.context.close()

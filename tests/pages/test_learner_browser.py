@@ -45,17 +45,23 @@ HOVER_FRAME_JS = """async (k) => {
 }"""
 
 
-def _open(browser, server, tab):
+@pytest.fixture(scope="module")
+def page(browser, server):
+    """One session for the tests below (each works in its own tab; opening a page of the app
+    costs 5–8 s on a busy machine)."""
     ctx = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
     pg = ctx.new_page()
     pg.goto(server)
     pg.get_by_role("tab", name="1 · Noise schedules").first.click()  # past "Start here"
     pg.wait_for_selector(".js-plotly-plot", timeout=60_000)
     pg.wait_for_timeout(800)
-    if tab:
-        pg.get_by_role("tab", name=tab).first.click()
-        pg.wait_for_timeout(600)
-    return pg
+    yield pg
+    ctx.close()
+
+
+def _tab(page, tab):
+    page.get_by_role("tab", name=tab).first.click()
+    page.wait_for_timeout(600)
 
 
 def _download(page, button) -> str:
@@ -64,9 +70,9 @@ def _download(page, button) -> str:
     return info.value.suggested_filename
 
 
-def test_tabs_1_and_2_hover_csv_upload_note_and_table(browser, server):
-    page = _open(browser, server, None)
-    plot = page.locator(".js-plotly-plot").first
+def test_tabs_1_and_2_hover_csv_upload_note_and_table(page):
+    _tab(page, "1 · Noise schedules")
+    plot = page.locator(".js-plotly-plot").filter(visible=True).first
     box = plot.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
     page.wait_for_function(f"({HOVER_TEXT}).length > 0", timeout=10_000)
@@ -94,11 +100,10 @@ def test_tabs_1_and_2_hover_csv_upload_note_and_table(browser, server):
                             "h.textContent.trim())")
     assert "quantity" in headers and all(headers), headers
     page.screenshot(path=str(ARTIFACTS / "learner_2_upload.png"))
-    page.context.close()
 
 
-def test_toy_ddim_default_lands_on_the_data_and_csv_downloads(browser, server):
-    page = _open(browser, server, "3 · 2D toy trainer")
+def test_toy_ddim_default_lands_on_the_data_and_csv_downloads(page):
+    _tab(page, "3 · 2D toy trainer")
     page.get_by_role("button", name="▶ Train").click()
     page.get_by_text("Done: step", exact=False).first.wait_for(timeout=90_000)
     assert "in this one press" in page.evaluate("document.body.innerText")
@@ -131,11 +136,10 @@ def test_toy_ddim_default_lands_on_the_data_and_csv_downloads(browser, server):
     page.mouse.move(5, 5)
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "learner_3_forward.png"))
-    page.context.close()
 
 
-def test_image_replay_downloads_after_stop_and_plain_card(browser, server):
-    page = _open(browser, server, "4 · Image sampler")
+def test_image_replay_downloads_after_stop_and_plain_card(page):
+    _tab(page, "4 · Image sampler")
     page.get_by_role("button", name="▶ Sample").click()
     # a default digits run is over in well under a second: it replays by itself (on a loaded
     # machine it may take longer than INSTANT_S; then ▶ Replay plays the same frames)
@@ -179,4 +183,3 @@ def test_image_replay_downloads_after_stop_and_plain_card(browser, server):
     lines = cell.evaluate("td => { const r = document.createRange(); "
                           "r.selectNodeContents(td); return r.getClientRects().length; }")
     assert lines == 1  # "architecture" on one line, not "archite / cture"
-    page.context.close()

@@ -32,6 +32,7 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 TAB3 = re.compile(r"^3 · ")
+STEPS = 100  # per ▶ Train (the preset's 300 took 9 s a press here; the field's shape is moot)
 FIELD = "document.querySelector('#dl-toy-field .js-plotly-plot')"
 SLIDER = "#dl-toy-field-t input[type=range]"
 # The server's figure on screen: its t and key (null while the fast path's drawing is newer).
@@ -75,10 +76,11 @@ WATCH_INPUT = f"""() => {{
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    """Tab 3's Vector field sub-tab of one session, the preset trained once, its table kept."""
-    ctx, pg = trained_toy_page(browser, server)
+    """Tab 3's Vector field sub-tab of one session, the preset trained once (for STEPS steps),
+    its table kept."""
+    ctx, pg = trained_toy_page(browser, server, STEPS)
     pg.get_by_role("tab", name="Vector field", exact=True).first.click()
-    _wait_table(pg, ":300")
+    _wait_table(pg, f":{STEPS}")
     yield pg
     ctx.close()
 
@@ -222,7 +224,7 @@ def test_train_drops_the_table_at_once_and_the_run_sends_a_new_one(page):
     page.get_by_role("button", name="▶ Train").click()
     # dropped in the click's own browser-side event, long before the run ends
     page.wait_for_function("window.__dlToyField.table === null", timeout=1_000)
-    _wait_table(page, ":600", timeout=90_000)  # the run's end (600 steps in all), its table
+    _wait_table(page, f":{2 * STEPS}", timeout=90_000)  # the run's end (2 presses), its table
     new = page.evaluate("window.__dlToyField.table.key")
     assert new != old and new.split(":")[0] == old.split(":")[0]  # same session, new weights
     # and the new table draws the new weights: the fast field is the server's again

@@ -26,6 +26,7 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 TAB3 = re.compile(r"^3 · ")
+STEPS = 100  # ▶ Train's steps (the preset's 300 took 9 s here; these views need a model only)
 FIELD = "document.querySelector('#dl-toy-field .js-plotly-plot')"
 TITLE = f"(() => {{ const g = {FIELD}; return g && g.layout.title.text; }})()"
 SLIDER = 'input[type=range][aria-label="range slider for t"]'
@@ -37,29 +38,32 @@ SHOW_PLOT = """(text) => [...document.querySelectorAll('.js-plotly-plot')].find(
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    """Tab 3 of one session with the preset trained once (the tests below share it)."""
-    ctx, pg = trained_toy_page(browser, server)
+    """Tab 3 of one session with the preset trained once for STEPS steps (the tests below
+    share it)."""
+    ctx, pg = trained_toy_page(browser, server, STEPS)
     yield pg
     ctx.close()
 
 
 def _wait_title(page, pattern: str, timeout: int = 15_000) -> str:
-    page.wait_for_function(f"(() => {{ const t = {TITLE}; return !!t && new RegExp("
-                           f"{pattern!r}).test(t); }})()", timeout=timeout)
-    return page.evaluate(TITLE)
+    """The field's title once it matches ``pattern`` (the title seen then: the plot may be
+    drawn anew, title-less for a moment, before a second read)."""
+    return page.wait_for_function(f"(() => {{ const t = {TITLE}; return !!t && new RegExp("
+                                  f"{pattern!r}).test(t) && t; }})()",
+                                  timeout=timeout).json_value()
 
 
 def test_training_leaves_the_live_field_and_samples_beside_the_loss(page):
-    # the final preview: the trained model at the middle t (T = 200: t = 100), step 300
+    # the final preview: the trained model at the middle t (T = 200: t = 100), step STEPS
     page.wait_for_function(
-        "[...document.querySelectorAll('.js-plotly-plot')].filter(g => g.offsetParent !== "
-        "null && g.layout && g.layout.title && /step 300/.test(g.layout.title.text))"
-        ".length == 2", timeout=30_000)
+        "(s) => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.offsetParent "
+        "!== null && g.layout && g.layout.title && (g.layout.title.text || '').endsWith("
+        "'step ' + s)).length == 2", arg=STEPS, timeout=30_000)
     titles = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].filter(g => "
                            "g.offsetParent !== null).map(g => g.layout.title && "
                            "g.layout.title.text)")
-    assert "field at t = 100, step 300" in titles
-    assert "300 samples (DDIM 20), step 300" in titles
+    assert f"field at t = 100, step {STEPS}" in titles
+    assert f"300 samples (DDIM 20), step {STEPS}" in titles
     page.evaluate(SHOW_PLOT, "samples (DDIM 20)")
     page.mouse.move(5, 5)
     page.wait_for_timeout(300)
