@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from diffusion_core.schedule.config import BUILTIN_KINDS, TERMINAL_SIGNAL_WARN, ScheduleConfig
-from pages import common, links, sessions
+from pages import common, layout, links, sessions
 from pages.widgets import inputs as ui
 
 if TYPE_CHECKING:
@@ -332,7 +332,8 @@ T_ELEM_ID = "dl-schedules-T"
 # settings the server wrote into the figure's layout.meta, keeps the same steps as
 # kept_steps() and restyles the existing plot. Gradio's own round trip (a Plotly redraw of the
 # server's figure, the health table, the shared schedule) follows ~0.3–1 s later and replaces
-# it: the server stays the source of truth. Anything unusual (a kind the scaling would refuse
+# it: the server stays the source of truth (Gradio hears the slider once the redraw is on
+# screen: assets/paint_first.js). Anything unusual (a kind the scaling would refuse
 # at this T, a T out of range, no plot yet) leaves the redraw to the server.
 FAST_JS = f"""
 () => {{
@@ -431,11 +432,12 @@ FAST_JS = f"""
     window.Plotly.restyle(gd, {{x: curves[0], y: curves[1]}});
     return 'restyle';
   }};
+  const paintFirst = {layout.paint_first_js()};
   document.addEventListener('input', (ev) => {{
     const el = ev.target;
-    if (!el || el.tagName !== 'INPUT' || !el.closest('#{T_ELEM_ID}')) return;
+    if (!el || el.tagName !== 'INPUT' || !el.closest('#{T_ELEM_ID}') || el.__dlReplay) return;
     try {{
-      window.__dlSchedulesFastDraw(Number(el.value));
+      if (window.__dlSchedulesFastDraw(Number(el.value))) paintFirst(ev, el);
     }} catch (e) {{ console.warn('schedules fast path:', e); }}
   }}, true);
   return [];

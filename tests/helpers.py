@@ -105,3 +105,29 @@ def trained_toy_page(browser, url: str, steps: int | None = None):
     done = "Done: step" if steps is None else f"Done: step {steps} / {steps}"
     page.get_by_text(done, exact=False).first.wait_for(timeout=90_000)
     return ctx, page
+
+
+# A drag in one task: the slider takes each value with an `input` event, as a fast drag does.
+# Returns what the page shows right after (``probe``: a JS expression, read synchronously) and
+# the values that reached the bubble phase on document within ``wait_ms`` — where Gradio hears
+# them. With assets/paint_first.js: one, the last value, after the drawing.
+_DRAG_JS = """([sel, values, probe, waitMs]) => new Promise((done) => {
+  const el = document.querySelector(sel), heard = [];
+  const hear = (ev) => { if (ev.target === el) heard.push(Number(el.value)); };
+  document.addEventListener('input', hear);
+  for (const v of values) {
+    el.value = String(v);
+    el.dispatchEvent(new Event('input', {bubbles: true}));
+  }
+  const shown = (0, eval)(probe);
+  const early = heard.length;  // heard during the drag itself
+  setTimeout(() => { document.removeEventListener('input', hear);
+                     done({shown, early, heard}); }, waitMs);
+})"""
+
+
+def drag_in_one_task(page, slider: str, values, probe: str = "null", wait_ms: int = 400
+                     ) -> dict:
+    """``{"shown": probe's value right after the drag, "early": events Gradio heard during
+    it, "heard": the values it heard within wait_ms}`` (see ``_DRAG_JS``)."""
+    return page.evaluate(_DRAG_JS, [slider, list(values), probe, wait_ms])

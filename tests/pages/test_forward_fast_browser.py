@@ -26,7 +26,7 @@ from diffusion_core.schedule import ScheduleConfig
 from diffusion_core.workflows import forward_demo
 from pages import forward as ft
 from pages.forward import fast
-from tests.helpers import ARTIFACTS, CHROMIUM
+from tests.helpers import ARTIFACTS, CHROMIUM, drag_in_one_task
 
 pytestmark = pytest.mark.browser
 
@@ -196,23 +196,11 @@ def test_gradio_hears_the_slider_after_the_drawing_once_a_frame(desktop):
     Gradio gets one input event, frames later, with the slider's last value, however many
     came in between (a drag); its round trip still brings the server's frame for that t."""
     page = desktop
-    got = page.evaluate("""(sel) => new Promise((done) => {
-      const el = document.querySelector(sel), seen = [];
-      const hear = (ev) => { if (ev.target === el) seen.push([Number(el.value),
-                                                             performance.now()]); };
-      document.addEventListener('input', hear);  // bubble phase: where Gradio listens
-      const src = () => document.querySelector('#dl-forward-xt img').getAttribute('src');
-      const before = src(), t0 = performance.now();
-      for (const v of [300, 301, 302, 303, 304]) {  // one task: five steps of a drag
-        el.value = String(v);
-        el.dispatchEvent(new Event('input', {bubbles: true}));
-      }
-      const drawn = src() !== before && src().startsWith('data:');  // drawn in the event
-      setTimeout(() => { document.removeEventListener('input', hear);
-                         done({drawn, seen: seen.map(([v, t]) => [v, t - t0])}); }, 400);
-    })""", SLIDER)
-    assert got["drawn"], "the picture was not drawn during the input event"
-    assert [v for v, _ in got["seen"]] == [304], got["seen"]  # one event, the last value
+    before = page.evaluate("document.querySelector('#dl-forward-xt img').getAttribute('src')")
+    got = drag_in_one_task(page, SLIDER, [300, 301, 302, 303, 304],
+                           "document.querySelector('#dl-forward-xt img').getAttribute('src')")
+    assert got["shown"] != before and got["shown"].startswith("data:")  # drawn in the event
+    assert got["early"] == 0 and got["heard"] == [304], got  # then one event, the last value
     page.get_by_text("at t = 304 (of 0…999)", exact=False).first.wait_for(timeout=WAIT_MS)
     page.wait_for_function(f"!document.querySelector('#{fast.IMAGE_ELEM_IDS['x_t']} img').src"
                            ".startsWith('data:')", timeout=WAIT_MS)  # the server's own PNG

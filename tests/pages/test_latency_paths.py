@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 
 from diffusion_core.schedule import BUILTIN_KINDS, NoiseSchedule, ScheduleConfig  # noqa: E402
 from pages import schedules  # noqa: E402
-from tests.helpers import ARTIFACTS, CHROMIUM  # noqa: E402
+from tests.helpers import ARTIFACTS, CHROMIUM, drag_in_one_task  # noqa: E402
 
 ALL = list(BUILTIN_KINDS)
 BUFFERS = ("betas", "alphas_cumprod", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
@@ -159,4 +159,23 @@ def test_a_key_press_redraws_at_once_and_the_server_draws_the_same(browser, serv
     # 3. A big jump (Home: T → its minimum) moves the axes: a Plotly restyle, still at once.
     assert page.evaluate("window.__dlSchedulesFastDraw(10)") == "restyle"
     assert page.evaluate(f"document.querySelector('{PLOT}')._fullData[0].x.length") == 10
+    page.context.close()
+
+
+@browser_only
+@pytest.mark.browser
+def test_gradio_hears_t_once_after_the_redraw_and_the_server_follows(browser, server):
+    """Paint first (assets/paint_first.js): a drag's steps redraw the lines inside their input
+    events; Gradio hears one event, after the frame, with the last T; the server's figure
+    for that T follows."""
+    page = _open(browser, f"{server}?tab=schedules")
+    page.evaluate(f"document.querySelector('{PLOT}').data[0].__dlOld = true")  # (a restyle
+    # keeps the trace object; the server's figure brings new ones)
+    got = drag_in_one_task(page, "#dl-schedules-T input[type=range]", [700, 650, 600],
+                           f"document.querySelector('{PLOT}')._fullData[0].x.length")
+    assert got["shown"] == 600, got  # drawn for the last T before Gradio heard anything
+    assert got["early"] == 0 and got["heard"] == [600], got
+    page.wait_for_function(f"(() => {{ const g = document.querySelector('{PLOT}'); "
+                           "return !g.data[0].__dlOld && g._fullData[0].x.length === 600; })()",
+                           timeout=WAIT_MS)  # the server's figure for T = 600
     page.context.close()

@@ -23,7 +23,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.helpers import ARTIFACTS, CHROMIUM, trained_toy_page
+from tests.helpers import ARTIFACTS, CHROMIUM, drag_in_one_task, trained_toy_page
 
 pytestmark = pytest.mark.browser
 
@@ -217,6 +217,16 @@ def test_screenshots_of_the_fast_and_the_servers_field(page):
     assert page.evaluate(f"(() => {{ document.querySelector({SLIDER!r}).value = 152; "
                          "return window.__dlToyField.draw(152); })()") == "svg"
     page.locator("#dl-toy-field").screenshot(path=str(ARTIFACTS / "toy_fast_3_svg.png"))
+
+
+def test_gradio_hears_the_field_t_once_after_the_drawing(page):
+    """Paint first (assets/paint_first.js): a drag's steps draw the field inside their input
+    events; Gradio hears one event, after the frame, with the last t; the server's figure for
+    that t follows."""
+    got = drag_in_one_task(page, SLIDER, [120, 121, 122], f"{FIELD}.__dlFastT")
+    assert got["shown"] == 122, got  # drawn for the last t before Gradio heard anything
+    assert got["early"] == 0 and got["heard"] == [122], got
+    _server_figure(page, 122)
 
 
 def test_train_drops_the_table_at_once_and_the_run_sends_a_new_one(page):
