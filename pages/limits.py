@@ -12,7 +12,7 @@ variable                           default  what it bounds
                                             the model; press ▶ Train to continue)
 ``DIFFUSION_LAB_TRAIN_STEPS``      20000    training steps of one ▶ Train press
 ``DIFFUSION_LAB_SAMPLE_SECONDS``   60       wall time of one sampling run (2D or images)
-``DIFFUSION_LAB_TRAIN_SLOTS``      2        training jobs running at once (all users); more wait
+``DIFFUSION_LAB_TRAIN_SLOTS``      6        training jobs running at once (all users); more wait
 ``DIFFUSION_LAB_SAMPLE_SLOTS``     2        sampling jobs running at once (all users)
 ``DIFFUSION_LAB_STATE_TTL_S``      10800    a session's models and frames are freed this long
                                             after their last change
@@ -27,7 +27,7 @@ variable                           default  what it bounds
 ``DIFFUSION_LAB_TURN_S``           3        a run that computed this long (CPU s) stops at its
                                             next step while others wait for a slot
                                             (:func:`pages.jobs.turn_over`)
-``DIFFUSION_LAB_WORKER_MB``        400      a worker process idle for 30 s holding more
+``DIFFUSION_LAB_WORKER_MB``        300      a worker process idle for 30 s holding more
                                             memory than this is replaced by a fresh one
                                             (:meth:`~diffusion_core.workflows.remote.WorkerPool.recycle`)
 =================================  =======  ======================================================
@@ -56,7 +56,7 @@ class Limits:
     train_seconds: float = 60.0
     train_steps: int = 20_000
     sample_seconds: float = 60.0
-    train_slots: int = 2
+    train_slots: int = 6
     sample_slots: int = 2
     state_ttl_s: int = 10800
     session_idle_s: int = 1800
@@ -66,7 +66,7 @@ class Limits:
     cache_minutes: float = 30.0
     long_after_s: float = 3.0
     turn_s: float = 3.0
-    worker_mb: float = 400.0
+    worker_mb: float = 300.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
