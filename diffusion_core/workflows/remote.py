@@ -71,8 +71,9 @@ def _add_remote_cpu(seconds: float) -> None:
 # ---------------------------------------------------------------------------------------------
 # The wire: pickle with tensors as raw bytes, read back by an allow-list
 # ---------------------------------------------------------------------------------------------
-# Plain pickle would write each tensor as a nested torch.save blob and read it back with
-# torch.load(weights_only=False) — a full unpickler inside ours, and a zip round trip per tensor.
+# Plain pickle would write each tensor as a nested torch.save blob and read it back with torch's
+# loader, weights-only checks off (torch.storage._load_from_bytes): a full unpickler inside
+# ours, and a zip round trip per tensor.
 # Here a tensor travels as its raw bytes, dtype, shape and layout; and the reader resolves only
 # what a job needs (:class:`_Reader`): our own classes and the functions marked
 # :func:`travels`, torch's modules, optimisers and parameter rebuild, numpy's array rebuild, and
