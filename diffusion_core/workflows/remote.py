@@ -299,7 +299,7 @@ def serve(fd: int, threads: int = 1, nice: int = 0) -> None:
 def _give_memory_back() -> None:
     """Return the freed heap to the system after a job. Without it a worker's memory stays at
     its largest job's high-water mark (glibc keeps freed blocks: +200 MB after one run of the
-    biggest 2D model, measured), and four workers hold that for ever."""
+    biggest 2D model, measured), and every worker would hold that for ever."""
     import gc
 
     gc.collect()
@@ -445,11 +445,11 @@ class WorkerPool:
         and the heap is trimmed (:func:`_give_memory_back`): torch's and oneDNN's caches and
         glibc's fragments. Measured (one worker, each job type three times): ≈ 200 MB fresh,
         315–460 MB after 2D jobs, 640 MB after training 16×16 digits, the same again in the
-        next rounds. So after a class leaves, four workers would hold ≈ 0.5 GB more than
-        at start for ever; recycled, they hold what fresh ones do. Only idle workers are
-        replaced (a busy class never waits for a new one), and each replacement is ready
-        (torch imported, optimiser warm) before it joins the pool; until then its slot is
-        taken, as if lent.
+        next rounds. So after a class leaves, the workers would hold that for ever (+607 MB
+        over the start in a soak with four of them); recycled, they hold what fresh ones do.
+        Only idle workers are replaced (a busy class never waits for a new one), and each
+        replacement is ready (torch imported, optimiser warm) before it joins the pool; until
+        then its slot is taken, as if lent.
         """
         now = time.monotonic()
         with self._cond:
