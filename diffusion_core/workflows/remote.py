@@ -105,6 +105,7 @@ def travels(fn):
     return fn
 
 
+@travels
 def _tensor(raw: bytes, dtype: str, shape: tuple, stride: tuple, order: tuple,
             requires_grad: bool):
     """A tensor from :func:`_reduce_tensor`'s parts: a fresh tensor with the sender's
@@ -119,9 +120,6 @@ def _tensor(raw: bytes, dtype: str, shape: tuple, stride: tuple, order: tuple,
         x.permute(order).view(-1).view(torch.uint8).copy_(
             torch.frombuffer(bytearray(raw), dtype=torch.uint8))
     return x.requires_grad_(True) if requires_grad else x
-
-
-_tensor.__dl_travels__ = True
 
 
 def _reduce_tensor(t):
