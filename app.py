@@ -183,11 +183,11 @@ def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
     lim = limits.ACTIVE
     sessions.clear_outputs()
     sessions.limit_arenas()
-    # 2D training and sampling run in worker processes (one per training or sampling slot),
-    # not in the server's threads: beside busy threads, Python's lock slowed training ~100×
+    # Heavy jobs run in a few worker processes, several jobs each, not in the server's
+    # threads: beside busy threads, Python's lock slowed training ~100×
     # (diffusion_core/workflows/remote.py).
-    pool = WorkerPool(lim.train_slots + lim.sample_slots, threads=threads_per_job(),
-                      nice=WORKER_NICE)
+    pool = WorkerPool(lim.workers, threads=threads_per_job(), nice=WORKER_NICE,
+                      runs_per_worker=lim.runs_per_worker)
     pool.start()
     jobs.set_pool(pool)
     demo.queue(default_concurrency_limit=2)

@@ -12,8 +12,11 @@ variable                           default  what it bounds
                                             the model; press ▶ Train to continue)
 ``DIFFUSION_LAB_TRAIN_STEPS``      20000    training steps of one ▶ Train press
 ``DIFFUSION_LAB_SAMPLE_SECONDS``   60       wall time of one sampling run (2D or images)
-``DIFFUSION_LAB_TRAIN_SLOTS``      6        training jobs running at once (all users); more wait
-``DIFFUSION_LAB_SAMPLE_SLOTS``     2        sampling jobs running at once (all users)
+``DIFFUSION_LAB_TRAIN_SLOTS``      24       training jobs running at once (all users); more wait
+``DIFFUSION_LAB_SAMPLE_SLOTS``     6        sampling jobs running at once (all users)
+``DIFFUSION_LAB_WORKERS``          4        worker processes computing those jobs; the jobs in
+                                            one worker take turns, a report each
+                                            (:class:`~diffusion_core.workflows.remote.WorkerPool`)
 ``DIFFUSION_LAB_STATE_TTL_S``      10800    a session's models and frames are freed this long
                                             after their last change
 ``DIFFUSION_LAB_SESSION_IDLE_S``   1800     a session unused this long is dropped entirely
@@ -56,8 +59,9 @@ class Limits:
     train_seconds: float = 60.0
     train_steps: int = 20_000
     sample_seconds: float = 60.0
-    train_slots: int = 6
-    sample_slots: int = 2
+    train_slots: int = 24
+    sample_slots: int = 6
+    workers: int = 4
     state_ttl_s: int = 10800
     session_idle_s: int = 1800
     max_sessions: int = 200
@@ -100,6 +104,11 @@ class Limits:
     def sampling_budget(self) -> Budget:
         """The cap of one sampling run (its steps are bounded by the model's T)."""
         return Budget(max_seconds=self.sample_seconds)
+
+    @property
+    def runs_per_worker(self) -> int:
+        """Jobs one worker process holds at once, so that every slot has a place."""
+        return -(-(self.train_slots + self.sample_slots) // self.workers)
 
     @property
     def max_upload_bytes(self) -> int:

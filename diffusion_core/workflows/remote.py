@@ -8,9 +8,10 @@ alone, 97 s beside a thread running Python, 0.18 s in a worker process. So the s
 worker processes, each with its own interpreter and one torch thread.
 
 How. A :class:`WorkerPool` keeps up to ``size`` worker processes (started on first use, or at
-once with :meth:`WorkerPool.start`). :meth:`WorkerPool.train` sends a copy of a
-:class:`~diffusion_core.training.Trainer` (model, optimiser, EMA, generator, data) to a free
-worker and returns a :class:`RemoteRun`: an iterator of the trainer's
+once with :meth:`WorkerPool.start`), each holding up to ``runs_per_worker`` runs that take turns
+a report at a time. :meth:`WorkerPool.train` sends a copy of a
+:class:`~diffusion_core.training.Trainer` (model, optimiser, EMA, generator, data) to an idle
+worker, or the least loaded one, and returns a :class:`RemoteRun`: an iterator of the trainer's
 :class:`~diffusion_core.training.TrainProgress` reports, computed in the worker **only when
 asked** — one report per ``next()``, as a local ``Trainer.run`` would give them — so the caller
 keeps pacing, budgets and turns exactly as before (``pages/jobs.py``). The caller's own trainer
@@ -19,8 +20,9 @@ back when the run ends, however it ends: done, closed (■ Stop), or diverged (t
 weights). The result is bit-identical to training locally (``tests/core/test_remote.py``).
 :meth:`WorkerPool.iterate` does the same for any iterable object (a sampling run): its items
 one ``next()`` at a time, and the attributes it names back when it ends.
-If a worker dies (killed, out of memory), the run raises :class:`WorkerLost` and the caller's
-trainer keeps the state it had before the run; the pool starts a new worker for the next job.
+If a worker dies (killed, out of memory), each of its runs raises :class:`WorkerLost` and each
+caller's trainer keeps the state it had before its run; the pool starts a new worker for the
+next job. One run's own failure (it diverges, its item cannot travel) ends that run only.
 
 The two ends are this program's own processes, over a private socket pair; nothing read from a
 file or sent by a visitor is ever in a message. Even so a message is read by an allow-list
@@ -230,15 +232,21 @@ the whole machine (priorities only order who waits)."""
 def serve(fd: int, threads: int = 1, nice: int = 0) -> None:
     """A worker's loop on socket ``fd`` (the child end of :class:`_Worker`'s pair).
 
-    Messages (caller → worker ⇒ answer, each answer ``(kind, payload, cpu_s)``):
-    ``("start", obj, method, args, mirror, returns)`` ⇒ ``("ok", None)``: iterate
-    ``obj.method(*args)``; ``("next",)`` ⇒ ``("item", (item, {name: obj.name for name in
+    A worker holds several runs at once, each under the job id ``j`` the caller gave it, and
+    computes one message at a time: runs in one worker take turns, a report each (see
+    :class:`WorkerPool`). Messages (caller → worker ⇒ answer, each answer
+    ``(kind, payload, cpu_s)``):
+    ``("start", j, obj, method, args, mirror, returns)`` ⇒ ``("ok", None)``: iterate
+    ``obj.method(*args)``; ``("next", j)`` ⇒ ``("item", (item, {name: obj.name for name in
     mirror}))``, or at the end ``("end", back)``, or ``("error", (exception, back))``;
-    ``("close",)`` ⇒ ``("closed", back)`` (the iterator closed first);
-    ``("call", fn, args)`` ⇒ ``("called", fn(obj, *args))`` (the run does not advance);
+    ``("close", j)`` ⇒ ``("closed", back)`` (the iterator closed first);
+    ``("call", j, fn, args)`` ⇒ ``("called", fn(obj, *args))`` (the run does not advance);
     ``("ping",)`` ⇒ ``("pong", None)`` (the worker is ready: torch imported, optimiser warm).
     ``back`` is ``obj`` itself when ``returns`` is None, else
-    ``{name: obj.name for name in returns}``.
+    ``{name: obj.name for name in returns}``. A run that ended (end, error, closed) is
+    forgotten; when the last one has, the worker gives its memory back. A failure that is
+    one run's (it does not start, its answer does not travel) is that run's error; the
+    other runs go on.
     """
     if nice:
         with contextlib.suppress(OSError, AttributeError):  # not Unix: the same priority
@@ -250,48 +258,89 @@ def serve(fd: int, threads: int = 1, nice: int = 0) -> None:
 
     warm_optimizer()
     conn = Connection(fd)
-    obj = it = None
-    mirror: tuple[str, ...] = ()
-    returns: tuple[str, ...] | None = None
-
-    def back():
-        return obj if returns is None else {name: getattr(obj, name) for name in returns}
-
+    runs: dict[int, _Run] = {}
+    trimmed = time.monotonic()
     while True:
         try:
-            message = _recv(conn)
+            data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the server went away
         c0 = time.process_time()
-        kind, payload = "ok", None
-        if message[0] == "start":
-            obj, method, args, mirror, returns = message[1:]
-            it = iter(getattr(obj, method)(*args))
-        elif message[0] == "next":
-            try:
-                item = next(it)
-                kind, payload = "item", (item, {name: getattr(obj, name) for name in mirror})
-            except StopIteration:
-                kind, payload = "end", back()
-            except Exception as e:  # noqa: BLE001 — sent back and raised in the caller
-                kind, payload = "error", (_picklable(e), back())
-        elif message[0] == "close":
-            close = getattr(it, "close", None)
-            if close is not None:
-                close()
-            kind, payload = "closed", back()
-        elif message[0] == "ping":
-            kind = "pong"
-        elif message[0] == "call":
-            try:
-                fn, args = message[1:]
-                kind, payload = "called", fn(obj, *args)
-            except Exception as e:  # noqa: BLE001 — sent back and raised in the caller
-                kind, payload = "error", (_picklable(e), None)
-        _send(conn, (kind, payload, time.process_time() - c0))
-        if kind in ("end", "error", "closed") and message[0] not in ("call", "ping"):
-            obj = it = payload = None
-            _give_memory_back()
+        try:
+            message = ("unread",)  # until read: a message the allow-list refuses is an error
+            message = loads(data)  # our own process's message, read by the allow-list
+            kind, payload = _answer(runs, message)
+        except Exception as e:  # noqa: BLE001 — this run's failure, raised in its caller
+            kind, payload = "error", (_picklable(e), None)
+            if message[0] == "start":
+                runs.pop(message[1], None)
+        try:
+            data = dumps((kind, payload, time.process_time() - c0))
+        except Exception as e:  # noqa: BLE001 — an item that cannot travel ends its run
+            kind, payload = "error", None
+            if message[0] in ("start", "next", "close"):
+                run = runs.pop(message[1], None)
+                if run is not None:
+                    run.close()
+            data = dumps((kind, (_picklable(e), None), time.process_time() - c0))
+        conn.send_bytes(data)
+        if kind in ("end", "error", "closed") and message[0] in ("start", "next", "close"):
+            runs.pop(message[1], None)
+            payload = None
+            # A busy worker may never be without a run: it trims after ends too, now and then.
+            if not runs or time.monotonic() - trimmed >= TRIM_EVERY_S:
+                _give_memory_back()
+                trimmed = time.monotonic()
+
+
+class _Run:
+    """One run in a worker: ``obj``, the iterator of ``obj.method(*args)``, and what goes back."""
+
+    def __init__(self, obj, method: str, args: tuple, mirror: tuple[str, ...],
+                 returns: tuple[str, ...] | None) -> None:
+        self.obj, self.mirror, self.returns = obj, mirror, returns
+        self.it = iter(getattr(obj, method)(*args))
+
+    def back(self):
+        obj = self.obj
+        return obj if self.returns is None else {n: getattr(obj, n) for n in self.returns}
+
+    def close(self) -> None:
+        close = getattr(self.it, "close", None)
+        if close is not None:
+            close()
+
+
+def _answer(runs: dict[int, _Run], message: tuple) -> tuple[str, Any]:
+    """The worker's answer ``(kind, payload)`` to one message (see :func:`serve`)."""
+    if message[0] == "ping":
+        return "pong", None
+    kind, job = message[0], message[1]
+    if kind == "start":
+        runs[job] = _Run(*message[2:])
+        return "ok", None
+    run = runs[job]
+    if kind == "next":
+        try:
+            item = next(run.it)
+        except StopIteration:
+            return "end", run.back()
+        except Exception as e:  # noqa: BLE001 — sent back and raised in the caller
+            return "error", (_picklable(e), run.back())
+        return "item", (item, {name: getattr(run.obj, name) for name in run.mirror})
+    if kind == "close":
+        run.close()
+        return "closed", run.back()
+    if kind == "call":
+        fn, args = message[2:]
+        return "called", fn(run.obj, *args)
+    raise ValueError(f"unknown worker message {kind!r}")
+
+
+TRIM_EVERY_S = 2.0
+"""A worker that still holds runs gives freed memory back after a run ends at most this often
+(one that holds none, after every end). Measured in the soak: without it, four workers that
+were never idle while a class worked grew by ≈ 190 MB each over five minutes."""
 
 
 def _give_memory_back() -> None:
@@ -336,13 +385,19 @@ class _Worker:
                                         env=env, cwd=str(_ROOT), stdin=subprocess.DEVNULL)
         child.close()
         self.conn = Connection(parent.detach())
+        self._lock = threading.Lock()  # one message and its answer at a time
+        self.jobs = 0  # runs lent this worker now (kept by the pool, under its lock)
+        self.last_job = 0  # the last job id given out (each run has its own)
+        self.idle_since = time.monotonic()
 
     def ask(self, *message) -> tuple[str, Any]:
         """Send ``message``, wait for the answer; ``(kind, payload)``. Adds the worker's CPU
-        seconds to this thread's :func:`thread_clock`. :class:`WorkerLost` if it died."""
+        seconds to this thread's :func:`thread_clock`. :class:`WorkerLost` if it died.
+        Thread-safe: the runs sharing this worker ask in turn."""
         try:
-            _send(self.conn, message)
-            kind, payload, cpu_s = _recv(self.conn)
+            with self._lock:
+                _send(self.conn, message)
+                kind, payload, cpu_s = _recv(self.conn)
         except (EOFError, OSError) as e:
             self.kill()
             raise WorkerLost("the worker process computing it stopped unexpectedly (out of "
@@ -374,65 +429,100 @@ class _Worker:
 
 class WorkerPool:
     """Up to ``size`` worker processes with ``threads`` torch threads each, running at ``nice``
-    (lower CPU priority than the caller's; :data:`WORKER_NICE` in the app) — see the module
-    docstring. Thread-safe; :meth:`train` waits while all of them are busy."""
+    (lower CPU priority than the caller's; :data:`WORKER_NICE` in the app), each holding up to
+    ``runs_per_worker`` runs at once — see the module docstring. Thread-safe.
 
-    def __init__(self, size: int, *, threads: int = 1, nice: int = 0) -> None:
-        if size < 1 or threads < 1 or not 0 <= nice <= 19:
-            raise ValueError(f"a worker pool needs size ≥ 1, threads ≥ 1 and nice 0…19; got "
-                             f"{size}, {threads}, {nice}")
+    A run goes to an idle worker if there is one, else to a new worker while there are fewer
+    than ``size``, else it shares the worker with the fewest runs: the runs in one worker take
+    turns a report at a time (:func:`serve`), so every run starts at once and moves, and a few
+    processes serve many runs (each process costs ≈ 290 MB, and grows to its jobs' working
+    size: fewer processes reach it sooner and hold less). :meth:`train` waits only while every
+    worker holds ``runs_per_worker`` runs.
+    """
+
+    def __init__(self, size: int, *, threads: int = 1, nice: int = 0,
+                 runs_per_worker: int = 1) -> None:
+        if size < 1 or threads < 1 or not 0 <= nice <= 19 or runs_per_worker < 1:
+            raise ValueError(f"a worker pool needs size ≥ 1, threads ≥ 1, nice 0…19 and "
+                             f"runs_per_worker ≥ 1; got {size}, {threads}, {nice}, "
+                             f"{runs_per_worker}")
         self.size, self.threads, self.nice = size, threads, nice
+        self.runs_per_worker = runs_per_worker
         self._cond = threading.Condition()
-        self._idle: list[_Worker] = []
-        self._lent: set[_Worker] = set()
-        self._count = 0  # workers alive (idle or lent)
+        self._workers: list[_Worker] = []  # alive or not yet reaped, in the order of last use
+        self._starting = 0  # workers being started (their slots are taken)
         self._closed = False
+
+    @property
+    def capacity(self) -> int:
+        """How many runs the pool computes at once (more wait)."""
+        return self.size * self.runs_per_worker
+
+    def idle_workers(self) -> list[_Worker]:
+        """The workers holding no run now."""
+        with self._cond:
+            return [w for w in self._workers if w.jobs == 0]
+
+    def busy_workers(self) -> list[_Worker]:
+        """The workers holding at least one run now."""
+        with self._cond:
+            return [w for w in self._workers if w.jobs > 0]
 
     def start(self) -> None:
         """Start every worker now (each imports torch, ≈ 1–2 s) instead of on first use."""
         with self._cond:
-            while self._count < self.size:
-                worker = _Worker(self.threads, self.nice)
-                worker.idle_since = time.monotonic()
-                self._idle.append(worker)
-                self._count += 1
+            while len(self._workers) + self._starting < self.size:
+                self._workers.append(_Worker(self.threads, self.nice))
 
-    def _acquire(self) -> _Worker:
+    def _acquire(self) -> tuple[_Worker, int]:
+        """A worker for one more run and the run's job id (see the class docstring)."""
         with self._cond:
             while True:
                 if self._closed:
                     raise RuntimeError("the worker pool is closed")
-                while self._idle:
-                    worker = self._idle.pop()
-                    if worker.alive:
-                        self._lent.add(worker)
-                        return worker
-                    worker.kill()
-                    self._count -= 1
-                if self._count < self.size:
-                    self._count += 1
-                    break
-                self._cond.wait()
+                for w in [w for w in self._workers if w.jobs == 0 and not w.alive]:
+                    self._workers.remove(w)
+                    w.kill()
+                open_ = [w for w in self._workers if w.jobs < self.runs_per_worker]
+                idle = [w for w in open_ if w.jobs == 0]
+                if idle or len(self._workers) + self._starting >= self.size:
+                    if open_:
+                        # an idle one (the last used: warm), else the least loaded
+                        worker = idle[-1] if idle else min(open_, key=lambda w: w.jobs)
+                        return self._lend(worker), worker.last_job
+                    self._cond.wait()
+                    continue
+                self._starting += 1
+                break
         try:
             worker = _Worker(self.threads, self.nice)
         except BaseException:
             with self._cond:
-                self._count -= 1
+                self._starting -= 1
                 self._cond.notify()
             raise
         with self._cond:
-            self._lent.add(worker)
+            self._starting -= 1
+            self._workers.append(worker)
+            return self._lend(worker), worker.last_job
+
+    def _lend(self, worker: _Worker) -> _Worker:
+        # under self._cond
+        worker.jobs += 1
+        worker.last_job += 1
+        self._workers.remove(worker)
+        self._workers.append(worker)  # the end: the most recently used
         return worker
 
     def _release(self, worker: _Worker) -> None:
         with self._cond:
-            self._lent.discard(worker)
-            if worker.alive and not self._closed:
+            worker.jobs -= 1
+            if worker.jobs == 0:
                 worker.idle_since = time.monotonic()
-                self._idle.append(worker)
-            else:
-                worker.kill()
-                self._count -= 1
+                if not worker.alive or self._closed:
+                    if worker in self._workers:
+                        self._workers.remove(worker)
+                    worker.kill()
             self._cond.notify()
 
     def recycle(self, max_mb: float, idle_s: float) -> int:
@@ -441,10 +531,11 @@ class WorkerPool:
 
         A worker keeps what its biggest job left behind even after the job's objects are gone
         and the heap is trimmed (:func:`_give_memory_back`): torch's and oneDNN's caches and
-        glibc's fragments. Measured (one worker, each job type three times): ≈ 200 MB fresh,
-        315–460 MB after 2D jobs, 640 MB after training 16×16 digits, the same again in the
-        next rounds. So after a class leaves, the workers would hold that for ever (+607 MB
-        over the start in a soak with four of them); recycled, they hold what fresh ones do.
+        glibc's fragments. Measured (one worker, each job type three times): ≈ 290 MB fresh
+        (211 MB of it its own, the rest shared libraries), 315–460 MB after 2D jobs, 640 MB
+        after training 16×16 digits, the same again in the next rounds. So after a class
+        leaves, the workers would hold that for ever (+607 MB over the start in a soak with
+        four of them); recycled, they hold what fresh ones do.
         Only idle workers are replaced (a busy class never waits for a new one), and each
         replacement is ready (torch imported, optimiser warm) before it joins the pool; until
         then its slot is taken, as if lent.
@@ -453,10 +544,11 @@ class WorkerPool:
         with self._cond:
             if self._closed:
                 return 0
-            old = [w for w in self._idle
-                   if now - getattr(w, "idle_since", now) >= idle_s and w.rss_mb() > max_mb]
+            old = [w for w in self._workers if w.jobs == 0
+                   and now - w.idle_since >= idle_s and w.rss_mb() > max_mb]
             for w in old:
-                self._idle.remove(w)
+                self._workers.remove(w)
+            self._starting += len(old)
         for w in old:
             w.kill()
         for _ in old:
@@ -465,23 +557,23 @@ class WorkerPool:
                 fresh.ask("ping")
             except (OSError, WorkerLost):  # could not start one: the pool is one smaller
                 with self._cond:           # until the next job starts a worker on demand
-                    self._count -= 1
+                    self._starting -= 1
                     self._cond.notify()
                 continue
             with self._cond:
+                self._starting -= 1
                 if self._closed:
-                    self._count -= 1
                     fresh.kill()
                     continue
                 fresh.idle_since = time.monotonic()
-                self._idle.insert(0, fresh)  # the front: the idle list is used last-in first
+                self._workers.insert(0, fresh)  # the front: used after the warm ones
                 self._cond.notify()
         return len(old)
 
     def pids(self) -> list[int]:
         """Process ids of the workers alive now (idle or computing), e.g. to measure memory."""
         with self._cond:
-            return [w.process.pid for w in (*self._idle, *self._lent) if w.alive]
+            return [w.process.pid for w in self._workers if w.alive]
 
     def train(self, trainer, steps: int | None = None) -> RemoteRun:
         """Train ``trainer`` for ``steps`` more steps (default its ``config.steps``) in a
@@ -496,11 +588,11 @@ class WorkerPool:
         return RemoteRun(self, obj, method, args, returns=returns)
 
     def close(self) -> None:
-        """Stop every idle worker now and every lent one when its run ends."""
+        """Stop every idle worker now and every busy one when its last run ends."""
         with self._cond:
             self._closed = True
-            idle, self._idle = self._idle, []
-            self._count -= len(idle)
+            idle = [w for w in self._workers if w.jobs == 0]
+            self._workers = [w for w in self._workers if w.jobs > 0]
             self._cond.notify_all()
         for worker in idle:
             worker.kill()
@@ -527,18 +619,23 @@ class RemoteRun(Iterator):
                  mirror: tuple[str, ...] = (), returns: tuple[str, ...] | None = None) -> None:
         self._pool, self._obj, self._returns = pool, obj, returns
         self._before = {name: getattr(obj, name) for name in mirror}  # restored if it dies
-        self._worker: _Worker | None = pool._acquire()
+        self._worker: _Worker | None
+        self._worker, self._job = pool._acquire()
         try:
-            self._worker.ask("start", obj, method, args, mirror, returns)
+            kind, payload = self._worker.ask("start", self._job, obj, method, args, mirror,
+                                             returns)
         except BaseException:
             self._finish(None)
             raise
+        if kind == "error":  # it could not start there (e.g. no such method)
+            self._finish(None)
+            raise payload[0]
 
     def __next__(self):
         if self._worker is None:
             raise StopIteration
         try:
-            kind, payload = self._worker.ask("next")
+            kind, payload = self._worker.ask("next", self._job)
         except WorkerLost:
             self._finish(None)
             raise
@@ -573,7 +670,7 @@ class RemoteRun(Iterator):
         if self._worker is None:
             return fn(self._obj, *args)
         try:
-            kind, payload = self._worker.ask("call", fn, args)
+            kind, payload = self._worker.ask("call", self._job, fn, args)
         except WorkerLost:
             self._finish(None)
             raise
@@ -590,10 +687,13 @@ class RemoteRun(Iterator):
         if self._worker is None:
             return
         try:
-            kind, back = self._worker.ask("close")
+            kind, back = self._worker.ask("close", self._job)
         except WorkerLost:
             self._finish(None)
             raise
+        if kind == "error":  # the state could not travel back: as before the run
+            self._finish(None)
+            raise back[0]
         self._finish(back)
 
     def _finish(self, back) -> None:

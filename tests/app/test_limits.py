@@ -183,8 +183,8 @@ def test_the_janitor_replaces_the_idle_worker_that_holds_the_most_memory(small_s
     url, demo = small_server
     _client(url).predict(**TRAIN, api_name="/toy_train")
     pool = jobs.server_pool()
-    assert _wait(lambda: not pool._lent), "the training worker never came back to the pool"
-    held = {w.process.pid: w.rss_mb() for w in pool._idle}
+    assert _wait(lambda: not pool.busy_workers()), "the training worker never came back to the pool"
+    held = {w.process.pid: w.rss_mb() for w in pool.idle_workers()}
     biggest = max(held, key=held.get)
     janitor = sessions.Janitor(demo, session_idle_s=3600, file_age_s=3600)
     monkeypatch.setattr(sessions, "WORKER_IDLE_S", 0.0)

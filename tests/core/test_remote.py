@@ -182,11 +182,121 @@ def test_a_full_pool_makes_the_next_run_wait(pool):
     assert started.is_set() and b.trainer.step == 10
 
 
+def test_runs_sharing_one_worker_take_turns_and_each_equals_local_training():
+    p = WorkerPool(1, runs_per_worker=2)
+    try:
+        a, b = session(), session(replace(TRAIN, seed=1))
+        run_a, run_b = a.train(40, pool=p), b.train(40, pool=p)  # (lent at their first next)
+        steps = []
+        for _ in range(4):  # interleaved, a report each
+            steps += [next(run_a).step, next(run_b).step]
+            assert len(p.pids()) == 1 and p.busy_workers()[0].jobs == 2
+        assert steps == [10, 10, 20, 20, 30, 30, 40, 40]
+        assert a.trainer.step == b.trainer.step == 40
+        run_a.close(), run_b.close()
+        la, lb = session(), session(replace(TRAIN, seed=1))
+        list(la.train(40)), list(lb.train(40))
+        same_state(la, a)
+        same_state(lb, b)
+        assert not p.busy_workers()
+    finally:
+        p.close()
+
+
+def test_a_run_goes_to_an_idle_worker_first_then_the_least_loaded():
+    p = WorkerPool(2, runs_per_worker=2)
+    try:
+        sessions_ = [session() for _ in range(4)]
+        runs = []
+        for s, load in zip(sessions_, ([1], [1, 1], [1, 2]), strict=False):
+            runs.append(s.train(20, pool=p))
+            next(runs[-1])  # lent: a second worker before sharing one
+            assert sorted(w.jobs for w in p.busy_workers()) == load
+        runs[0].close()  # its worker holds 0 or 1 runs now, the other 2 or 1: the next run
+        runs.append(sessions_[3].train(20, pool=p))  # goes to the one with fewer
+        next(runs[-1])
+        assert sorted(w.jobs for w in p.busy_workers()) == [1, 2]
+        for run in runs[1:]:
+            list(run)
+        assert [s.trainer.step for s in sessions_] == [10, 20, 20, 20]
+        assert len(p.idle_workers()) == 2
+    finally:
+        p.close()
+
+
+def test_a_full_worker_set_makes_the_next_run_wait():
+    p = WorkerPool(1, runs_per_worker=2)
+    try:
+        a, b, c = session(), session(), session()
+        run_a, run_b = a.train(20, pool=p), b.train(20, pool=p)
+        next(run_a), next(run_b)
+        started = threading.Event()
+
+        def other():
+            for _ in c.train(10, pool=p):
+                started.set()
+
+        th = threading.Thread(target=other)
+        th.start()
+        time.sleep(0.3)
+        assert not started.is_set()  # both runs of the only worker taken
+        run_a.close()
+        th.join(timeout=30)
+        assert started.is_set() and c.trainer.step == 10
+        run_b.close()
+    finally:
+        p.close()
+
+
+def test_one_runs_failure_leaves_the_other_runs_in_its_worker_going():
+    p = WorkerPool(1, runs_per_worker=2)
+    try:
+        a = session()
+        run_a = a.train(30, pool=p)
+        next(run_a)
+        with pytest.raises(RuntimeError, match="may not name builtins.object"):
+            p.iterate(object(), returns=())  # a message the worker may not read
+        with pytest.raises(AttributeError, match="no_such_method"):
+            p.iterate(session(), returns=(), method="no_such_method")
+        diverging = session()
+        diverging.trainer.data[5] = 1e30  # a far point: the loss overflows
+        with pytest.raises(TrainingDiverged):
+            list(diverging.train(50, pool=p))
+        assert [r.step for r in run_a] == [20, 30]
+        assert len(p.pids()) == 1
+    finally:
+        p.close()
+
+
+def test_a_killed_worker_stops_every_run_it_held_and_keeps_their_models():
+    import os
+    import signal
+
+    p = WorkerPool(1, runs_per_worker=2)
+    try:
+        a, b = session(), session()
+        run_a, run_b = a.train(40, pool=p), b.train(40, pool=p)
+        next(run_a), next(run_b)
+        (pid,) = p.pids()
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        for s, run in ((a, run_a), (b, run_b)):
+            with pytest.raises(WorkerLost):
+                next(run)
+            assert s.trainer.step == 0 and s.losses == []
+        assert [r.step for r in a.train(10, pool=p)] == [10]  # a fresh worker
+        assert p.pids() != [pid]
+    finally:
+        p.close()
+
+
 def test_pool_arguments_are_checked():
     with pytest.raises(ValueError, match="size ≥ 1"):
         WorkerPool(0)
     with pytest.raises(ValueError, match="nice 0…19"):
         WorkerPool(1, nice=-1)
+    with pytest.raises(ValueError, match="runs_per_worker ≥ 1"):
+        WorkerPool(1, runs_per_worker=0)
 
 
 def test_workers_run_at_a_lower_cpu_priority_than_the_server():
@@ -196,7 +306,7 @@ def test_workers_run_at_a_lower_cpu_priority_than_the_server():
     try:
         p.start()
         (pid,) = p.pids()
-        p._idle[0].ask("ping")  # started: its priority is set before it answers
+        p.idle_workers()[0].ask("ping")  # started: its priority is set before it answers
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + 7)
     finally:
@@ -390,7 +500,7 @@ def test_recycle_replaces_an_idle_worker_that_holds_memory_and_only_that():
         run.call(_grow, 150)  # what a big job's caches leave behind, in the worker
         assert p.recycle(max_mb=0, idle_s=0) == 0  # lent: never replaced mid-run
         list(run)
-        (worker,) = p._idle
+        (worker,) = p.idle_workers()
         held = worker.rss_mb()
         assert held > 300, held  # ≈ 200 MB of torch and a warm optimiser, + 150 MB
         assert p.recycle(max_mb=held + 50, idle_s=0) == 0  # below the bar: kept
@@ -398,7 +508,7 @@ def test_recycle_replaces_an_idle_worker_that_holds_memory_and_only_that():
         assert p.pids() == [pid]
         assert p.recycle(max_mb=held - 50, idle_s=0) == 1
         (new_pid,) = p.pids()
-        fresh = p._idle[0].rss_mb()
+        fresh = p.idle_workers()[0].rss_mb()
         assert new_pid != pid and fresh < held - 120, (fresh, held)
         # the fresh worker trains exactly as the old one would have
         local, remote = session(), session()
