@@ -49,6 +49,15 @@ def pool():
     p.close()
 
 
+@pytest.fixture(scope="module")
+def shared():
+    """One worker that holds two runs at once (each test leaves it idle)."""
+    p = WorkerPool(1, runs_per_worker=2)
+    yield p
+    assert not p.busy_workers()
+    p.close()
+
+
 def test_schedule_pickles_to_an_equal_schedule():
     s = NoiseSchedule(ScheduleConfig(kind="linear", T=50))
     back = pickle.loads(pickle.dumps(s))
@@ -126,32 +135,6 @@ def test_divergence_raises_and_keeps_the_last_good_weights(pool):
     same_state(local, remote)
 
 
-def test_a_killed_worker_leaves_the_model_as_it_was():
-    pool = WorkerPool(1)
-    try:
-        s = session()
-        list(s.train(10, pool=pool))
-        before = {k: v.clone() for k, v in s.trainer.model.state_dict().items()}
-        run = s.train(40, pool=pool)
-        next(run)
-        assert s.trainer.step == 20
-        import os
-        import signal
-
-        (pid,) = pool.pids()  # the worker lent to the run
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-        with pytest.raises(WorkerLost, match="stopped unexpectedly"):
-            next(run)
-        assert s.trainer.step == 10 and len(s.losses) == 10
-        for k, v in s.trainer.model.state_dict().items():
-            assert torch.equal(v, before[k])
-        # the pool starts a fresh worker for the next run
-        assert [p.step for p in s.train(10, pool=pool)] == [20]
-    finally:
-        pool.close()
-
-
 def test_the_workers_cpu_time_counts_as_the_callers(pool):
     s = session()
     list(s.train(10, pool=pool))  # the worker is warm
@@ -182,25 +165,21 @@ def test_a_full_pool_makes_the_next_run_wait(pool):
     assert started.is_set() and b.trainer.step == 10
 
 
-def test_runs_sharing_one_worker_take_turns_and_each_equals_local_training():
-    p = WorkerPool(1, runs_per_worker=2)
-    try:
-        a, b = session(), session(replace(TRAIN, seed=1))
-        run_a, run_b = a.train(40, pool=p), b.train(40, pool=p)  # (lent at their first next)
-        steps = []
-        for _ in range(4):  # interleaved, a report each
-            steps += [next(run_a).step, next(run_b).step]
-            assert len(p.pids()) == 1 and p.busy_workers()[0].jobs == 2
-        assert steps == [10, 10, 20, 20, 30, 30, 40, 40]
-        assert a.trainer.step == b.trainer.step == 40
-        run_a.close(), run_b.close()
-        la, lb = session(), session(replace(TRAIN, seed=1))
-        list(la.train(40)), list(lb.train(40))
-        same_state(la, a)
-        same_state(lb, b)
-        assert not p.busy_workers()
-    finally:
-        p.close()
+def test_runs_sharing_one_worker_take_turns_and_each_equals_local_training(shared):
+    a, b = session(), session(replace(TRAIN, seed=1))
+    run_a, run_b = a.train(40, pool=shared), b.train(40, pool=shared)  # (lent at their first next)
+    steps = []
+    for _ in range(4):  # interleaved, a report each
+        steps += [next(run_a).step, next(run_b).step]
+        assert len(shared.pids()) == 1 and shared.busy_workers()[0].jobs == 2
+    assert steps == [10, 10, 20, 20, 30, 30, 40, 40]
+    assert a.trainer.step == b.trainer.step == 40
+    run_a.close(), run_b.close()
+    la, lb = session(), session(replace(TRAIN, seed=1))
+    list(la.train(40)), list(lb.train(40))
+    same_state(la, a)
+    same_state(lb, b)
+    assert not shared.busy_workers()
 
 
 def test_a_run_goes_to_an_idle_worker_first_then_the_least_loaded():
@@ -224,48 +203,40 @@ def test_a_run_goes_to_an_idle_worker_first_then_the_least_loaded():
         p.close()
 
 
-def test_a_full_worker_set_makes_the_next_run_wait():
-    p = WorkerPool(1, runs_per_worker=2)
-    try:
-        a, b, c = session(), session(), session()
-        run_a, run_b = a.train(20, pool=p), b.train(20, pool=p)
-        next(run_a), next(run_b)
-        started = threading.Event()
+def test_a_full_worker_set_makes_the_next_run_wait(shared):
+    a, b, c = session(), session(), session()
+    run_a, run_b = a.train(20, pool=shared), b.train(20, pool=shared)
+    next(run_a), next(run_b)
+    started = threading.Event()
 
-        def other():
-            for _ in c.train(10, pool=p):
-                started.set()
+    def other():
+        for _ in c.train(10, pool=shared):
+            started.set()
 
-        th = threading.Thread(target=other)
-        th.start()
-        time.sleep(0.3)
-        assert not started.is_set()  # both runs of the only worker taken
-        run_a.close()
-        th.join(timeout=30)
-        assert started.is_set() and c.trainer.step == 10
-        run_b.close()
-    finally:
-        p.close()
+    th = threading.Thread(target=other)
+    th.start()
+    time.sleep(0.3)
+    assert not started.is_set()  # both runs of the only worker taken
+    run_a.close()
+    th.join(timeout=30)
+    assert started.is_set() and c.trainer.step == 10
+    run_b.close()
 
 
-def test_one_runs_failure_leaves_the_other_runs_in_its_worker_going():
-    p = WorkerPool(1, runs_per_worker=2)
-    try:
-        a = session()
-        run_a = a.train(30, pool=p)
-        next(run_a)
-        with pytest.raises(RuntimeError, match="may not name builtins.object"):
-            p.iterate(object(), returns=())  # a message the worker may not read
-        with pytest.raises(AttributeError, match="no_such_method"):
-            p.iterate(session(), returns=(), method="no_such_method")
-        diverging = session()
-        diverging.trainer.data[5] = 1e30  # a far point: the loss overflows
-        with pytest.raises(TrainingDiverged):
-            list(diverging.train(50, pool=p))
-        assert [r.step for r in run_a] == [20, 30]
-        assert len(p.pids()) == 1
-    finally:
-        p.close()
+def test_one_runs_failure_leaves_the_other_runs_in_its_worker_going(shared):
+    a = session()
+    run_a = a.train(30, pool=shared)
+    next(run_a)
+    with pytest.raises(RuntimeError, match="may not name builtins.object"):
+        shared.iterate(object(), returns=())  # a message the worker may not read
+    with pytest.raises(AttributeError, match="no_such_method"):
+        shared.iterate(session(), returns=(), method="no_such_method")
+    diverging = session()
+    diverging.trainer.data[5] = 1e30  # a far point: the loss overflows
+    with pytest.raises(TrainingDiverged):
+        list(diverging.train(50, pool=shared))
+    assert [r.step for r in run_a] == [20, 30]
+    assert len(shared.pids()) == 1
 
 
 def test_a_killed_worker_stops_every_run_it_held_and_keeps_their_models():
@@ -275,16 +246,21 @@ def test_a_killed_worker_stops_every_run_it_held_and_keeps_their_models():
     p = WorkerPool(1, runs_per_worker=2)
     try:
         a, b = session(), session()
+        list(a.train(10, pool=p))
+        before = {k: v.clone() for k, v in a.trainer.model.state_dict().items()}
         run_a, run_b = a.train(40, pool=p), b.train(40, pool=p)
         next(run_a), next(run_b)
-        (pid,) = p.pids()
+        assert (a.trainer.step, b.trainer.step) == (20, 10)  # mirrored while it runs
+        (pid,) = p.pids()  # the worker lent to both runs
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
-        for s, run in ((a, run_a), (b, run_b)):
-            with pytest.raises(WorkerLost):
+        for s, run, step in ((a, run_a, 10), (b, run_b, 0)):
+            with pytest.raises(WorkerLost, match="stopped unexpectedly"):
                 next(run)
-            assert s.trainer.step == 0 and s.losses == []
-        assert [r.step for r in a.train(10, pool=p)] == [10]  # a fresh worker
+            assert s.trainer.step == step and len(s.losses) == step
+        for k, v in a.trainer.model.state_dict().items():
+            assert torch.equal(v, before[k])
+        assert [r.step for r in a.train(10, pool=p)] == [20]  # a fresh worker goes on
         assert p.pids() != [pid]
     finally:
         p.close()
