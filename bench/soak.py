@@ -187,6 +187,26 @@ def rss_mb(pid: int, *, children: bool = True) -> float | None:
     return round(total_kb / 1024, 1)
 
 
+def process_memory(pid: int) -> list[list]:
+    """``[pid, RSS MB, anonymous RSS MB, PSS MB]`` of ``pid`` and each descendant (its
+    workers). Anonymous memory is the process's own (heap, tensors); RSS adds every page of the
+    shared libraries it touched (torch's, counted again in each process); PSS shares those
+    pages out among the processes that map them, so PSS adds up across processes."""
+    out = []
+    for p in _descendants(pid):
+        try:
+            fields = dict(line.split(":", 1) for line in
+                          Path(f"/proc/{p}/status").read_text().splitlines() if ":" in line)
+            rollup = dict(line.split(":", 1) for line in
+                          Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()[1:]
+                          if ":" in line)
+            out.append([p, *(round(int(f.split()[0]) / 1024, 1) for f in
+                             (fields["VmRSS"], fields["RssAnon"], rollup["Pss"]))])
+        except (OSError, KeyError, ValueError, IndexError):
+            pass
+    return out
+
+
 def cpu_s(pid: int) -> tuple[float, float] | None:
     """CPU seconds (user + system) so far of ``pid`` alone and of its live descendants (its
     workers); None when ``pid`` is gone."""
@@ -312,6 +332,7 @@ class Monitor(threading.Thread):
         self.phase = "start"
         self.rss: list[list] = []  # [t_s, phase, MB]
         self.main_rss: list[list] = []  # [t_s, MB of the server process alone, not its workers]
+        self.processes: list[list] = []  # [t_s, process_memory(): each process's RSS and own]
         self.cpu: list[list] = []  # [t_s, CPU s of the server process, CPU s of its workers]
         self.cache: list[list] = []  # [t_s, phase, files, MB]
         self._stop_event = threading.Event()
@@ -330,6 +351,8 @@ class Monitor(threading.Thread):
         with self._lock:
             self.rss.append([t, self.phase, rss])
             self.main_rss.append([t, main])
+            if code is None:
+                self.processes.append([t, process_memory(self.server.proc.pid)])
             cpu = None if code is not None else cpu_s(self.server.proc.pid)
             if cpu is not None:
                 self.cpu.append([t, round(cpu[0], 2), round(cpu[1], 2)])
@@ -903,6 +926,13 @@ def summarise(cfg: SoakConfig, soak: Soak, server: Server, monitor: Monitor, *,
     second_half = [mb for t, mb in run_rss if t >= mid]
     if exit_code is not None:  # a dead server's memory says nothing
         second_half = []
+    # The same halves of the processes' own (anonymous) memory: RSS without shared libraries.
+    own = [(t, sum(p[2] for p in procs)) for t, procs in monitor.processes
+           if run[0] <= t <= run[1]]
+    own_halves = ([mb for t, mb in own if t < mid], [mb for t, mb in own if t >= mid])
+    pss = [(t, sum(p[3] for p in procs)) for t, procs in monitor.processes
+           if run[0] <= t <= run[1]]
+    pss_halves = ([mb for t, mb in pss if t < mid], [mb for t, mb in pss if t >= mid])
     cache_peak = max((row[3] for row in monitor.cache), default=0.0)
     cache_peak_files = max((row[2] for row in monitor.cache), default=0)
 
@@ -996,7 +1026,12 @@ def summarise(cfg: SoakConfig, soak: Soak, server: Server, monitor: Monitor, *,
                 # the server process alone (the rest is its worker processes)
                 "main_first_mb": next((r[1] for r in monitor.main_rss if r[1]), None),
                 "main_last_mb": next((r[1] for r in reversed(monitor.main_rss) if r[1]), None),
-                "main_series": monitor.main_rss},
+                "main_series": monitor.main_rss,
+                "own_first_half_max_mb": max(own_halves[0], default=None),
+                "own_second_half_max_mb": max(own_halves[1], default=None),
+                "pss_first_half_max_mb": max(pss_halves[0], default=None),
+                "pss_second_half_max_mb": max(pss_halves[1], default=None),
+                "processes_series": monitor.processes},
         # CPU seconds the server process and its workers used while the users ran: is the
         # server's own process (one interpreter) the bottleneck, or the machine?
         "server_cpu": _cpu_during(monitor.cpu, run),
@@ -1045,7 +1080,11 @@ def report(results: dict) -> str:
         f"{_fmt(rss['second_half_slope_mb_per_min'])} MB/min), end of run "
         f"{_fmt(rss['end_of_run_mb'])} MB, after expiry {_fmt(rss['after_expiry_mb'])} MB; "
         f"of which the server process alone {_fmt(rss.get('main_first_mb'))} → "
-        f"{_fmt(rss.get('main_last_mb'))} MB (the rest: its workers)",
+        f"{_fmt(rss.get('main_last_mb'))} MB (the rest: its workers); the processes' own "
+        f"memory (no shared libraries) over the halves {_fmt(rss.get('own_first_half_max_mb'))}"
+        f" → {_fmt(rss.get('own_second_half_max_mb'))} MB, their PSS (shared pages shared out)"
+        f" {_fmt(rss.get('pss_first_half_max_mb'))} → "
+        f"{_fmt(rss.get('pss_second_half_max_mb'))} MB",
         f"server CPU during the run: {results.get('server_cpu')}",
         f"cache: peak {_fmt(cache['peak_mb'])} MB in {cache['peak_files']} files, after expiry "
         f"{_fmt(cache['after_expiry_mb'])} MB",
