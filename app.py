@@ -31,6 +31,7 @@ from pages import (  # noqa: E402
     imagetrain,
     jobs,
     layout,
+    lean_sessions,
     lessons,
     limits,
     links,
@@ -41,6 +42,7 @@ from pages import (  # noqa: E402
 )
 
 fast_skip.install()  # gr.skip() outputs cost the server nothing (pages/fast_skip.py)
+lean_sessions.install()  # sessions keep no copy of the page's config (pages/lean_sessions.py)
 
 TITLE = "Diffusion Lab"
 INTRO = (
