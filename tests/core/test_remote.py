@@ -146,23 +146,28 @@ def test_the_workers_cpu_time_counts_as_the_callers(pool):
     assert counted > 2 * own
 
 
-def test_a_full_pool_makes_the_next_run_wait(pool):
-    a, b = session(), session()
-    run_a = a.train(20, pool=pool)
-    next(run_a)  # holds the only worker
+@pytest.mark.parametrize("which, holds", [("pool", 1), ("shared", 2)])
+def test_a_full_pool_makes_the_next_run_wait(request, which, holds):
+    p = request.getfixturevalue(which)  # one worker holding one run, or two
+    runs = [session().train(20, pool=p) for _ in range(holds)]
+    for run in runs:
+        next(run)
+    waiting = session()
     started = threading.Event()
 
     def other():
-        for _ in b.train(10, pool=pool):
+        for _ in waiting.train(10, pool=p):
             started.set()
 
     th = threading.Thread(target=other)
     th.start()
     time.sleep(0.3)
-    assert not started.is_set()  # waiting for the worker
-    run_a.close()
+    assert not started.is_set()  # every run the worker may hold is taken
+    runs[0].close()
     th.join(timeout=30)
-    assert started.is_set() and b.trainer.step == 10
+    assert started.is_set() and waiting.trainer.step == 10
+    for run in runs[1:]:
+        run.close()
 
 
 def test_runs_sharing_one_worker_take_turns_and_each_equals_local_training(shared):
@@ -201,26 +206,6 @@ def test_a_run_goes_to_an_idle_worker_first_then_the_least_loaded():
         assert len(p.idle_workers()) == 2
     finally:
         p.close()
-
-
-def test_a_full_worker_set_makes_the_next_run_wait(shared):
-    a, b, c = session(), session(), session()
-    run_a, run_b = a.train(20, pool=shared), b.train(20, pool=shared)
-    next(run_a), next(run_b)
-    started = threading.Event()
-
-    def other():
-        for _ in c.train(10, pool=shared):
-            started.set()
-
-    th = threading.Thread(target=other)
-    th.start()
-    time.sleep(0.3)
-    assert not started.is_set()  # both runs of the only worker taken
-    run_a.close()
-    th.join(timeout=30)
-    assert started.is_set() and c.trainer.step == 10
-    run_b.close()
 
 
 def test_one_runs_failure_leaves_the_other_runs_in_its_worker_going(shared):
