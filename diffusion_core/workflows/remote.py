@@ -713,6 +713,18 @@ class RemoteRun(Iterator):
             self._set(back)
 
     def __del__(self) -> None:
+        # A run dropped without close() frees its place in the worker. Not on this thread: the
+        # collector may run here while this thread is inside an ask to the same worker (holding
+        # its lock), so the close goes to a thread of its own.
+        if self._worker is None:
+            return
+        try:
+            threading.Thread(target=self._close_quietly, name="remote-run-close",
+                             daemon=True).start()
+        except RuntimeError:  # interpreter shutting down: the worker goes with it
+            pass
+
+    def _close_quietly(self) -> None:
         try:
             self.close()
         except Exception:  # noqa: BLE001 — a dropped run must not raise at collection

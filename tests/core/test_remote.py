@@ -224,6 +224,31 @@ def test_one_runs_failure_leaves_the_other_runs_in_its_worker_going(shared):
     assert len(shared.pids()) == 1
 
 
+def test_a_run_dropped_without_close_frees_its_place(shared):
+    """Even when it is collected on a thread that is inside an ask to the same worker (as the
+    garbage collector may do): the close waits for that ask instead of deadlocking."""
+    s = session()
+    holder = [shared.train(s.trainer, 40)]
+    next(holder[0])
+    (worker,) = shared.busy_workers()
+
+    def drop():
+        with worker._lock:  # as if this thread were mid-ask to the same worker
+            holder.clear()  # the last reference: collected here, on this thread
+
+    th = threading.Thread(target=drop)
+    th.start()
+    th.join(timeout=5)
+    if th.is_alive():  # deadlocked in its own close: let it go, then fail
+        worker._lock.release()
+        th.join(timeout=5)
+        pytest.fail("a dropped run closed itself on the thread holding its worker's lock")
+    deadline = time.monotonic() + 10
+    while shared.busy_workers() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not shared.busy_workers()
+
+
 def test_a_killed_worker_stops_every_run_it_held_and_keeps_their_models():
     import os
     import signal
