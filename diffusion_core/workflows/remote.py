@@ -453,11 +453,6 @@ class WorkerPool:
         self._starting = 0  # workers being started (their slots are taken)
         self._closed = False
 
-    @property
-    def capacity(self) -> int:
-        """How many runs the pool computes at once (more wait)."""
-        return self.size * self.runs_per_worker
-
     def idle_workers(self) -> list[_Worker]:
         """The workers holding no run now."""
         with self._cond:
@@ -483,9 +478,10 @@ class WorkerPool:
                 for w in [w for w in self._workers if w.jobs == 0 and not w.alive]:
                     self._workers.remove(w)
                     w.kill()
-                open_ = [w for w in self._workers if w.jobs < self.runs_per_worker]
+                alive = [w for w in self._workers if w.alive]  # (a dead one with runs left
+                open_ = [w for w in alive if w.jobs < self.runs_per_worker]  # goes when they do)
                 idle = [w for w in open_ if w.jobs == 0]
-                if idle or len(self._workers) + self._starting >= self.size:
+                if idle or len(alive) + self._starting >= self.size:
                     if open_:
                         # an idle one (the last used: warm), else the least loaded
                         worker = idle[-1] if idle else min(open_, key=lambda w: w.jobs)

@@ -272,6 +272,14 @@ def test_a_killed_worker_stops_every_run_it_held_and_keeps_their_models():
             assert torch.equal(v, before[k])
         assert [r.step for r in a.train(10, pool=p)] == [20]  # a fresh worker goes on
         assert p.pids() != [pid]
+        # a dead worker that still holds a run gets no new one: that goes to a fresh worker
+        run_a = a.train(10, pool=p)
+        next(run_a)
+        os.kill(p.pids()[0], signal.SIGKILL)
+        time.sleep(0.2)
+        assert [r.step for r in b.train(10, pool=p)] == [10]
+        with pytest.raises(WorkerLost):
+            next(run_a)
     finally:
         p.close()
 
