@@ -187,33 +187,6 @@ def test_runs_sharing_one_worker_take_turns_and_each_equals_local_training(share
     assert not shared.busy_workers()
 
 
-def test_runs_sharing_a_worker_get_equal_turns(shared):
-    shared.runs_per_worker = 3  # (the module's pool holds two; put back below)
-    counts, barrier = [0, 0, 0], threading.Barrier(3)
-
-    def loop(i):
-        run = session(replace(TRAIN, report_every=2)).train(10**6, pool=shared)
-        next(run)
-        barrier.wait()
-        stop = time.monotonic() + 2.0
-        for _ in run:  # as fast as it can: no pause between two asks
-            counts[i] += 1
-            if time.monotonic() > stop:
-                break
-        run.close()
-
-    try:
-        threads = [threading.Thread(target=loop, args=(i,)) for i in range(3)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=60)
-    finally:
-        shared.runs_per_worker = 2
-    assert min(counts) >= 10, counts
-    assert max(counts) - min(counts) <= 2, counts  # one report each per round
-
-
 def test_a_run_goes_to_an_idle_worker_first_then_the_least_loaded():
     p = WorkerPool(2, runs_per_worker=2)
     try:
