@@ -6,15 +6,14 @@ which the forward tab's first view need not pay).
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ._checks import check_int
+from ._sklearn_files import sklearn_datasets_dir
 
 __all__ = ["sample_photos"]
 
@@ -26,10 +25,7 @@ def _photos_raw() -> dict[str, np.ndarray]:
     They ship inside scikit-learn (no download). The package is only located, not imported:
     importing scikit-learn costs ~1.5 s, which the forward tab's first view need not pay.
     """
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("scikit-learn is not installed; its sample photos are unavailable")
-    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "images"
+    folder = sklearn_datasets_dir() / "images"
     out = {}
     for path in sorted(folder.glob("*.jpg")):
         with Image.open(path) as img:

@@ -82,12 +82,17 @@ def _raw_2d(name: str, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     each point's class ``[n]`` (int64; the component it was drawn from), or ``None`` for a set
     without classes. The labels cost no extra random draws."""
     if name in ("swiss_roll", "s_curve"):  # random positions along the curve: already i.i.d.
-        from sklearn import datasets as skd  # imported here: ~1.5 s, only these two need it
-
-        state = int(rng.integers(0, 2**31 - 1))
-        if name == "swiss_roll":
-            return skd.make_swiss_roll(n, noise=0.0, random_state=state)[0][:, [0, 2]], None
-        return skd.make_s_curve(n, noise=0.0, random_state=state)[0][:, [0, 2]], None
+        # scikit-learn's make_swiss_roll / make_s_curve (noise 0, columns x and z), written out
+        # with the same draws from the same generator, so the points are bit for bit theirs
+        # (tests/core/data/test_toy2d.py checks it). Importing scikit-learn instead cost each
+        # process that drew them ≈ 110 MB and 1.4 s: every worker that ran a job on these sets
+        # kept that for its life (the soak's workers grew by it).
+        draws = np.random.RandomState(int(rng.integers(0, 2**31 - 1)))
+        if name == "swiss_roll":  # t ~ U[1.5π, 4.5π]: (t cos t, t sin t)
+            t = 1.5 * np.pi * (1 + 2 * draws.uniform(size=n))
+            return np.stack([t * np.cos(t), t * np.sin(t)], axis=1), None
+        t = 3 * np.pi * (draws.uniform(size=n) - 0.5)  # t ~ U[−1.5π, 1.5π]: an S
+        return np.stack([np.sin(t), np.sign(t) * (np.cos(t) - 1)], axis=1), None
     if name == "moons":  # make_moons' curves: upper (cos θ, sin θ), lower (1 − cos θ, ½ − sin θ)
         theta = math.pi * rng.random(n)
         upper = rng.random(n) < 0.5

@@ -55,3 +55,17 @@ def test_digit_image_for_display() -> None:
     assert x.shape == (1, 64, 64) and x.min() >= -1 and x.max() <= 1
     with pytest.raises(ValueError, match="index"):
         digit_image(1797)
+
+
+def test_digits_are_scikit_learns() -> None:
+    """Read from scikit-learn's file without importing it: the same images and labels as
+    ``sklearn.datasets.load_digits``."""
+    from sklearn.datasets import load_digits
+
+    from diffusion_core.data.digits import _digits_raw
+
+    images, labels = _digits_raw()
+    d = load_digits()
+    np.testing.assert_array_equal(images, d.images.astype(np.float32))
+    np.testing.assert_array_equal(labels, d.target)
+    assert images.dtype == np.float32 and labels.dtype == np.int64
