@@ -49,6 +49,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,32 @@ def warm_optimizer() -> None:
     optimizer.step()
 
 
+def warm_kernels() -> None:
+    """Run each kind of job's kernels once, small: a 2D MLP and an image U-Net (the presets'
+    layouts, random weights), forward and backward, and a U-Net forward under ``no_grad`` at
+    8×8 and 16×16. A worker then starts with the code and first-use buffers its jobs load
+    (measured: +35 MB after a first image chain, +16 MB after a first 2D training), so its
+    memory when fresh is what it returns to after jobs, and a visitor's first job does not
+    pay for them."""
+    import torch
+
+    from ..models import build_model
+    from ..presets import DIGITS, TOY
+
+    torch.manual_seed(0)
+    mlp = build_model(TOY.model)
+    x = torch.randn(64, 2)
+    t = torch.randint(0, TOY.model.num_timesteps, (64,))
+    mlp(x, t).square().mean().backward()
+    for channels, size in ((1, 8), (3, 16)):
+        unet = build_model(replace(DIGITS.model, channels=channels, image_size=size))
+        x = torch.randn(4, channels, size, size)
+        t = torch.randint(0, 1000, (4,))
+        unet(x, t).square().mean().backward()
+        with torch.no_grad():
+            unet(torch.randn(16, channels, size, size), torch.randint(0, 1000, (16,)))
+
+
 WORKER_NICE = 10
 """How much lower the workers' CPU priority is than the server's (Unix ``nice``): the server
 process answers every visitor's clicks and streams, the workers compute heavy jobs. When both
@@ -241,7 +268,8 @@ def serve(fd: int, threads: int = 1, nice: int = 0) -> None:
     mirror}))``, or at the end ``("end", back)``, or ``("error", (exception, back))``;
     ``("close", j)`` ⇒ ``("closed", back)`` (the iterator closed first);
     ``("call", j, fn, args)`` ⇒ ``("called", fn(obj, *args))`` (the run does not advance);
-    ``("ping",)`` ⇒ ``("pong", None)`` (the worker is ready: torch imported, optimiser warm).
+    ``("ping",)`` ⇒ ``("pong", fresh_mb)``: the worker is ready (torch imported, kernels and
+    optimiser warm, :func:`warm_kernels`) and held ``fresh_mb`` MB of resident memory then.
     ``back`` is ``obj`` itself when ``returns`` is None, else
     ``{name: obj.name for name in returns}``. A run that ended (end, error, closed) is
     forgotten; when the last one has, the worker gives its memory back. A failure that is
@@ -257,6 +285,9 @@ def serve(fd: int, threads: int = 1, nice: int = 0) -> None:
     import diffusion_core.training.trainer  # noqa: F401  (what the first job unpickles)
 
     warm_optimizer()
+    warm_kernels()
+    _give_memory_back()
+    fresh_mb = rss_mb(os.getpid())
     conn = Connection(fd)
     runs: dict[int, _Run] = {}
     trimmed = time.monotonic()
@@ -269,7 +300,7 @@ def serve(fd: int, threads: int = 1, nice: int = 0) -> None:
         try:
             message = ("unread",)  # until read: a message the allow-list refuses is an error
             message = loads(data)  # our own process's message, read by the allow-list
-            kind, payload = _answer(runs, message)
+            kind, payload = _answer(runs, message, fresh_mb)
         except Exception as e:  # noqa: BLE001 — this run's failure, raised in its caller
             kind, payload = "error", (_picklable(e), None)
             if message[0] == "start":
@@ -311,10 +342,11 @@ class _Run:
             close()
 
 
-def _answer(runs: dict[int, _Run], message: tuple) -> tuple[str, Any]:
+def _answer(runs: dict[int, _Run], message: tuple, fresh_mb: float = 0.0
+            ) -> tuple[str, Any]:
     """The worker's answer ``(kind, payload)`` to one message (see :func:`serve`)."""
     if message[0] == "ping":
-        return "pong", None
+        return "pong", fresh_mb
     kind, job = message[0], message[1]
     if kind == "start":
         runs[job] = _Run(*message[2:])
@@ -358,6 +390,18 @@ def _give_memory_back() -> None:
         pass
 
 
+def rss_mb(pid: int) -> float:
+    """Process ``pid``'s resident memory in MB (0 if it is gone or not on Linux)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _picklable(e: Exception) -> Exception:
     try:
         loads(dumps(e))
@@ -393,6 +437,7 @@ class _Worker:
         self.jobs = 0  # runs lent this worker now (kept by the pool, under its lock)
         self.last_job = 0  # the last job id given out (each run has its own)
         self.idle_since = time.monotonic()
+        self._fresh_mb: float | None = None  # (:meth:`fresh_mb`)
 
     def ask(self, *message) -> tuple[str, Any]:
         """Send ``message``, wait for the answer; ``(kind, payload)``. Adds the worker's CPU
@@ -415,14 +460,14 @@ class _Worker:
 
     def rss_mb(self) -> float:
         """The worker's resident memory in MB (0 if it is gone or not on Linux)."""
-        try:
-            with open(f"/proc/{self.process.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return 0.0
+        return rss_mb(self.process.pid)
+
+    def fresh_mb(self) -> float:
+        """The worker's resident memory in MB when it was ready, before any job (asks it the
+        first time: waits until it is ready)."""
+        if self._fresh_mb is None:
+            self._fresh_mb = float(self.ask("ping")[1])
+        return self._fresh_mb
 
     def kill(self) -> None:
         self.conn.close()
@@ -527,25 +572,35 @@ class WorkerPool:
 
     def recycle(self, max_mb: float, idle_s: float) -> int:
         """Replace each worker that has idled for ``idle_s`` seconds holding more than
-        ``max_mb`` MB by a fresh one; returns how many were replaced.
+        ``max_mb`` MB above its fresh size (:meth:`_Worker.fresh_mb`) by a fresh one; returns
+        how many were replaced.
 
         A worker keeps what its biggest job left behind even after the job's objects are gone
         and the heap is trimmed (:func:`_give_memory_back`): torch's and oneDNN's caches and
-        glibc's fragments. Measured (one worker, each job type three times): ≈ 290 MB fresh
-        (211 MB of it its own, the rest shared libraries), 315–460 MB after 2D jobs, 640 MB
-        after training 16×16 digits, the same again in the next rounds. So after a class
-        leaves, the workers would hold that for ever (+607 MB over the start in a soak with
-        four of them); recycled, they hold what fresh ones do.
+        glibc's fragments. Measured (one worker, each job type three times, kernels warmed at
+        start): ≈ 330 MB fresh (220 MB of it its own, the rest shared libraries), 340–355 MB
+        after 2D jobs and image chains, 640 MB after training 16×16 digits, the same again in
+        the next rounds. So after a class leaves, the workers would hold that for ever;
+        recycled, they hold what fresh ones do.
         Only idle workers are replaced (a busy class never waits for a new one), and each
-        replacement is ready (torch imported, optimiser warm) before it joins the pool; until
-        then its slot is taken, as if lent.
+        replacement is ready (torch imported, kernels and optimiser warm) before it joins the
+        pool; until then its slot is taken, as if lent.
         """
         now = time.monotonic()
         with self._cond:
             if self._closed:
                 return 0
-            old = [w for w in self._workers if w.jobs == 0
-                   and now - w.idle_since >= idle_s and w.rss_mb() > max_mb]
+            idle = [w for w in self._workers
+                    if w.jobs == 0 and w.alive and now - w.idle_since >= idle_s]
+        grown = []
+        for w in idle:  # (a ping, outside the pool's lock: a new worker may still be warming)
+            with contextlib.suppress(WorkerLost):  # (a dead one is reaped by the next run)
+                if w.rss_mb() > w.fresh_mb() + max_mb:
+                    grown.append(w)
+        with self._cond:
+            if self._closed:
+                return 0
+            old = [w for w in grown if w in self._workers and w.jobs == 0]
             for w in old:
                 self._workers.remove(w)
             self._starting += len(old)
@@ -554,7 +609,7 @@ class WorkerPool:
         for _ in old:
             try:
                 fresh = _Worker(self.threads, self.nice)
-                fresh.ask("ping")
+                fresh.fresh_mb()  # (ready: it answered)
             except (OSError, WorkerLost):  # could not start one: the pool is one smaller
                 with self._cond:           # until the next job starts a worker on demand
                     self._starting -= 1

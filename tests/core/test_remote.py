@@ -495,15 +495,17 @@ def test_recycle_replaces_an_idle_worker_that_holds_memory_and_only_that():
         assert p.recycle(max_mb=0, idle_s=0) == 0  # lent: never replaced mid-run
         list(run)
         (worker,) = p.idle_workers()
-        held = worker.rss_mb()
-        assert held > 300, held  # ≈ 200 MB of torch and a warm optimiser, + 150 MB
-        assert p.recycle(max_mb=held + 50, idle_s=0) == 0  # below the bar: kept
+        held, was = worker.rss_mb(), worker.fresh_mb()
+        assert held - was > 140, (held, was)  # the 150 MB it holds above its fresh size
+        assert p.recycle(max_mb=held - was + 20, idle_s=0) == 0  # below the bar: kept
         assert p.recycle(max_mb=0, idle_s=3600) == 0  # not idle long enough: kept
         assert p.pids() == [pid]
-        assert p.recycle(max_mb=held - 50, idle_s=0) == 1
+        assert p.recycle(max_mb=held - was - 20, idle_s=0) == 1
         (new_pid,) = p.pids()
-        fresh = p.idle_workers()[0].rss_mb()
+        (new,) = p.idle_workers()
+        fresh = new.rss_mb()
         assert new_pid != pid and fresh < held - 120, (fresh, held)
+        assert abs(new.fresh_mb() - was) < 30, (new.fresh_mb(), was)  # what it was, fresh
         # the fresh worker trains exactly as the old one would have
         local, remote = session(), session()
         list(local.train(30)), list(remote.train(30, pool=p))
