@@ -30,7 +30,7 @@ variable                           default  what it bounds
 ``DIFFUSION_LAB_TURN_S``           3        a run that computed this long (CPU s) stops at its
                                             next step while others wait for a slot
                                             (:func:`pages.jobs.turn_over`)
-``DIFFUSION_LAB_WORKER_MB``        50       a worker process idle for 30 s holding this
+``DIFFUSION_LAB_WORKER_MB``        20       a worker process idle for 30 s holding this
                                             much more memory than when it was fresh is
                                             replaced by a fresh one
                                             (:meth:`~diffusion_core.workflows.remote.WorkerPool.recycle`)
@@ -71,7 +71,7 @@ class Limits:
     cache_minutes: float = 30.0
     long_after_s: float = 3.0
     turn_s: float = 3.0
-    worker_mb: float = 50.0
+    worker_mb: float = 20.0
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -13,7 +13,7 @@ server and, every ``period_s``:
 * deletes files in Gradio's cache older than the cache age (:func:`sweep_files`);
 * hands the freed heap back to the system (:func:`release_memory`);
 * replaces worker processes that idled for 30 s holding more than
-  ``limits.ACTIVE.worker_mb`` by fresh ones (``WorkerPool.recycle``).
+  ``limits.ACTIVE.worker_mb`` above their fresh size by fresh ones (``WorkerPool.recycle``).
 
 Models a session trained or uploaded (the image-training tab) are checkpoint folders that only
 that session sees in the image sampler's list (:data:`SESSION_MODELS`); they go with the
@@ -310,7 +310,8 @@ SESSION_MODELS = SessionModels()
 
 
 WORKER_IDLE_S = 30.0
-"""A worker idle this long (seconds) with more than ``limits.ACTIVE.worker_mb`` is replaced."""
+"""A worker idle this long (seconds) holding more than ``limits.ACTIVE.worker_mb`` MB above its
+fresh size is replaced (``WorkerPool.recycle``)."""
 
 
 class Janitor(threading.Thread):
