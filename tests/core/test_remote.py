@@ -484,6 +484,25 @@ def _grow(trainer, mb):  # a module-level function: leaves ``mb`` MB in the work
     return len(_ballast)
 
 
+def test_a_ready_worker_reports_its_fresh_size_and_jobs_leave_it_there():
+    """A worker warms every kind of job's kernels before it answers (``warm_kernels``), then
+    measures itself: after a 2D training in it, its heap trimmed, it holds about that again."""
+    p = WorkerPool(1)
+    try:
+        p.start()
+        (worker,) = p.idle_workers()
+        fresh = worker.fresh_mb()  # waits until it is ready
+        assert 100 < fresh < 1000 and abs(worker.rss_mb() - fresh) < 20, fresh
+        local, remote = session(), session()
+        list(local.train(30)), list(remote.train(30, pool=p))
+        same_state(local, remote)
+        time.sleep(0.5)  # (it trims just after answering the run's end)
+        assert worker.rss_mb() - fresh < 40, (worker.rss_mb(), fresh)
+        assert worker.fresh_mb() == fresh  # asked once
+    finally:
+        p.close()
+
+
 def test_recycle_replaces_an_idle_worker_that_holds_memory_and_only_that():
     p = WorkerPool(1)
     try:
