@@ -1,4 +1,5 @@
-"""Test-wide settings: no calls home, one torch thread (small models; no oversubscription)."""
+"""Test-wide settings: no calls home, one torch thread and one BLAS thread (small models; no
+oversubscription)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ import tempfile
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="diffusion-lab-tests-"))
+# numpy's and scipy's OpenBLAS (scikit-learn's MLP fits, Fréchet distances) on one thread too:
+# with two threads on a 2-core machine where anything else runs (the suite's own server,
+# Chromium), OpenBLAS's spinning threads made the shape classifier's fit ~10× slower (7 s alone,
+# 65-80 s beside other work). The variable covers copies loaded later (scipy's); threadpoolctl
+# the one torch has already loaded (numpy's).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import torch  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402  (scikit-learn's own dependency)
 
 torch.set_num_threads(1)
+threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 
 import pytest  # noqa: E402
