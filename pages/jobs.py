@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import inspect
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import gradio as gr
 
@@ -50,13 +53,56 @@ TRAIN_QUEUE = "train"  # the concurrency id of every training event
 SAMPLE_QUEUE = "sample"  # … and of every sampling event
 
 _lock = threading.Lock()
-_running: dict[str, str] = {}  # session hash → what it is running
+
+
+@dataclass
+class _Job:
+    """One visitor's heavy job: what it is, since when (monotonic), its handler's generator."""
+
+    what: str
+    since: float
+    gen: weakref.ref | None = None
+
+
+_running: dict[str, _Job] = {}  # session hash → its job
 
 
 def running(session: str) -> str | None:
     """What ``session`` is running now, or None."""
     with _lock:
-        return _running.get(session)
+        job = _running.get(session)
+    return None if job is None else job.what
+
+
+def overdue(max_s: float, now: float | None = None, *, where: bool = True
+            ) -> list[tuple[str, str, float, str]]:
+    """``(session, what, seconds, where)`` of each heavy job that has run longer than ``max_s``
+    seconds by the clock: past every cap, so a job nobody drives any more (its generator was
+    neither finished nor closed) — a fault the janitor reports. ``where`` says what its
+    handler's generator is doing (:func:`_where`; ``""`` with ``where=False``)."""
+    now = time.monotonic() if now is None else now
+    with _lock:
+        late = [(s, job) for s, job in _running.items() if now - job.since > max_s]
+    return [(s, job.what, now - job.since, _where(job.gen) if where else "") for s, job in late]
+
+
+def _where(ref: weakref.ref | None) -> str:
+    """Where a job's generator is: computing, or suspended at file:line (innermost), and who
+    holds it (a fault report: costs a scan of every object)."""
+    gen = None if ref is None else ref()
+    if gen is None:
+        return "its generator is gone"
+    if gen.gi_running:
+        return "computing a step"
+    inner = gen
+    while getattr(inner, "gi_yieldfrom", None) is not None and hasattr(inner.gi_yieldfrom,
+                                                                        "gi_frame"):
+        inner = inner.gi_yieldfrom
+    frame = inner.gi_frame
+    at = "finished" if frame is None else f"suspended at {frame.f_code.co_filename}:" \
+                                          f"{frame.f_lineno}"
+    holders = sorted({type(r).__name__ for r in gc.get_referrers(gen)})
+    return f"{at}; held by {', '.join(holders) or 'nothing'}"
 
 
 def _session_of(args, kwargs) -> str | None:
@@ -66,13 +112,14 @@ def _session_of(args, kwargs) -> str | None:
     return None
 
 
-def _claim(session: str, what: str) -> None:
+def _claim(session: str, what: str) -> _Job:
     with _lock:
         other = _running.get(session)
         if other is not None:
-            raise UserError(f"You are already {other}. One job at a time per visitor: wait "
-                            "for it to finish or press ■ Stop, then try again.")
-        _running[session] = what
+            raise UserError(f"You are already {other.what}. One job at a time per visitor: "
+                            "wait for it to finish or press ■ Stop, then try again.")
+        job = _running[session] = _Job(what, time.monotonic())
+        return job
 
 
 def _release(session: str) -> None:
@@ -95,9 +142,11 @@ def heavy(what: str) -> Callable:
             if session is None:
                 yield from fn(*args, **kwargs)
                 return
-            _claim(session, what)
+            job = _claim(session, what)
             try:
-                yield from _as_session(session, fn(*args, **kwargs))
+                gen = fn(*args, **kwargs)
+                job.gen = weakref.ref(gen)
+                yield from _as_session(session, gen)
             finally:
                 _release(session)
 

@@ -107,6 +107,12 @@ class Limits:
         return Budget(max_seconds=self.sample_seconds)
 
     @property
+    def overdue_s(self) -> float:
+        """A heavy job running longer than this by the clock has outlived every cap (twice the
+        longest, plus a minute of waiting for a slot or the long-job lane): a fault."""
+        return 2 * max(self.train_seconds, self.sample_seconds) + 60.0
+
+    @property
     def runs_per_worker(self) -> int:
         """Jobs one worker process holds at once, so that every slot has a place."""
         return -(-(self.train_slots + self.sample_slots) // self.workers)

@@ -34,6 +34,7 @@ import ctypes
 import ctypes.util
 import datetime
 import functools
+import gc
 import os
 import shutil
 import tempfile
@@ -326,6 +327,7 @@ class Janitor(threading.Thread):
         self.file_age_s = file_age_s
         self.period_s = period_s
         self._stop_event = threading.Event()
+        self._reported: set[str] = set()  # sessions whose overdue job was logged
 
     def run(self) -> None:
         while not self._stop_event.wait(self.period_s):
@@ -346,8 +348,24 @@ class Janitor(threading.Thread):
             pool = jobs.server_pool()
             if pool is not None:  # workers that a big job left holding memory: fresh ones
                 pool.recycle(limits.ACTIVE.worker_mb, WORKER_IDLE_S)
+            self._report_overdue()
         except Exception:  # a janitor must never take the server down; log the fault
             common.log.exception("janitor round failed")
+
+    def _report_overdue(self, now: float | None = None) -> None:
+        """Log each heavy job that has outlived every cap, once (a fault: nobody drives it).
+        ``now``: the monotonic clock (tests)."""
+        if not jobs.overdue(limits.ACTIVE.overdue_s, now, where=False):
+            return
+        gc.collect()  # a generator nobody drives may only be held by a reference cycle
+        for session, what, age, where in jobs.overdue(limits.ACTIVE.overdue_s, now):
+            if session not in self._reported:
+                self._reported.add(session)
+                pool = jobs.server_pool()
+                common.log.warning(
+                    "a heavy job (%s) of session %s… has run for %.0f s, past every cap: %s; "
+                    "runs per busy worker: %s", what, session[:6], age, where,
+                    None if pool is None else [w.jobs for w in pool.busy_workers()])
 
     def stop(self) -> None:
         self._stop_event.set()

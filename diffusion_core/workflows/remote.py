@@ -753,12 +753,14 @@ class RemoteRun(Iterator):
 
     def _finish(self, back) -> None:
         worker, self._worker = self._worker, None
-        if back is not None:
-            self._install(back)
-        else:  # lost (or never started): the mirrored attributes as they were before the run
-            self._set(self._before)
-        if worker is not None:
-            self._pool._release(worker)
+        try:
+            if back is not None:
+                self._install(back)
+            else:  # lost (or never started): the mirrored attributes as before the run
+                self._set(self._before)
+        finally:  # whatever installing did, the worker's place goes back to the pool
+            if worker is not None:
+                self._pool._release(worker)
 
     def _install(self, back) -> None:
         """The worker's state into the caller's object (same object, new state)."""

@@ -249,6 +249,21 @@ def test_a_run_dropped_without_close_frees_its_place(shared):
     assert not shared.busy_workers()
 
 
+def test_a_run_whose_state_cannot_be_installed_still_frees_its_place(pool, monkeypatch):
+    """The worker's place goes back to the pool even when taking its state back fails."""
+    from diffusion_core.workflows.remote import RemoteRun
+
+    def boom(self, back):
+        raise AttributeError("cannot set that attribute")
+
+    monkeypatch.setattr(RemoteRun, "_install", boom)
+    run = pool.train(session().trainer, 5)
+    next(run)
+    with pytest.raises(AttributeError, match="cannot set"):
+        run.close()
+    assert not pool.busy_workers() and pool.idle_workers()
+
+
 def test_a_killed_worker_stops_every_run_it_held_and_keeps_their_models():
     import os
     import signal

@@ -186,6 +186,32 @@ def test_a_failing_job_releases_its_claim(caps):
     assert jobs.running("session-c") is None
 
 
+def test_a_job_nobody_drives_is_reported_once_with_where_it_waits(caps, caplog):
+    """A heavy job whose generator was neither finished nor closed (past every cap) is a fault:
+    the janitor logs it once, saying where the handler waits and what holds it."""
+    caps(train_seconds=1, sample_seconds=1)
+    gen = tab.train(None, **{**BASE, "steps": 20_000}, request=request("session-o"))
+    next(gen)  # started, then abandoned: nobody asks for its next step
+    try:
+        assert jobs.overdue(limits.ACTIVE.overdue_s) == []  # not yet past every cap
+        later = time.monotonic() + limits.ACTIVE.overdue_s + 1
+        ((session, what, age, where),) = jobs.overdue(limits.ACTIVE.overdue_s, now=later)
+        assert session == "session-o" and what == "training a 2D model" and age > 62
+        assert "suspended at" in where and "handlers.py" in where and "held by" in where
+        janitor = sessions.Janitor(None, session_idle_s=60, file_age_s=60)
+        with caplog.at_level(logging.WARNING, logger="diffusion_lab"):
+            janitor._report_overdue()  # not yet past every cap: nothing
+            assert not caplog.records
+            janitor._report_overdue(now=later)
+            janitor._report_overdue(now=later + 30)  # once per job
+        (record,) = caplog.records
+        assert "training a 2D model" in record.getMessage() and "past every cap" in \
+            record.getMessage() and "suspended at" in record.getMessage()
+    finally:
+        gen.close()
+    assert jobs.overdue(0.0) == []  # closed: released
+
+
 # --- checked input components ----------------------------------------------------------------
 
 
