@@ -15,6 +15,14 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # screenshots (git-ignored)
 
+ACROSS_CPUS = dict(rtol=1e-5, atol=1e-5)
+"""``torch.testing.assert_close`` tolerance for float32 numbers recorded on another machine.
+
+The same code gives bit-identical numbers on one CPU, but not across instruction sets: numbers
+recorded on an AVX-512 machine differed on an AVX2 one (AMD EPYC) by ≤ 2e-6 absolute, ≤ 5e-6
+relative (the matrix kernels add in another order). What such a test guards against — random
+numbers drawn in another order, a changed layer — moves the numbers by 1e-2 or more."""
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -73,15 +73,17 @@ def test_scale_0_is_unconditional_and_scale_1_conditional(sched, sampler, option
 @pytest.mark.parametrize(("sampler", "options"), RUNS)
 def test_the_batched_pass_also_gives_scale_0_and_1(sched, sampler, options):
     """A per-sample scale tensor always runs the one batched pass (2B examples); all zeros and
-    all ones must still give the unconditional and conditional chains (≤ 1e-6, 2D MLP)."""
+    all ones must still give the unconditional and conditional chains, to float32 rounding (a
+    batch of 2B may go through other matrix kernels than one of B: bit-identical on an AVX-512
+    CPU, ≤ 3e-7 relative on AVX2)."""
     net = _network()
     uncond = _chain(net, sched, sampler, options)
     cond = _chain(lambda x, t: net(x, t, Y), sched, sampler, options)
     zeros, ones = torch.zeros(16), torch.ones(16)
     torch.testing.assert_close(_chain(GuidedModel(net, Y, zeros), sched, sampler, options),
-                               uncond, atol=1e-6, rtol=0)
+                               uncond, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(_chain(GuidedModel(net, Y, ones), sched, sampler, options),
-                               cond, atol=1e-6, rtol=0)
+                               cond, atol=1e-6, rtol=1e-6)
 
 
 def test_scale_0_and_1_run_one_model_only(sched):
