@@ -68,6 +68,19 @@ def threads_per_job() -> int:
     return int(os.environ.get("DIFFUSION_LAB_THREADS", max(1, (os.cpu_count() or 2) // 2)))
 
 
+def worker_nice() -> int:
+    """How much lower the worker processes' CPU priority is than the server's: ``WORKER_NICE``,
+    or ``DIFFUSION_LAB_WORKER_NICE`` (0 … 19; 0: the same priority — the test suite, whose two
+    test processes would otherwise starve each other's workers)."""
+    raw = os.environ.get("DIFFUSION_LAB_WORKER_NICE", "").strip()
+    if not raw:
+        return WORKER_NICE
+    if not raw.isdigit() or not 0 <= int(raw) <= 19:
+        raise ValueError(f"DIFFUSION_LAB_WORKER_NICE must be a whole number from 0 to 19, got "
+                         f"{raw[:40]!r}")
+    return int(raw)
+
+
 def configure_threads() -> int:
     """Use :func:`threads_per_job` torch threads in this thread and in every heavy job's thread.
 
@@ -188,7 +201,7 @@ def serve(demo: gr.Blocks, **overrides) -> sessions.Janitor:
     # Heavy jobs run in a few worker processes, several jobs each, not in the server's
     # threads: beside busy threads, Python's lock slowed training ~100×
     # (diffusion_core/workflows/remote.py).
-    pool = WorkerPool(lim.workers, threads=threads_per_job(), nice=WORKER_NICE,
+    pool = WorkerPool(lim.workers, threads=threads_per_job(), nice=worker_nice(),
                       runs_per_worker=lim.runs_per_worker)
     pool.start()
     jobs.set_pool(pool)

@@ -9,6 +9,14 @@ import tempfile
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="diffusion-lab-tests-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes at once (scripts/test.sh)
+    # Each its own folder: the app's start-up and sweeps empty theirs.
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(
+        prefix=f"diffusion-lab-tests-{os.environ['PYTEST_XDIST_WORKER']}-")
+    # The app's worker processes at the test process's own priority: at the app's default
+    # (nice 10, ≈ 1/9 of a core beside busy work) the other test process starved them, and a
+    # likelihood bound that takes 10 s alone hit its 60 s limit.
+    os.environ.setdefault("DIFFUSION_LAB_WORKER_NICE", "0")
 # numpy's and scipy's OpenBLAS (scikit-learn's MLP fits, Fréchet distances) on one thread too:
 # with two threads on a 2-core machine where anything else runs (the suite's own server,
 # Chromium), OpenBLAS's spinning threads made the shape classifier's fit ~10× slower (7 s alone,

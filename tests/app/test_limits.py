@@ -209,3 +209,29 @@ def test_the_janitor_replaces_the_idle_worker_that_holds_the_most_memory(small_s
     client = _client(url)  # the fresh worker serves the next visitor
     out = client.predict(**TRAIN, api_name="/toy_train")
     assert any(isinstance(o, str) and "step 20" in o for o in out), out[1:]
+
+
+@pytest.mark.parametrize(("raw", "nice"), [(None, 10), ("", 10), ("0", 0), (" 19 ", 19)])
+def test_worker_priority_from_the_environment(monkeypatch, raw, nice):
+    import app
+
+    monkeypatch.delenv("DIFFUSION_LAB_WORKER_NICE", raising=False)
+    if raw is not None:
+        monkeypatch.setenv("DIFFUSION_LAB_WORKER_NICE", raw)
+    assert app.worker_nice() == nice
+    assert app.WORKER_NICE == 10  # the default the README states
+
+
+@pytest.mark.parametrize("raw", ["-1", "20", "abc", "1.5"])
+def test_a_bad_worker_priority_is_refused_with_its_range(monkeypatch, raw):
+    import app
+
+    monkeypatch.setenv("DIFFUSION_LAB_WORKER_NICE", raw)
+    with pytest.raises(ValueError, match="from 0 to 19"):
+        app.worker_nice()
+
+
+def test_the_served_app_runs_its_workers_at_that_priority(small_server):
+    import app
+
+    assert jobs.server_pool().nice == app.worker_nice()

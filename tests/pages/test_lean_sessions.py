@@ -62,15 +62,19 @@ def test_served_sessions_keep_no_copy_after_calls(server):
 
     import app  # noqa: F401  (app.py installs it at import)
 
+    import gc
+
+    def sessions():
+        return [o for o in gc.get_objects() if type(o) is state_holder.SessionState]
+
     assert state_holder.SessionState._dl_lean
+    before = {id(s) for s in sessions()}  # (other tests' apps in this process made some)
     client = Client(server, download_files=False, verbose=False)
     client.predict(api_name="/schedules_plot")
     client.close()
-    import gc
-
-    sessions = [o for o in gc.get_objects() if type(o) is state_holder.SessionState]
-    assert sessions, "no session found"
-    assert all(dict(s.config_values) == {} for s in sessions)
+    new = [s for s in sessions() if id(s) not in before]
+    assert new, "no session found"
+    assert all(dict(s.config_values) == {} for s in new)
 
 
 def test_the_app_has_no_deep_link_button():
