@@ -58,11 +58,11 @@ def test_a_session_starts_empty_keeps_its_state_and_no_values():
 
 
 def test_served_sessions_keep_no_copy_after_calls(server):
+    import gc
+
     from gradio_client import Client
 
     import app  # noqa: F401  (app.py installs it at import)
-
-    import gc
 
     def sessions():
         return [o for o in gc.get_objects() if type(o) is state_holder.SessionState]
