@@ -220,12 +220,19 @@ def server_pool() -> WorkerPool | None:
     return _pool
 
 
-def wait_done(request, timeout_s: float = 2.0) -> None:
+WAIT_DONE_S = 10.0
+"""How long a follow-up waits for a stopped job to hand its work back (:func:`wait_done`)."""
+
+
+def wait_done(request, timeout_s: float = WAIT_DONE_S) -> None:
     """Wait (at most ``timeout_s``) until the request's session runs no heavy job.
 
     A follow-up event after ■ Stop can start while the stopped job's generator is still being
     closed (Gradio retries the close while a step runs); a job computing in a worker process
     hands its model or frames back in that close. Follow-ups that read them call this first.
+    The close waits its turn in a worker that other runs share (a step each), so on a busy
+    server it can take seconds: with 2 s, a stopped image run beside other work once showed
+    no "■ Stopped" message and no files (the frames were not back yet).
     """
     session = getattr(request, "session_hash", None)
     if session is None:

@@ -186,6 +186,15 @@ def test_a_failing_job_releases_its_claim(caps):
     assert jobs.running("session-c") is None
 
 
+def test_a_follow_up_waits_for_a_stop_that_takes_seconds():
+    """After ■ Stop the job's work comes back when its close gets its turn in a shared worker:
+    seconds on a busy server. The follow-up (the "■ Stopped" message, the files) waits."""
+    jobs._claim("slow-stop", "testing")
+    threading.Timer(3.0, jobs._release, ["slow-stop"]).start()
+    jobs.wait_done(request("slow-stop"))
+    assert jobs.running("slow-stop") is None
+
+
 def test_a_job_nobody_drives_is_reported_once_with_where_it_waits(caps, caplog):
     """A heavy job whose generator was neither finished nor closed (past every cap) is a fault:
     the janitor logs it once, saying where the handler waits and what holds it."""

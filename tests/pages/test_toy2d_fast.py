@@ -138,7 +138,7 @@ def test_no_table_without_a_model_while_training_or_for_moved_weights(trained, m
     skip = gr.skip()
     assert handlers.field_table_view(None, 3) == skip
     request = SimpleNamespace(session_hash="h2-test")
-    monkeypatch.setattr(jobs, "wait_done", lambda request, timeout_s=2.0: None)
+    monkeypatch.setattr(jobs, "wait_done", lambda request, timeout_s=jobs.WAIT_DONE_S: None)
     monkeypatch.setattr(jobs, "running", lambda session: "training a 2D model")
     assert handlers.field_table_view(trained, 3, "learned", request) == skip
     monkeypatch.undo()
