@@ -353,6 +353,11 @@ def turn_over(queue_id: str, computed_s: float) -> str | None:
 
 
 SHORT_FIRST_S = 0.5  # a long job's step waits at most this long for short jobs to finish
+SHORT_STALE_S = 5.0
+"""A short job that has not stepped for this long no longer counts as running: one that was
+dropped without an end (its generator suspended for good, held by a reference cycle) would
+otherwise make every long step on the server wait :data:`SHORT_FIRST_S` for ever — in the
+test suite, a likelihood bound that takes 10 s did not finish in 90 s."""
 
 
 class Lane:
@@ -371,27 +376,40 @@ class Lane:
     greedy jobs.
     """
 
-    def __init__(self, *, short_first_s: float = SHORT_FIRST_S) -> None:
+    def __init__(self, *, short_first_s: float = SHORT_FIRST_S,
+                 short_stale_s: float = SHORT_STALE_S) -> None:
         self._cond = threading.Condition()
         self._busy = False
         self._tickets = 0
         self._waiting: set[tuple[float, int]] = set()
-        self._short = 0
+        self._short: dict[object, float] = {}  # short job's key → when it last stepped
         self.short_first_s = short_first_s
+        self.short_stale_s = short_stale_s
 
-    def short_started(self) -> None:
+    def short_started(self, key: object = None) -> None:
+        """Short job ``key`` steps now (called at each of its steps: it counts as running
+        while it stepped within ``short_stale_s``)."""
+        now = time.monotonic()
         with self._cond:
-            self._short += 1
+            self._short[key] = now
+            if len(self._short) > 64:  # forget jobs dropped long ago without an end
+                self._short = {k: t for k, t in self._short.items()
+                               if now - t <= 60 * self.short_stale_s}
 
-    def short_ended(self) -> None:
+    def short_ended(self, key: object = None) -> None:
         with self._cond:
-            self._short -= 1
+            self._short.pop(key, None)
             self._cond.notify_all()
+
+    def _live_shorts(self, now: float) -> int:
+        # under self._cond
+        return sum(now - t <= self.short_stale_s for t in self._short.values())
 
     @property
     def shorts(self) -> int:
-        """Short jobs running now."""
-        return self._short
+        """Short jobs running now (that stepped within ``short_stale_s``)."""
+        with self._cond:
+            return self._live_shorts(time.monotonic())
 
     @contextlib.contextmanager
     def hold(self, attained_s: float = 0.0):
@@ -407,7 +425,7 @@ class Lane:
                     self._cond.wait()
                     continue
                 left = deadline - time.monotonic()
-                if self._short > 0 and left > 0:
+                if left > 0 and self._live_shorts(time.monotonic()) > 0:
                     self._cond.wait(left)  # woken when a short job ends
                     continue
                 break
@@ -477,10 +495,14 @@ class Paced:
             self._set_short(False)
 
     def _set_short(self, short: bool) -> None:
-        """Count this job among the lane's short jobs while it is short and not over."""
-        if short != self._short:
-            self._short = short
-            (self._lane.short_started if short else self._lane.short_ended)()
+        """Count this job among the lane's short jobs while it is short and not over (each
+        short step tells the lane again: :attr:`Lane.short_stale_s`)."""
+        if short:
+            self._short = True
+            self._lane.short_started(id(self))
+        elif self._short:
+            self._short = False
+            self._lane.short_ended(id(self))
 
     def _step(self):
         t0 = thread_clock()

@@ -606,6 +606,33 @@ def test_a_long_step_waits_for_short_jobs_but_not_forever():
     assert lane.shorts == 0
 
 
+def test_a_short_job_that_stopped_stepping_no_longer_holds_long_steps_back():
+    """A short job dropped without an end (held by a reference cycle, never collected) would
+    make every long step wait for ever; once it has not stepped for ``short_stale_s`` it no
+    longer counts."""
+    lane = jobs.Lane(short_first_s=0.4, short_stale_s=0.3)
+    held = []
+
+    def steps():
+        yield 0
+        yield 1
+
+    run = jobs.paced(steps(), long_after_s=10.0, lane=lane)
+    next(run)  # short, between two steps (a cycle holds it: it is never closed)
+    held.append(run)
+    held.append(held)
+    assert lane.shorts == 1
+    time.sleep(0.35)
+    assert lane.shorts == 0
+    t0 = time.perf_counter()
+    with lane.hold(10.0):
+        pass
+    assert time.perf_counter() - t0 < 0.1  # at once, not after short_first_s
+    assert next(run) == 1 and lane.shorts == 1  # stepping again: counted again
+    run.close()
+    assert lane.shorts == 0
+
+
 def test_paced_counts_as_short_until_long_or_over():
     lane = jobs.Lane(short_first_s=0.0)
 

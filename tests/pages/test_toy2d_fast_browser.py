@@ -185,8 +185,11 @@ def test_a_late_server_answer_is_redrawn_for_the_sliders_t(page):
     _server_figure(page, 66)
     page.wait_for_timeout(500)  # any answer still on its way
     # while the keys came, the server's answers were kept, not drawn (a full redraw of this
-    # figure would hold up the next key): the newest one is drawn once the slider rests
-    assert page.evaluate("clearInterval(window.__watch) || window.__drawn") == [66]
+    # figure would hold up the next key): the newest one is drawn once the slider rests. (On a
+    # loaded machine a key can come late enough for the slider to count as resting once:
+    # [63, 66] was seen there; drawing every answer would give 6.)
+    drawn = page.evaluate("clearInterval(window.__watch) || window.__drawn")
+    assert drawn[-1] == 66 and len(drawn) <= 2, drawn
     shown = page.evaluate(f"(() => {{ const g = {FIELD}; return [g.__dlFastMeta === "
                           "g.layout.meta ? g.__dlFastT : g.layout.meta.dl_field.t, "
                           "g.querySelector('.g-gtitle .gtitle').textContent]; })()")
