@@ -8,5 +8,5 @@ export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1
 "$PY" -m ruff check .
 # Two test processes (one per core of the reference machine), whole modules each: the suite
 # computes on one thread at a time and waits on browsers and servers much of the time
-# (measured: 10.3 min instead of 17.7). TEST_PROCESSES=0 runs it in one process.
+# (measured on 2 cores: 10–12 min, against 16–18 in one). TEST_PROCESSES=0: one process.
 "$PY" -m pytest -q -n "${TEST_PROCESSES:-2}" --dist loadfile "$@"
