@@ -704,10 +704,15 @@ PATH_COLORS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000",
                "#11a579", "#3969ac", "#e73f74")
 
 
+PATH_MARKERS_ZORDER = 1  # above the samples (Plotly's default 0)
+
+
 def path_traces(paths: torch.Tensor, path_t: tuple[int, ...]) -> list[go.Scatter]:
     """The paths of the traced points through the reverse chain, ``paths [S + 1, k, 2]``
     (``paths[i]`` at ``path_t[i]``): one line per point from x_{T−1} to x_{−1}, an open
-    circle at its start and a filled diamond at its end. Hover names the point and its t."""
+    circle at its start and a filled diamond at its end, both drawn above every other trace
+    (``zorder``: the lines go under the samples, the markers over them — a path ends inside
+    the sample cloud, where its diamond was hidden). Hover names the point and its t."""
     steps, k = paths.shape[0], paths.shape[1]
     p = f32(paths)
     t = np.asarray(path_t, dtype=np.int32)
@@ -724,11 +729,13 @@ def path_traces(paths: torch.Tensor, path_t: tuple[int, ...]) -> list[go.Scatter
     traces.append(go.Scatter(
         x=starts[:, 0], y=starts[:, 1], mode="markers", name="start (pure noise)",
         marker=dict(symbol="circle-open", size=10, color=colors, line=dict(width=2)),
+        zorder=PATH_MARKERS_ZORDER,
         hovertemplate=f"start of a path: t = {path_t[0]} (pure noise)<extra></extra>"))
     traces.append(go.Scatter(
         x=ends[:, 0], y=ends[:, 1], mode="markers", name="end (sample)",
-        marker=dict(symbol="diamond", size=10, color=colors,
-                    line=dict(width=1, color="white")),
+        marker=dict(symbol="diamond", size=11, color=colors,
+                    line=dict(width=1.5, color="white")),
+        zorder=PATH_MARKERS_ZORDER,
         hovertemplate="end of a path: t = −1 (the sample)<extra></extra>"))
     return traces
 
@@ -761,7 +768,7 @@ def sample_figure(state: Toy2DSession, run: Toy2DSamples, how: str) -> AnimatedF
     last = points_trace(torch.nan_to_num(x[anim], nan=0.0), "samples", common.SAMPLE_COLOR,
                         size=4.5, opacity=0.85)
     last.hovertemplate = hovers[-1]
-    if run.paths is not None:  # under the samples: each path ends under its sample
+    if run.paths is not None:  # the lines under the samples, their ends' markers over them
         for trace in path_traces(run.paths, run.path_t):
             fig.add_trace(trace)
     fig.add_trace(last)  # the last trace: the one the frames move

@@ -245,7 +245,7 @@ def test_traced_points_keep_every_step_and_change_nothing_else(trained, pool):
         wf.Toy2DSampling(trained, settings, 10, 0, trace=wf.MAX_TRACE + 1)
 
 
-def test_sample_draws_the_paths_under_the_samples(trained):
+def test_sample_draws_the_paths_under_the_samples_and_their_ends_over_them(trained):
     fig, md = list(tab.sample(trained, "ddpm", 50, 0.0, 500, 0, False, "network", 3))[-1]
     names = [tr.name for tr in fig.data]
     assert names[0] == "training data" and names[-1] == "samples"
@@ -260,6 +260,9 @@ def test_sample_draws_the_paths_under_the_samples(trained):
     last = fig.frames[-1].data[0]
     np.testing.assert_allclose([end.x[0], end.y[0]], [last.x[0], last.y[0]], atol=1e-6)
     assert list(fig.frames[0].traces) == [len(fig.data) - 1]  # frames move the samples only
+    # the lines lie under the samples, the start and end markers over them
+    assert start.zorder == end.zorder == 1 and not fig.data[-1].zorder
+    assert all(not tr.zorder for tr in lines)
     assert "paths of 3 points through all 50 steps" in md
     # no paths asked (0 or an empty box): none drawn
     fig0, _ = list(tab.sample(trained, "ddpm", 50, 0.0, 500, 0, False, "network", None))[-1]
