@@ -61,7 +61,11 @@ def test_bound_button_computes_and_draws(page):
     page.get_by_text("How well does it model the data?").first.click()
     page.get_by_role("button", name="Compute the likelihood bound").click()
     page.get_by_text("bound, bits/dim ± s.e.", exact=False).first.wait_for(timeout=90_000)
-    page.get_by_text("Done in", exact=False).first.wait_for(timeout=90_000)
+    # Done, or — on a loaded machine (the other test process, the suite's soak) — stopped at
+    # the server's 60 s limit with the estimate so far: either way it computed and draws.
+    # (That the bound completes and what it says: tests/pages/test_sampler_why.py.)
+    page.wait_for_function("/✓ Done in|■ Stopped at/.test(document.body.innerText)",
+                           timeout=120_000)
     page.wait_for_timeout(1000)
     n_plots = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')]"
                             ".filter(p => p.offsetParent !== null).length")
