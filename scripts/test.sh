@@ -6,7 +6,8 @@ PY=${PYTHON:-python3}
 bash scripts/setup.sh --test
 export GRADIO_ANALYTICS_ENABLED=False HF_HUB_DISABLE_TELEMETRY=1
 "$PY" -m ruff check .
-# Two test processes (one per core of the reference machine), whole modules each: the suite
-# computes on one thread at a time and waits on browsers and servers much of the time
-# (measured on 2 cores: 10–12 min, against 16–18 in one). TEST_PROCESSES=0: one process.
-"$PY" -m pytest -q -n "${TEST_PROCESSES:-2}" --dist loadfile "$@"
+# One test process by default. TEST_PROCESSES=2 runs two (pytest-xdist: the modules that
+# serve the app or drive a browser one after the other in one, every other module beside them
+# in the other, tests/conftest.py): about 11 min instead of 16 on 2 cores, but there browser
+# tests of tab 4 have timed out, their long jobs stalled, for a reason not yet found.
+"$PY" -m pytest -q -n "${TEST_PROCESSES:-0}" --dist loadgroup "$@"
