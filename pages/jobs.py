@@ -230,9 +230,9 @@ def wait_done(request, timeout_s: float = WAIT_DONE_S) -> None:
     A follow-up event after ■ Stop can start while the stopped job's generator is still being
     closed (Gradio retries the close while a step runs); a job computing in a worker process
     hands its model or frames back in that close. Follow-ups that read them call this first.
-    The close waits its turn in a worker that other runs share (a step each), so on a busy
-    server it can take seconds: with 2 s, a stopped image run beside other work once showed
-    no "■ Stopped" message and no files (the frames were not back yet).
+    The close waits its turn in a worker that other runs share (a step each of up to
+    ``runs_per_worker`` runs), so on a busy server it can take seconds, not the 2 s this
+    waited before.
     """
     session = getattr(request, "session_hash", None)
     if session is None:
