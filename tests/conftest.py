@@ -14,8 +14,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes at once (scripts
     os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(
         prefix=f"diffusion-lab-tests-{os.environ['PYTEST_XDIST_WORKER']}-")
     # The app's worker processes at the test process's own priority: at the app's default
-    # (nice 10, ≈ 1/9 of a core beside busy work) the other test process starved them, and a
-    # likelihood bound that takes 10 s alone hit its 60 s limit.
+    # (nice 10, ≈ 1/9 of a core beside busy work) the other test process would starve them.
     os.environ.setdefault("DIFFUSION_LAB_WORKER_NICE", "0")
 # numpy's and scipy's OpenBLAS (scikit-learn's MLP fits, Fréchet distances) on one thread too:
 # with two threads on a 2-core machine where anything else runs (the suite's own server,
@@ -71,24 +70,3 @@ def browser():
         yield b
         b.close()
 
-
-# Fixtures that serve the app or drive a browser: the modules using them run in one test
-# process, one after the other (see pytest_collection_modifyitems).
-SERVED_FIXTURES = {"server", "browser", "small_server", "soak_results"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``scripts/test.sh``: ``-n 2 --dist loadgroup``), every module that
-    serves the app or drives a browser, and everything under ``tests/app/``, is one group: they
-    run in one process one after the other, as in a single-process run, since their waits and
-    the app's time limits assume a machine not also running another of them (run side by side,
-    a likelihood bound that takes 10 s alone missed its 60 s limit). Each other module is a
-    group of its own (its module fixtures built once), run in the other process beside them."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    served = {item.nodeid.split("::")[0] for item in items
-              if item.nodeid.startswith("tests/app/")
-              or SERVED_FIXTURES.intersection(item.fixturenames)}
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group("served-app" if module in served else module))
